@@ -1,0 +1,132 @@
+"""The app factory and its lifespan, which owns every engine, client and key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from gateway.auth.clients import ClientRegistry
+from gateway.auth.keys import KeyStore
+from gateway.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.auth.routes import router as auth_router
+from gateway.auth.server import GatewayAuthorizationServer
+from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.db import create_db_engine, make_session_factory
+from gateway.errors import install_error_handlers
+from gateway.health.routes import router as health_router
+from gateway.observability.logging import configure_logging
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.middleware import GatewayMiddleware
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger(__name__)
+
+_EXTERNAL_JWKS_REFRESH_SECONDS = 300.0
+
+
+def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
+    engine = create_db_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
+    keys = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    clients = ClientRegistry(factory, max_age_seconds=settings.client_cache_seconds)
+    external = None
+    if settings.external_issuer and settings.external_jwks_url:
+        external = ExternalKeys(
+            settings.external_issuer, settings.external_audience or settings.audience
+        )
+    issuer = TokenIssuer(
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    verifier = TokenVerifier(
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        client_lookup=clients.get,
+        external=external,
+        cache_size=settings.token_cache_size,
+    )
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=factory,
+        keys=keys,
+        clients=clients,
+        token_issuer=issuer,
+        token_verifier=verifier,
+        auth_server=GatewayAuthorizationServer(factory, issuer),
+        rate_limiter=limiter,
+        metrics=metrics,
+        http=httpx.AsyncClient(timeout=httpx.Timeout(5.0)),
+        external_keys=external,
+    )
+
+
+async def _refresh_external_keys(runtime: Runtime) -> None:
+    external, url = runtime.external_keys, runtime.settings.external_jwks_url
+    assert external is not None
+    assert url is not None
+    while True:
+        try:
+            response = await runtime.http.get(url)
+            response.raise_for_status()
+            external.update(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("external JWKS fetch failed", url=url, error=str(exc))
+        await asyncio.sleep(_EXTERNAL_JWKS_REFRESH_SECONDS if external.key_set else 5.0)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    metrics = GatewayMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.check_production_ready()
+        runtime = build_runtime(settings, metrics)
+        app.state.runtime = runtime
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            runtime.keys.load()
+            await run_in_threadpool(runtime.clients.refresh)
+            if runtime.external_keys is not None:
+                tasks.append(asyncio.create_task(_refresh_external_keys(runtime)))
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await runtime.http.aclose()
+            await runtime.rate_limiter.close()
+            runtime.engine.dispose()
+
+    app = FastAPI(
+        title="政法跨部门数据共享网关 · Cross-agency data-sharing gateway",
+        version="0.1.0",
+        summary="One REST API for police, procuratorates, courts, prisons and justice "
+        "administration to share case data under one standard, a negative list and a "
+        "permissions list, with a tamper-evident audit log.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(health_router)
+    app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,80 @@
+"""Route-level authentication: ``Annotated`` dependencies that say who may call a route.
+
+    async def route(caller: ExchangeClient) -> ...
+
+verifies the bearer token, checks the client is still enabled, requires the
+``exchange`` scope and applies the client's rate limit. The dependency records
+its scope on itself, so a test can prove every protected route declares one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from gateway.auth.ratelimit import retry_after_header
+from gateway.auth.scopes import Scope
+from gateway.auth.tokens import Principal, TokenError
+from gateway.errors import InsufficientScope, RateLimited, Unauthorized
+from gateway.runtime import Runtime, get_runtime
+
+__all__ = [
+    "AnyClient",
+    "AuditReader",
+    "ExchangeClient",
+    "PolicyAdmin",
+    "RuntimeDep",
+    "authenticate",
+    "require_scope",
+]
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+_bearer = HTTPBearer(auto_error=False, description="OAuth2 access token from POST /oauth/token")
+
+
+async def authenticate(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("a Bearer access token is required")
+    if runtime.clients.stale:
+        await run_in_threadpool(runtime.clients.refresh)
+    try:
+        principal = runtime.token_verifier.verify(credentials.credentials)
+    except TokenError as exc:
+        raise Unauthorized(str(exc)) from exc
+    request.state.client_id = principal.client_id
+    request.state.agency = principal.agency
+    client = runtime.clients.get(principal.client_id)
+    rate = (client.rate_limit_per_second if client else None) or (
+        runtime.settings.rate_limit_per_second
+    )
+    burst = (client.rate_limit_burst if client else None) or runtime.settings.rate_limit_burst
+    retry_after = await runtime.rate_limiter.hit(principal.client_id, rate, burst)
+    if retry_after is not None:
+        raise RateLimited(retry_after_header(retry_after))
+    return principal
+
+
+def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        return principal
+
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+AnyClient = Annotated[Principal, Depends(authenticate)]
+ExchangeClient = Annotated[Principal, Depends(require_scope(Scope.EXCHANGE))]
+PolicyAdmin = Annotated[Principal, Depends(require_scope(Scope.POLICY_ADMIN))]
+AuditReader = Annotated[Principal, Depends(require_scope(Scope.AUDIT_READ))]

@@ -1,0 +1,163 @@
+"""Token endpoint, discovery documents, JWKS and ``/v1/me``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gateway.auth.deps import AnyClient, RuntimeDep
+from gateway.auth.keys import SIGNING_ALG
+from gateway.auth.scopes import ALL_SCOPES
+from gateway.auth.server import TOKEN_AUTH_METHODS, TokenRequest
+from gateway.errors import PROBLEM_CONTENT_TYPE
+from gateway.responses import JSONResponse
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+_TOKEN_FORM_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            _FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "scope": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class OAuthErrorBody(BaseModel):
+    error: str
+    error_description: str | None = None
+
+
+class MeResponse(BaseModel):
+    client_id: str
+    name: str
+    agency: str
+    scopes: list[str]
+    issuer: str
+    expires_at: int
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    headers = dict(_NO_STORE)
+    if error == "invalid_client":
+        headers["WWW-Authenticate"] = 'Basic realm="gateway", charset="UTF-8"'
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
+
+
+def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]] | Response:
+    if content_type.split(";")[0].strip().lower() != _FORM_TYPE:
+        return _oauth_error(400, "invalid_request", f"the body must be {_FORM_TYPE}")
+    try:
+        text = body.decode("utf-8")
+        form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+    except (UnicodeDecodeError, ValueError):
+        return _oauth_error(400, "invalid_request", "the form body is malformed")
+    repeated = sorted(name for name, values in form.items() if len(values) > 1)
+    if repeated:
+        # RFC 6749 §3.2: request parameters MUST NOT be included more than once.
+        return _oauth_error(400, "invalid_request", f"repeated parameter(s): {repeated}")
+    return form
+
+
+@router.post(
+    "/oauth/token",
+    tags=["auth"],
+    summary="Issue an access token (OAuth2 client credentials)",
+    response_model=TokenResponse,
+    responses={
+        400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error"},
+        401: {"model": OAuthErrorBody, "description": "invalid_client"},
+        413: {"description": "body too large", "content": {PROBLEM_CONTENT_TYPE: {}}},
+    },
+    openapi_extra=_TOKEN_FORM_SCHEMA,
+)
+async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
+    form = _parse_form(request.headers.get("content-type", ""), await request.body())
+    if isinstance(form, Response):
+        return form
+    url = request.url
+    if not runtime.settings.require_https:
+        # TLS is terminated in front of the gateway (or this is a loopback demo); authlib's
+        # transport check would otherwise refuse every plain-HTTP hop.
+        url = url.replace(scheme="https")
+    elif url.scheme != "https":
+        return _oauth_error(400, "invalid_request", "the token endpoint requires https")
+    oauth_request = TokenRequest("POST", str(url), request.headers, form)
+    status, body, headers = await run_in_threadpool(
+        runtime.auth_server.create_token_response, oauth_request
+    )
+    if isinstance(body, dict) and body.get("error") == "invalid_client":
+        return _oauth_error(
+            401, "invalid_client", "client authentication failed (unknown, wrong or disabled)"
+        )
+    response_headers = {**dict(headers), **_NO_STORE}
+    response_headers.pop("Content-Type", None)
+    return JSONResponse(body, status_code=status, headers=response_headers)
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")
+async def jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.keys.public_jwks()
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    tags=["auth"],
+    summary="Authorization server metadata (RFC 8414)",
+)
+async def authorization_server_metadata(runtime: RuntimeDep) -> dict[str, Any]:
+    issuer = runtime.settings.issuer
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "scopes_supported": sorted(ALL_SCOPES),
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_signing_alg_values_supported": [SIGNING_ALG],
+        "service_documentation": f"{issuer}/docs",
+    }
+
+
+@router.get("/v1/me", tags=["auth"], summary="Who the caller's token says it is")
+async def me(caller: AnyClient) -> MeResponse:
+    return MeResponse(
+        client_id=caller.client_id,
+        name=caller.name,
+        agency=caller.agency,
+        scopes=sorted(caller.scopes),
+        issuer=caller.issuer,
+        expires_at=caller.expires_at,
+    )

@@ -1,0 +1,272 @@
+"""The ``gateway`` command.
+
+Exit codes: 0 success · 1 the operation failed (e.g. database unreachable) ·
+2 bad usage, invalid input or a configuration the gateway refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.auth.clients import ClientError, ClientService
+from gateway.auth.keys import KeyStore, KeyStoreError
+from gateway.auth.scopes import ALL_SCOPES
+from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.demo import run_demo
+from gateway.migrate import current_revision, upgrade
+from gateway.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_T = TypeVar("_T")
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CommandError(f"invalid GATEWAY_* settings:\n{exc}", EXIT_USAGE) from exc
+
+
+def _client_service_run(settings: Settings, action: Callable[[ClientService], _T]) -> _T:
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            return action(ClientService(session))
+    except ClientError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    except SQLAlchemyError as exc:
+        raise CommandError(
+            f"database error: {exc.__class__.__name__}: {exc}; did you run `gateway db upgrade`?"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    try:
+        settings.check_production_ready()
+    except SettingsError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
+    workers = args.workers or settings.workers
+    if workers > 1 and not settings.redis_url:
+        raise CommandError(
+            "several workers need GATEWAY_REDIS_URL so that rate limits hold across them",
+            EXIT_USAGE,
+        )
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=True,
+        server_header=False,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+
+    return run_demo(Path(args.data_dir), args.host, args.port)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+
+    settings = _settings()
+    try:
+        upgrade(settings, args.revision)
+        print(f"database at revision {current_revision(settings)}")
+    except SQLAlchemyError as exc:
+        raise CommandError(f"migration failed: {exc}") from exc
+    return EXIT_OK
+
+
+def cmd_clients_add(args: argparse.Namespace) -> int:
+    scopes = [s for item in args.scopes for s in item.replace(",", " ").split()]
+    issued = _client_service_run(
+        _settings(),
+        lambda service: service.register(
+            name=args.name,
+            agency=args.agency,
+            scopes=scopes,
+            force_combined_roles=args.force_combined_roles,
+            rate_limit_per_second=args.rate_limit,
+            rate_limit_burst=args.burst,
+        ),
+    )
+    print(
+        json.dumps(
+            {
+                "client_id": issued.client_id,
+                "client_secret": issued.client_secret,
+                "name": issued.name,
+                "agency": issued.agency,
+                "scopes": issued.scopes,
+                "note": "the secret is shown once; store it now",
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_clients_list(args: argparse.Namespace) -> int:
+    clients = _client_service_run(_settings(), lambda service: service.list())
+    rows: list[dict[str, Any]] = [
+        {
+            "client_id": c.client_id,
+            "name": c.name,
+            "agency": c.agency,
+            "scopes": sorted(c.scopes),
+            "disabled": c.disabled,
+            "rate_limit_per_second": c.rate_limit_per_second,
+        }
+        for c in clients
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for row in rows:
+            state = "disabled" if row["disabled"] else "enabled"
+            print(
+                f"{row['client_id']}  {row['name']:<20} {row['agency']}  {state:<8} "
+                f"{' '.join(row['scopes'])}"
+            )
+    return EXIT_OK
+
+
+def cmd_clients_disable(args: argparse.Namespace) -> int:
+    info = _client_service_run(_settings(), lambda service: service.disable(args.client))
+    print(
+        f"disabled {info.client_id} ({info.name}); its live tokens stop working within "
+        f"{_settings().client_cache_seconds:g} s"
+    )
+    return EXIT_OK
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    store = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    try:
+        kid = store.rotate()
+    except (KeyStoreError, OSError) as exc:
+        raise CommandError(f"key rotation failed: {exc}") from exc
+    print(
+        f"new signing key {kid} at {settings.resolved_keys_path}; older keys verify until "
+        f"their tokens expire ({settings.token_ttl_seconds} s)"
+    )
+    return EXIT_OK
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Cross-agency data-sharing gateway for political-legal agencies. "
+        "Configuration comes from GATEWAY_* environment variables (see README).",
+        epilog="exit codes: 0 ok, 1 operation failed, 2 bad usage or refused configuration",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway (production; config from env)")
+    serve.add_argument("--host", help="bind address (default GATEWAY_HOST)")
+    serve.add_argument("--port", type=int, help="port (default GATEWAY_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (default GATEWAY_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="run a self-contained demo on SQLite")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--data-dir",
+        default="var/demo",
+        help="where the database, keys and demo.json go (default var/demo)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    db_upgrade = db.add_parser("upgrade", help="run the migrations up to a revision")
+    db_upgrade.add_argument("--revision", default="head")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION"
+    )
+    add = clients.add_parser("add", help="register a client; prints its secret once, as JSON")
+    add.add_argument("--name", required=True)
+    add.add_argument("--agency", required=True, help="agency code, e.g. GA640104")
+    add.add_argument(
+        "--scopes",
+        nargs="+",
+        required=True,
+        metavar="SCOPE",
+        help=f"one or more of: {', '.join(sorted(ALL_SCOPES))}",
+    )
+    add.add_argument(
+        "--force-combined-roles",
+        action="store_true",
+        help="allow policy:admin together with audit:read (not recommended)",
+    )
+    add.add_argument("--rate-limit", type=float, help="requests per second for this client")
+    add.add_argument("--burst", type=int, help="burst size for this client")
+    add.set_defaults(func=cmd_clients_add)
+    lst = clients.add_parser("list", help="list clients")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_clients_list)
+    disable = clients.add_parser("disable", help="disable a client by id or name")
+    disable.add_argument("client")
+    disable.set_defaults(func=cmd_clients_disable)
+
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    rotate = keys.add_parser("rotate", help="make a new signing key (creates the first one)")
+    rotate.set_defaults(func=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CommandError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``gateway demo``: a whole working gateway on an embedded SQLite, for a newcomer.
+
+It migrates the database in DIR, makes keys in DIR, registers the demo clients
+(fresh secrets on every start), writes ``DIR/demo.json`` and serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.auth.clients import ClientService, IssuedCredentials
+from gateway.auth.keys import KeyStore
+from gateway.auth.scopes import Scope
+from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.migrate import upgrade
+from gateway.settings import Mode, Settings
+
+__all__ = ["DEMO_CLIENTS", "DemoSetup", "prepare_demo", "run_demo", "try_it_text"]
+
+DEMO_CLIENTS: dict[str, tuple[str, list[str]]] = {
+    "public_security": ("GA640104", [Scope.EXCHANGE]),
+    "procuratorate": ("JC640104", [Scope.EXCHANGE]),
+    "court": ("FY640104", [Scope.EXCHANGE]),
+    "prison": ("JY640001", [Scope.EXCHANGE]),
+    "justice": ("SF640104", [Scope.EXCHANGE]),
+    "regulator": ("ZF640000", [Scope.AUDIT_READ]),
+    "policy_admin": ("ZF640000", [Scope.POLICY_ADMIN]),
+    "policy_approver": ("ZF640000", [Scope.POLICY_ADMIN]),
+}
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    settings: Settings
+    document: dict[str, Any]
+    path: Path
+
+
+def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
+    return Settings(
+        mode=Mode.DEMO,
+        data_dir=data_dir,
+        issuer=f"http://{host}:{port}",
+        log_json=False,
+        host=host,
+        port=port,
+    )
+
+
+def _register(settings: Settings) -> dict[str, IssuedCredentials]:
+    engine = create_db_engine(settings.resolved_database_url)
+    issued: dict[str, IssuedCredentials] = {}
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            service = ClientService(session)
+            existing = {info.name for info in service.list()}
+            for name, (agency, scopes) in DEMO_CLIENTS.items():
+                if name in existing:
+                    issued[name] = service.reset_secret(name)
+                else:
+                    issued[name] = service.register(name=name, agency=agency, scopes=scopes)
+    finally:
+        engine.dispose()
+    return issued
+
+
+def _examples() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "who-am-i",
+            "client": "court",
+            "method": "GET",
+            "path": "/v1/me",
+            "headers": {},
+            "expect_status": 200,
+            "note": "any valid token: shows the client id, agency and scopes",
+        },
+        {
+            "name": "me-without-token",
+            "client": None,
+            "method": "GET",
+            "path": "/v1/me",
+            "headers": {},
+            "expect_status": 401,
+            "note": 'no token: 401 with WWW-Authenticate: Bearer error="invalid_token"',
+        },
+    ]
+
+
+def prepare_demo(data_dir: Path, host: str, port: int) -> DemoSetup:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = demo_settings(data_dir, host, port)
+    upgrade(settings)
+    KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+    issued = _register(settings)
+    document: dict[str, Any] = {
+        "base_url": settings.issuer,
+        "clients": {
+            name: {
+                "client_id": cred.client_id,
+                "client_secret": cred.client_secret,
+                "agency": cred.agency,
+                "scopes": cred.scopes,
+            }
+            for name, cred in issued.items()
+        },
+        "agency_systems": {},
+        "examples": _examples(),
+    }
+    path = data_dir / "demo.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, ensure_ascii=False, indent=2)
+    return DemoSetup(settings, document, path)
+
+
+def try_it_text(setup: DemoSetup) -> str:
+    base = setup.document["base_url"]
+    court = setup.document["clients"]["court"]
+    demo_json = shlex.quote(str(setup.path))
+    return f"""
+Gateway demo is starting at {base}  (API docs: {base}/docs)
+Clients and secrets: {setup.path}
+
+Try it:
+  TOKEN=$(curl -s -u {court["client_id"]}:{court["client_secret"]} \\
+      -d grant_type=client_credentials {base}/oauth/token \\
+      | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
+  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/me
+  curl -s {base}/.well-known/oauth-authorization-server
+  curl -s {base}/readyz
+
+Every example with its expected status: python3 -m json.tool {demo_json}
+"""
+
+
+def run_demo(data_dir: Path, host: str, port: int) -> int:
+    setup = prepare_demo(data_dir, host, port)
+    print(try_it_text(setup), file=sys.stderr, flush=True)
+    config = uvicorn.Config(
+        create_app(setup.settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+        access_log=False,
+        log_level="warning",
+    )
+    uvicorn.Server(config).run()
+    return 0

@@ -1,0 +1,292 @@
+"""Domain errors and their one rendering: RFC 9457 ``application/problem+json``.
+
+Hierarchy (each class knows its HTTP status)::
+
+    GatewayError
+    ├── BadRequest                 400
+    │   └── InvalidHeader          400  a malformed X-* header
+    ├── Unauthorized               401  with WWW-Authenticate
+    ├── Forbidden                  403
+    │   └── InsufficientScope      403  with WWW-Authenticate error="insufficient_scope"
+    ├── NotFound                   404
+    ├── Conflict                   409
+    ├── PayloadTooLarge            413
+    ├── UnprocessableContent       422  ``errors`` lists the offending fields
+    ├── RateLimited                429  with Retry-After
+    ├── ServiceUnavailable         503
+    └── UpstreamError              502  names the agency
+        └── UpstreamTimeout        504
+
+Routes raise these; :func:`install_error_handlers` renders every one of them, and
+also Starlette's HTTP errors, request-validation errors and anything unexpected
+(as a bare 500 problem without internals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from gateway.observability.context import current_request_id
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "BadRequest",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "GatewayError",
+    "InsufficientScope",
+    "InvalidHeader",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnprocessableContent",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "install_error_handlers",
+    "problem_response",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+log = structlog.get_logger(__name__)
+
+FieldError = Mapping[str, Any]
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class BadRequest(GatewayError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class InvalidHeader(BadRequest):
+    slug = "invalid-header"
+    title = "Invalid request header"
+
+    def __init__(self, header: str, detail: str) -> None:
+        super().__init__(detail, extra={"header": header})
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    slug = "invalid-token"
+    title = "Invalid or missing access token"
+
+    def __init__(self, detail: str = "the access token is missing, invalid or expired") -> None:
+        challenge = 'Bearer error="invalid_token"'
+        super().__init__(
+            detail,
+            headers={"WWW-Authenticate": f'{challenge}, error_description="{_quote(detail)}"'},
+        )
+
+
+class Forbidden(GatewayError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+    def __init__(self, required: str) -> None:
+        super().__init__(
+            f"this route needs scope {required!r}",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required}"'},
+            extra={"required_scope": required},
+        )
+
+
+class NotFound(GatewayError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnprocessableContent(GatewayError):
+    status = 422
+    slug = "validation-error"
+    title = "Invalid request"
+
+    def __init__(self, detail: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(detail, extra={"errors": [dict(e) for e in errors]})
+
+
+class RateLimited(GatewayError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"rate limit exceeded; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    slug = "upstream-error"
+    title = "Agency system error"
+
+    def __init__(self, agency: str, detail: str, **extra: Any) -> None:
+        super().__init__(f"{agency}: {detail}", extra={"agency": agency, **extra})
+        self.agency = agency
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    slug = "upstream-timeout"
+    title = "Agency system timed out"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    request_id = current_request_id()
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+    }
+    if extra:
+        body.update(extra)
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+_STARLETTE_SLUGS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one renderer for every error the app can raise."""
+
+    async def on_gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            slug=exc.slug,
+            instance=request.url.path,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _STARLETTE_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            exc.status_code,
+            title,
+            detail,
+            slug=slug,
+            instance=request.url.path,
+            headers=exc.headers,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ())),
+                "reason": err.get("msg", "invalid"),
+            }
+            for err in exc.errors()
+        ]
+        names = ", ".join(e["field"] for e in errors) or "request"
+        return problem_response(
+            422,
+            "Invalid request",
+            f"invalid value for {names}",
+            slug="validation-error",
+            instance=request.url.path,
+            extra={"errors": errors},
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(
+            500,
+            "Internal error",
+            "the gateway failed to handle this request; quote the request id to the operators",
+            slug="internal-error",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

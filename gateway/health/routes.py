@@ -1,0 +1,55 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gateway.auth.deps import RuntimeDep
+from gateway.auth.keys import KeyStoreError
+from gateway.db import ping
+from gateway.responses import JSONResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Database, signing key and agency systems are usable",
+    responses={503: {"description": "a dependency is not ready"}},
+)
+async def readyz(runtime: RuntimeDep) -> Response:
+    checks: dict[str, Any] = {}
+    try:
+        await run_in_threadpool(ping, runtime.engine)
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any driver error means "not ready", never a 500
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        checks["signing_key"] = {"ok": True, "kid": runtime.keys.load().active_kid}
+    except KeyStoreError as exc:
+        checks["signing_key"] = {"ok": False, "error": str(exc)}
+    if runtime.external_keys is not None:
+        checks["external_issuer"] = {"ok": runtime.external_keys.key_set is not None}
+    for name, check in runtime.readiness_checks.items():
+        checks[name] = await check()
+    ready = all(check.get("ok", False) for check in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not-ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

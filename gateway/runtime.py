@@ -1,0 +1,50 @@
+"""What the lifespan builds and every request shares: engines, registries, clients, keys.
+
+Domain packages grow their own parts here (policy set, adapters, audit writer) so
+that the app factory owns one object with one shutdown order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
+
+from gateway.auth.clients import ClientRegistry
+from gateway.auth.keys import KeyStore
+from gateway.auth.ratelimit import RateLimiter
+from gateway.auth.server import GatewayAuthorizationServer
+from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.observability.metrics import GatewayMetrics
+from gateway.settings import Settings
+
+__all__ = ["Runtime", "get_runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    keys: KeyStore
+    clients: ClientRegistry
+    token_issuer: TokenIssuer
+    token_verifier: TokenVerifier
+    auth_server: GatewayAuthorizationServer
+    rate_limiter: RateLimiter
+    metrics: GatewayMetrics
+    http: httpx.AsyncClient
+    external_keys: ExternalKeys | None = None
+    readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+
+
+def get_runtime(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime

@@ -1,0 +1,127 @@
+"""Gateway configuration, read from ``GATEWAY_*`` environment variables.
+
+Settings are grouped by concern (database, tokens, limits, …) but live in one
+``Settings`` object so that one environment maps to one validated value.
+Outside demo mode :func:`Settings.check_production_ready` refuses placeholder
+values with a message that says what to set.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["REPO_ROOT", "Mode", "Settings", "SettingsError"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo"}
+
+
+class SettingsError(Exception):
+    """The configuration cannot run the gateway; the message says what to set."""
+
+
+class Mode(StrEnum):
+    PRODUCTION = "production"
+    DEMO = "demo"
+    TEST = "test"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=None, extra="ignore", frozen=True
+    )
+
+    mode: Mode = Mode.PRODUCTION
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file gateway.db in data_dir",
+    )
+    policy_dir: Path = REPO_ROOT / "policies"
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    agencies_dir: Path = REPO_ROOT / "adapters" / "agencies"
+
+    # Tokens
+    keys_path: Path | None = Field(
+        default=None, description="private JWK set file; default: data_dir/keys/signing-keys.json"
+    )
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "zhengfa-gateway"
+    token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 300
+    token_cache_size: Annotated[int, Field(ge=0)] = 10_000
+    require_https: bool = False
+    # One external identity provider may be trusted, by its JWKS URL.
+    external_issuer: str | None = None
+    external_jwks_url: str | None = None
+    external_audience: str | None = None
+    # How long a disabled client's already-issued tokens may still pass.
+    client_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+
+    # Limits
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    rate_limit_per_second: Annotated[float, Field(gt=0)] = 200.0
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 400
+    redis_url: str | None = Field(
+        default=None, description="shared rate-limit state for several workers or hosts"
+    )
+
+    # Operations
+    log_level: str = "INFO"
+    log_json: bool = True
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+    # Upstream agency credentials, e.g. GATEWAY_UPSTREAM_SECRETS='{"public_security": "…"}'
+    upstream_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("issuer")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_keys_path(self) -> Path:
+        return self.keys_path or self.data_dir / "keys" / "signing-keys.json"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.mode is not Mode.PRODUCTION
+
+    def check_production_ready(self) -> None:
+        """Raise :class:`SettingsError` listing every missing or placeholder value."""
+        if self.is_demo:
+            return
+        problems: list[str] = []
+        if self.database_url is None:
+            problems.append("GATEWAY_DATABASE_URL is not set (e.g. postgresql+psycopg://…)")
+        if self.issuer == Settings.model_fields["issuer"].default:
+            problems.append("GATEWAY_ISSUER is the loopback default; set the public https URL")
+        elif not self.issuer.startswith("https://"):
+            problems.append("GATEWAY_ISSUER must be an https:// URL in production")
+        if not self.resolved_keys_path.is_file():
+            problems.append(
+                f"no signing keys at {self.resolved_keys_path}: run `gateway keys rotate` "
+                "or set GATEWAY_KEYS_PATH"
+            )
+        for agency, secret in self.upstream_secrets.items():
+            if secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                problems.append(f"GATEWAY_UPSTREAM_SECRETS[{agency}] is a placeholder")
+        if bool(self.external_issuer) != bool(self.external_jwks_url):
+            problems.append("set GATEWAY_EXTERNAL_ISSUER and GATEWAY_EXTERNAL_JWKS_URL together")
+        if problems:
+            raise SettingsError(
+                "refusing to start outside demo mode:\n  - " + "\n  - ".join(problems)
+            )

@@ -1,0 +1,171 @@
+"""Shared fixtures: a database per backend, and a running gateway app on it.
+
+Every test that takes ``database_url`` runs on SQLite and on PostgreSQL. The
+PostgreSQL server is GATEWAY_TEST_POSTGRES_URL (default: the local trust-auth
+server, database ``test``); each test gets its own schema, dropped afterwards.
+Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.auth.clients import ClientService, IssuedCredentials
+from gateway.auth.keys import KeyStore
+from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.migrate import upgrade
+from gateway.settings import Mode, Settings
+
+POSTGRES_URL = os.environ.get(
+    "GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_ISSUER = "http://testserver"
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except OperationalError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    schema = f"gw_test_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_server)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "mode": Mode.TEST,
+        "data_dir": tmp_path,
+        "database_url": database_url,
+        "issuer": TEST_ISSUER,
+        "log_json": True,
+        "log_level": "WARNING",
+        "client_cache_seconds": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Gateway:
+    """A migrated database, keys, registered clients and a started app."""
+
+    settings: Settings
+    client: TestClient
+    clients: dict[str, IssuedCredentials] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, name: str, scope: str | None = None) -> str:
+        key = f"{name}:{scope}"
+        if key not in self._tokens:
+            cred = self.clients[name]
+            form = {"grant_type": "client_credentials"}
+            if scope:
+                form["scope"] = scope
+            response = self.client.post(
+                "/oauth/token", data=form, auth=(cred.client_id, cred.client_secret)
+            )
+            assert response.status_code == 200, response.text
+            self._tokens[key] = response.json()["access_token"]
+        return self._tokens[key]
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(name)}"}
+
+    def register(self, name: str, agency: str, scopes: list[str], **kw: Any) -> IssuedCredentials:
+        engine = create_db_engine(self.settings.resolved_database_url)
+        try:
+            with session_scope(make_session_factory(engine)) as session:
+                cred = ClientService(session).register(
+                    name=name, agency=agency, scopes=scopes, **kw
+                )
+        finally:
+            engine.dispose()
+        self.clients[name] = cred
+        return cred
+
+
+STANDARD_TEST_CLIENTS: dict[str, tuple[str, list[str]]] = {
+    "police": ("GA640104", ["exchange"]),
+    "court": ("FY640104", ["exchange"]),
+    "regulator": ("ZF640000", ["audit:read"]),
+    "admin": ("ZF640000", ["policy:admin"]),
+}
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[TestClient] = []
+
+    def factory(database_url: str | None = None, **overrides: Any) -> Gateway:
+        url = database_url or f"sqlite:///{tmp_path / 'gateway.db'}"
+        settings = make_settings(tmp_path, url, **overrides)
+        upgrade(settings)
+        KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+        gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
+        for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():
+            gateway.register(name, agency, scopes)
+        gateway.client.__enter__()
+        started.append(gateway.client)
+        return gateway
+
+    yield factory
+    for client in started:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Gateway], database_url: str) -> Gateway:
+    """A started gateway on each database backend."""
+    return make_gateway(database_url)
+
+
+@pytest.fixture
+def sqlite_gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    """A started gateway on SQLite only, for behaviour that does not depend on the backend."""
+    return make_gateway()
