@@ -1,0 +1,404 @@
+"""Load the unified sharing standard from ``policies/standard/``.
+
+Directory layout (anything else ending in ``.yaml``/``.yml`` is an error; dot-files and
+non-YAML files such as ``README.md`` are ignored)::
+
+    standard.yaml            header (id, title, edition, description)
+    agencies.yaml            kinds: [...], agencies: [...]
+    purposes.yaml            purposes: [...]
+    code_tables/<id>.yaml    one code table per file, file stem == id
+    resources/<name>.yaml    one resource type per file, file stem == name
+
+Contract of :func:`load_standard`: it returns a fully cross-checked :class:`Standard` with
+record checkers precompiled, or raises :class:`StandardError` listing every problem found, each
+with file, 1-based line and column where the YAML parser can tell.
+
+Cross-file checks: agency kinds and prefixes unique; agency kind exists, code prefix matches
+the kind, division is in code table ``division``; codes match the table's ``code_pattern``;
+resource owner is an agency kind; ``id_field`` is a required non-list field; ``code_table`` and
+``agency_kind`` references exist; every resource type except ``case`` has a required string
+field ``case_id``; ``case`` has a list field ``handling_agencies`` of agency codes.
+
+``Standard.version`` is ``"sha256:" + hex`` of: for each YAML file in sorted relative POSIX
+path order, ``"<path>\\n<byte length>\\n"`` + contents (CRLF normalised to LF) + ``"\\n"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.standard._yaml import YamlDocument, YamlPath, read_yaml
+from gateway.standard.errors import StandardError, StandardProblem
+from gateway.standard.model import (
+    Agency,
+    AgencyKind,
+    CodeTable,
+    FieldType,
+    Purpose,
+    ResourceType,
+    Standard,
+    StandardInfo,
+)
+from gateway.standard.records import compile_record_validators
+
+__all__ = ["DIVISION_TABLE", "load_standard"]
+
+#: Id of the code table that ``division`` fields and agency divisions are checked against.
+DIVISION_TABLE = "division"
+
+_TOP_FILES = ("standard.yaml", "agencies.yaml", "purposes.yaml")
+_SUBDIRS = ("code_tables", "resources")
+_CASE = "case"
+_CASE_ID = "case_id"
+_HANDLING = "handling_agencies"
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _AgenciesFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kinds: tuple[AgencyKind, ...]
+    agencies: tuple[Agency, ...]
+
+
+class _PurposesFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    purposes: tuple[Purpose, ...]
+
+
+def _loc(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<document>"
+
+
+def _field_hint(data: object, loc: YamlPath) -> str:
+    """`` (field 'x')`` when ``loc`` points into a resource's ``fields`` list."""
+    if len(loc) >= 2 and loc[0] == "fields" and isinstance(loc[1], int) and isinstance(data, dict):
+        items = data.get("fields")
+        if isinstance(items, list) and 0 <= loc[1] < len(items) and isinstance(items[loc[1]], dict):
+            name = items[loc[1]].get("name")
+            if isinstance(name, str):
+                return f" (field {name!r})"
+    return ""
+
+
+class _Loader:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.problems: list[StandardProblem] = []
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _file(self, rel: str) -> str:
+        return str(self.directory / rel)
+
+    def _validate(self, doc: YamlDocument, model: type[_M]) -> _M | None:
+        if not isinstance(doc.data, dict):
+            self.problems.append(doc.problem((), "expected a mapping at the top level"))
+            return None
+        try:
+            return model.model_validate(doc.data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc: YamlPath = tuple(err["loc"])
+                where = _loc(loc) + _field_hint(doc.data, loc)
+                self.problems.append(doc.problem(loc, f"{where}: {err['msg']}"))
+            return None
+
+    # -- discovery and digest ------------------------------------------------------------
+
+    def discover(self) -> list[str]:
+        found: list[str] = []
+        for path in sorted(self.directory.rglob("*")):
+            rel = path.relative_to(self.directory)
+            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                continue
+            if path.suffix not in (".yaml", ".yml"):
+                continue
+            posix = rel.as_posix()
+            found.append(posix)
+            top_level = len(rel.parts) == 1 and posix in _TOP_FILES
+            in_subdir = len(rel.parts) == 2 and rel.parts[0] in _SUBDIRS
+            if path.suffix == ".yml":
+                self.problems.append(StandardProblem("use the .yaml extension", str(path)))
+            elif not (top_level or in_subdir):
+                self.problems.append(
+                    StandardProblem("unexpected file in the standard directory", str(path))
+                )
+        for name in _TOP_FILES:
+            if name not in found:
+                self.problems.append(StandardProblem("required file is missing", self._file(name)))
+        return found
+
+    def digest(self, files: Sequence[str]) -> str:
+        h = hashlib.sha256()
+        for rel in sorted(files):
+            content = (self.directory / rel).read_bytes().replace(b"\r\n", b"\n")
+            h.update(f"{rel}\n{len(content)}\n".encode())
+            h.update(content)
+            h.update(b"\n")
+        return "sha256:" + h.hexdigest()
+
+    # -- per-file parsing ----------------------------------------------------------------
+
+    def read(self, rel: str) -> YamlDocument | None:
+        try:
+            return read_yaml(self.directory / rel)
+        except StandardError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    def check_stem(self, doc: YamlDocument, key: str, value: str) -> None:
+        stem = Path(doc.file).stem
+        if value != stem:
+            self.problems.append(
+                doc.problem((key,), f"{key} {value!r} must match the file name {stem!r}")
+            )
+
+    def precheck_resource(self, doc: YamlDocument) -> bool:
+        """Duplicate field names and a missing id field, located precisely."""
+        data = doc.data
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), list):
+            return True  # the model validation reports the shape problem
+        ok = True
+        seen: dict[str, int] = {}
+        for i, item in enumerate(data["fields"]):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            name = item["name"]
+            if name in seen:
+                first_line, _ = doc.locate(("fields", seen[name], "name"))
+                self.problems.append(
+                    doc.problem(
+                        ("fields", i, "name"),
+                        f"duplicate field {name!r} (first defined on line {first_line})",
+                    )
+                )
+                ok = False
+            else:
+                seen[name] = i
+        id_field = data.get("id_field")
+        if isinstance(id_field, str) and seen and id_field not in seen:
+            self.problems.append(
+                doc.problem(("id_field",), f"id_field {id_field!r} is not a field")
+            )
+            ok = False
+        return ok
+
+    # -- cross-references ----------------------------------------------------------------
+
+    def check_agencies(
+        self,
+        doc: YamlDocument,
+        parsed: _AgenciesFile,
+        divisions: CodeTable | None,
+    ) -> None:
+        kinds: dict[str, AgencyKind] = {}
+        prefixes: set[str] = set()
+        for i, kind in enumerate(parsed.kinds):
+            if kind.code in kinds:
+                self._dup(doc, ("kinds", i, "code"), "agency kind", kind.code)
+            kinds[kind.code] = kind
+            if kind.prefix in prefixes:
+                self._dup(doc, ("kinds", i, "prefix"), "agency code prefix", kind.prefix)
+            prefixes.add(kind.prefix)
+        codes: set[str] = set()
+        for i, agency in enumerate(parsed.agencies):
+            if agency.code in codes:
+                self._dup(doc, ("agencies", i, "code"), "agency", agency.code)
+            codes.add(agency.code)
+            kind_spec = kinds.get(agency.kind)
+            if kind_spec is None:
+                self.problems.append(
+                    doc.problem(("agencies", i, "kind"), f"unknown agency kind {agency.kind!r}")
+                )
+            elif not agency.code.startswith(kind_spec.prefix):
+                self.problems.append(
+                    doc.problem(
+                        ("agencies", i, "code"),
+                        f"agency code {agency.code!r} must start with {kind_spec.prefix!r} "
+                        f"(kind {agency.kind})",
+                    )
+                )
+            if divisions is not None and agency.division not in divisions:
+                self.problems.append(
+                    doc.problem(
+                        ("agencies", i, "division"),
+                        f"division {agency.division!r} is not in code table {DIVISION_TABLE!r}",
+                    )
+                )
+
+    def check_purposes(self, doc: YamlDocument, parsed: _PurposesFile) -> None:
+        seen: set[str] = set()
+        for i, purpose in enumerate(parsed.purposes):
+            if purpose.code in seen:
+                self._dup(doc, ("purposes", i, "code"), "purpose", purpose.code)
+            seen.add(purpose.code)
+
+    def check_code_table(self, doc: YamlDocument, table: CodeTable) -> None:
+        if table.code_pattern is None:
+            return
+        pattern = re.compile(table.code_pattern)
+        for code in table.codes:
+            if pattern.fullmatch(code) is None:
+                self.problems.append(
+                    doc.problem(
+                        ("codes", code),
+                        f"code {code!r} does not match code_pattern {table.code_pattern!r}",
+                    )
+                )
+
+    def check_resource(
+        self,
+        doc: YamlDocument,
+        resource: ResourceType,
+        kinds: set[str],
+        tables: set[str],
+    ) -> None:
+        if resource.owner not in kinds:
+            self.problems.append(
+                doc.problem(("owner",), f"unknown owner agency kind {resource.owner!r}")
+            )
+        for i, spec in enumerate(resource.fields):
+            where: YamlPath = ("fields", i)
+            if spec.name == resource.id_field and (spec.is_list or not spec.required):
+                self.problems.append(
+                    doc.problem(where, f"id field {spec.name!r} must be required and not a list")
+                )
+            if spec.code_table is not None and spec.code_table not in tables:
+                self.problems.append(
+                    doc.problem((*where, "code_table"), f"unknown code table {spec.code_table!r}")
+                )
+            if spec.type is FieldType.DIVISION and DIVISION_TABLE not in tables:
+                self.problems.append(
+                    doc.problem(
+                        (*where, "type"), f"division fields need code table {DIVISION_TABLE!r}"
+                    )
+                )
+            if spec.agency_kind is not None and spec.agency_kind not in kinds:
+                self.problems.append(
+                    doc.problem(
+                        (*where, "agency_kind"), f"unknown agency kind {spec.agency_kind!r}"
+                    )
+                )
+        self._check_outline_invariants(doc, resource)
+
+    def _check_outline_invariants(self, doc: YamlDocument, resource: ResourceType) -> None:
+        if resource.name == _CASE:
+            if not resource.has_field(_HANDLING):
+                self.problems.append(
+                    doc.problem(("fields",), f"resource {_CASE!r} needs field {_HANDLING!r}")
+                )
+                return
+            spec = resource.field(_HANDLING)
+            if spec.type is not FieldType.AGENCY_CODE or not spec.is_list or not spec.required:
+                i = resource.field_names.index(_HANDLING)
+                self.problems.append(
+                    doc.problem(
+                        ("fields", i),
+                        f"{_HANDLING!r} must be a required list of agency_code",
+                    )
+                )
+            return
+        if not resource.has_field(_CASE_ID):
+            self.problems.append(
+                doc.problem(("fields",), f"every resource except {_CASE!r} needs {_CASE_ID!r}")
+            )
+            return
+        spec = resource.field(_CASE_ID)
+        if spec.type is not FieldType.STRING or spec.is_list or not spec.required:
+            i = resource.field_names.index(_CASE_ID)
+            self.problems.append(
+                doc.problem(("fields", i), f"{_CASE_ID!r} must be a required string, not a list")
+            )
+
+    def _dup(self, doc: YamlDocument, path: YamlPath, what: str, value: str) -> None:
+        self.problems.append(doc.problem(path, f"duplicate {what} {value!r}"))
+
+    # -- main ----------------------------------------------------------------------------
+
+    def load(self) -> Standard:
+        if not self.directory.is_dir():
+            raise StandardError.single("standard directory not found", str(self.directory))
+        files = self.discover()
+        version = self.digest(files)
+        docs = {rel: doc for rel in files if (doc := self.read(rel)) is not None}
+
+        def parse(rel: str, model: type[_M]) -> tuple[YamlDocument, _M] | None:
+            doc = docs.get(rel)
+            if doc is None:
+                return None
+            parsed = self._validate(doc, model)
+            return None if parsed is None else (doc, parsed)
+
+        info = parse("standard.yaml", StandardInfo)
+        agencies = parse("agencies.yaml", _AgenciesFile)
+        purposes = parse("purposes.yaml", _PurposesFile)
+
+        tables: list[tuple[YamlDocument, CodeTable]] = []
+        resources: list[tuple[YamlDocument, ResourceType]] = []
+        for rel in sorted(docs):
+            if rel.startswith("code_tables/"):
+                if (parsed_table := parse(rel, CodeTable)) is not None:
+                    self.check_stem(parsed_table[0], "id", parsed_table[1].id)
+                    self.check_code_table(*parsed_table)
+                    tables.append(parsed_table)
+            elif (
+                rel.startswith("resources/")
+                and self.precheck_resource(docs[rel])
+                and (parsed_resource := parse(rel, ResourceType)) is not None
+            ):
+                self.check_stem(parsed_resource[0], "name", parsed_resource[1].name)
+                resources.append(parsed_resource)
+
+        table_ids = {t.id for _, t in tables}
+        divisions = next((t for _, t in tables if t.id == DIVISION_TABLE), None)
+        if divisions is None and "code_tables/division.yaml" not in docs:
+            self.problems.append(
+                StandardProblem(
+                    f"code table {DIVISION_TABLE!r} is required",
+                    self._file(f"code_tables/{DIVISION_TABLE}.yaml"),
+                )
+            )
+        if agencies is not None:
+            self.check_agencies(agencies[0], agencies[1], divisions)
+        if purposes is not None:
+            self.check_purposes(*purposes)
+        kind_codes = {k.code for k in agencies[1].kinds} if agencies is not None else set()
+        for doc, resource in resources:
+            self.check_resource(doc, resource, kind_codes, table_ids)
+
+        if self.problems or info is None or agencies is None or purposes is None:
+            raise StandardError(self.problems or [StandardProblem("standard is incomplete")])
+        try:
+            standard = Standard(
+                info=info[1],
+                version=version,
+                agency_kinds=agencies[1].kinds,
+                agencies=agencies[1].agencies,
+                purposes=purposes[1].purposes,
+                code_tables=tuple(t for _, t in tables),
+                resources=tuple(r for _, r in resources),
+            )
+        except (ValidationError, ValueError) as exc:  # pragma: no cover - guarded by checks
+            raise StandardError.single(
+                f"standard is inconsistent: {exc}", str(self.directory)
+            ) from None
+        compile_record_validators(standard)
+        return standard
+
+
+def load_standard(directory: Path) -> Standard:
+    """Load, validate and cross-check the standard in ``directory`` (see module docstring).
+
+    Raises :class:`StandardError` listing every problem, with file/line/column.
+    """
+    return _Loader(Path(directory)).load()

@@ -1,0 +1,375 @@
+"""Frozen pydantic models of the unified sharing standard (统一标准).
+
+Contracts:
+
+* Every model is immutable (``frozen=True``) and rejects unknown keys (``extra="forbid"``).
+  Booleans and integers are strict (``"yes"`` is not ``True``); enum-valued fields take their
+  Chinese / ASCII string values as written in the YAML files.
+* Intrinsic consistency of one field spec is checked by the model (e.g. a ``code`` field names a
+  ``code_table``; a 不予共享 field states its ``basis``). Cross-file references (owner kind,
+  code table ids, agency kinds) are checked by :func:`gateway.standard.loader.load_standard`.
+* ``Standard`` lookups raise ``KeyError`` for unknown names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar, cast
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "Agency",
+    "AgencyKind",
+    "CodeTable",
+    "FieldSpec",
+    "FieldType",
+    "Grade",
+    "Purpose",
+    "ResourceType",
+    "SharingClass",
+    "Standard",
+    "StandardInfo",
+]
+
+_T = TypeVar("_T")
+
+_Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+_Text = Annotated[str, Field(min_length=1)]
+
+
+class Grade(StrEnum):
+    """Data grade per GB/T 43697-2024 数据分类分级规则."""
+
+    CORE = "核心"
+    IMPORTANT = "重要"
+    GENERAL = "一般"
+
+    @property
+    def rank(self) -> int:
+        """Order for comparisons: 一般 = 1 < 重要 = 2 < 核心 = 3."""
+        return _GRADE_RANK[self]
+
+
+_GRADE_RANK = {Grade.GENERAL: 1, Grade.IMPORTANT: 2, Grade.CORE: 3}
+
+
+class SharingClass(StrEnum):
+    """Sharing class per 国发〔2016〕51号 / 政务数据共享条例.
+
+    At field level: 无条件 = given to any requester authorised for the resource; 有条件 = given
+    only where the permissions list grants the field for the purpose; 不予共享 = never leaves the
+    owner through the gateway.
+    """
+
+    UNCONDITIONAL = "无条件"
+    CONDITIONAL = "有条件"
+    NOT_SHARED = "不予共享"
+
+
+class FieldType(StrEnum):
+    """Value type of a resource field (the item type when the field is a list)."""
+
+    STRING = "string"
+    TEXT = "text"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    CODE = "code"
+    CITIZEN_ID = "citizen_id"
+    CASE_NUMBER = "case_number"
+    POLICE_CASE_NUMBER = "police_case_number"
+    DIVISION = "division"
+    AGENCY_CODE = "agency_code"
+
+
+_STRINGY = frozenset({FieldType.STRING, FieldType.TEXT})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
+
+
+class StandardInfo(_Frozen):
+    """Header of the standard (``standard.yaml``)."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
+    title: _Text
+    edition: _Text
+    description: _Text
+
+
+class AgencyKind(_Frozen):
+    """An agency kind, e.g. ``public_security`` 公安 with agency-code prefix ``GA``."""
+
+    code: _Name
+    name: _Text
+    prefix: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    description: str = ""
+
+
+class Agency(_Frozen):
+    """An agency: ``code`` = kind prefix + 6 digits (e.g. ``GA640104``), GB/T 2260 ``division``."""
+
+    code: Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9]{6}$")]
+    kind: _Name
+    name: _Text
+    division: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+
+
+class Purpose(_Frozen):
+    """A declared purpose of use (用途); ``needs_case`` = requests must be bound to a case."""
+
+    code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    name: _Text
+    description: _Text
+    needs_case: StrictBool
+
+
+class CodeTable(_Frozen):
+    """A code table: ``codes`` maps code -> Chinese label, in document order.
+
+    ``code_pattern``, when given, is a regular expression every code must fully match.
+    Supports ``code in table``.
+    """
+
+    id: _Name
+    name: _Text
+    source: _Text
+    description: str = ""
+    code_pattern: str | None = None
+    codes: dict[str, str] = Field(min_length=1)
+
+    @field_validator("code_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.codes
+
+    def label(self, code: str) -> str:
+        """Chinese label of ``code``; ``KeyError`` if unknown."""
+        return self.codes[code]
+
+
+class FieldSpec(_Frozen):
+    """One field of a resource type.
+
+    ``type`` is the value type; with ``list: true`` (attribute ``is_list``) the value is a list
+    of that type. ``code_table`` is required for (and only allowed on) ``code`` fields;
+    ``pattern``/``max_length`` only on ``string``/``text``; ``minimum``/``maximum`` only on
+    ``integer``; ``agency_kind`` only on ``agency_code``. ``sensitive`` (PIPL 第28条) implies
+    ``personal_info``. ``condition`` (共享条件) is only meaningful for 有条件 fields; ``basis``
+    (legal basis) is required for 不予共享 fields.
+    """
+
+    name: _Name
+    type: FieldType
+    is_list: StrictBool = Field(default=False, alias="list")
+    label: _Text
+    description: _Text
+    code_table: _Name | None = None
+    pattern: str | None = None
+    max_length: Annotated[StrictInt, Field(ge=1)] | None = None
+    minimum: StrictInt | None = None
+    maximum: StrictInt | None = None
+    agency_kind: _Name | None = None
+    grade: Grade
+    sharing: SharingClass
+    condition: _Text | None = None
+    basis: _Text | None = None
+    personal_info: StrictBool
+    sensitive: StrictBool = False
+    required: StrictBool
+    filterable: StrictBool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        problems: list[str] = []
+        if (self.type is FieldType.CODE) != (self.code_table is not None):
+            problems.append("code_table is required for, and only allowed on, type 'code'")
+        if self.type not in _STRINGY and (self.pattern is not None or self.max_length is not None):
+            problems.append("pattern/max_length are only allowed on string and text fields")
+        if self.type is not FieldType.INTEGER and (
+            self.minimum is not None or self.maximum is not None
+        ):
+            problems.append("minimum/maximum are only allowed on integer fields")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            problems.append("minimum is greater than maximum")
+        if self.type is not FieldType.AGENCY_CODE and self.agency_kind is not None:
+            problems.append("agency_kind is only allowed on agency_code fields")
+        if self.sensitive and not self.personal_info:
+            problems.append("sensitive personal information must also be personal_info")
+        if self.sharing is SharingClass.NOT_SHARED and self.basis is None:
+            problems.append("a 不予共享 field must state its legal basis (basis)")
+        if self.sharing is not SharingClass.NOT_SHARED and self.basis is not None:
+            problems.append("basis is only for 不予共享 fields")
+        if self.sharing is not SharingClass.CONDITIONAL and self.condition is not None:
+            problems.append("condition is only for 有条件 fields")
+        if self.filterable and (self.type is FieldType.TEXT or self.type is FieldType.BOOLEAN):
+            problems.append("text and boolean fields cannot be filterable")
+        if self.filterable and self.sharing is SharingClass.NOT_SHARED:
+            problems.append("a 不予共享 field cannot be filterable")
+        if problems:
+            raise ValueError(f"field {self.name!r}: " + "; ".join(problems))
+        return self
+
+
+class ResourceType(_Frozen):
+    """A resource type (e.g. ``case``): owner agency kind, id field and ordered fields.
+
+    Field names are unique; ``id_field`` names a required, non-list field.
+    """
+
+    name: _Name
+    label: _Text
+    owner: _Name
+    id_field: _Name
+    description: _Text
+    fields: tuple[FieldSpec, ...] = Field(min_length=1)
+
+    _by_name: dict[str, FieldSpec] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> ResourceType:
+        seen: set[str] = set()
+        for spec in self.fields:
+            if spec.name in seen:
+                raise ValueError(f"duplicate field {spec.name!r}")
+            seen.add(spec.name)
+        if self.id_field not in seen:
+            raise ValueError(f"id_field {self.id_field!r} is not a field of {self.name!r}")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_name = {spec.name: spec for spec in self.fields}
+
+    def field(self, name: str) -> FieldSpec:
+        """The field called ``name``; ``KeyError`` if there is none."""
+        return self._by_name[name]
+
+    def has_field(self, name: str) -> bool:
+        """True if the resource type has a field called ``name``."""
+        return name in self._by_name
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Field names in document order."""
+        return tuple(spec.name for spec in self.fields)
+
+    @property
+    def filterable_fields(self) -> tuple[str, ...]:
+        """Names of fields usable as request filters."""
+        return tuple(spec.name for spec in self.fields if spec.filterable)
+
+    @property
+    def grade(self) -> Grade:
+        """Highest grade of any field (the resource's overall grade)."""
+        return max((spec.grade for spec in self.fields), key=lambda g: g.rank)
+
+
+class Standard(_Frozen):
+    """The loaded standard: header, agencies, purposes, code tables and resource types.
+
+    ``version`` is ``"sha256:<hex>"`` over the canonical contents of the files it was loaded
+    from (see ``load_standard``). Tuples keep document order (files sorted by name).
+    """
+
+    info: StandardInfo
+    version: str
+    agency_kinds: tuple[AgencyKind, ...]
+    agencies: tuple[Agency, ...]
+    purposes: tuple[Purpose, ...]
+    code_tables: tuple[CodeTable, ...]
+    resources: tuple[ResourceType, ...]
+
+    _kinds: dict[str, AgencyKind] = PrivateAttr(default_factory=dict)
+    _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)
+    _purposes: dict[str, Purpose] = PrivateAttr(default_factory=dict)
+    _tables: dict[str, CodeTable] = PrivateAttr(default_factory=dict)
+    _resources: dict[str, ResourceType] = PrivateAttr(default_factory=dict)
+    _derived: dict[str, object] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._kinds = _index(self.agency_kinds, lambda k: k.code, "agency kind")
+        self._agencies = _index(self.agencies, lambda a: a.code, "agency")
+        self._purposes = _index(self.purposes, lambda p: p.code, "purpose")
+        self._tables = _index(self.code_tables, lambda t: t.id, "code table")
+        self._resources = _index(self.resources, lambda r: r.name, "resource type")
+
+    def agency_kind(self, code: str) -> AgencyKind:
+        """Agency kind by code (``public_security`` ...); ``KeyError`` if unknown."""
+        return self._kinds[code]
+
+    def agency(self, code: str) -> Agency:
+        """Agency by code (``GA640104`` ...); ``KeyError`` if unknown."""
+        return self._agencies[code]
+
+    def purpose(self, code: str) -> Purpose:
+        """Purpose by code (``ARREST_REVIEW`` ...); ``KeyError`` if unknown."""
+        return self._purposes[code]
+
+    def code_table(self, table_id: str) -> CodeTable:
+        """Code table by id (``sex``, ``ethnicity``, ``division`` ...); ``KeyError`` if unknown."""
+        return self._tables[table_id]
+
+    def resource(self, name: str) -> ResourceType:
+        """Resource type by name (``case``, ``person`` ...); ``KeyError`` if unknown."""
+        return self._resources[name]
+
+    def has_resource(self, name: str) -> bool:
+        """True if ``name`` is a resource type of the standard."""
+        return name in self._resources
+
+    def agencies_of_kind(self, kind: str) -> Iterator[Agency]:
+        """Agencies whose kind is ``kind``, in document order."""
+        return (a for a in self.agencies if a.kind == kind)
+
+    def derived(self, key: str, build: Callable[[Standard], _T]) -> _T:
+        """Memoised value derived from this immutable standard (e.g. compiled record checkers).
+
+        ``build(self)`` runs once per ``key``; later calls return the stored value.
+        """
+        try:
+            return cast(_T, self._derived[key])
+        except KeyError:
+            value = build(self)
+            self._derived[key] = value
+            return value
+
+
+def _index(items: tuple[_T, ...], key: Callable[[_T], str], what: str) -> dict[str, _T]:
+    index: dict[str, _T] = {}
+    for item in items:
+        k = key(item)
+        if k in index:
+            raise ValueError(f"duplicate {what} {k!r}")
+        index[k] = item
+    return index

@@ -1,0 +1,231 @@
+"""Loader: the shipped standard loads; broken files give errors naming file, line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.standard import StandardError, load_standard
+
+
+def _line_of(path: Path, needle: str, occurrence: int = 1) -> int:
+    """1-based line number of the ``occurrence``-th line containing ``needle``."""
+    seen = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            seen += 1
+            if seen == occurrence:
+                return number
+    raise AssertionError(f"{needle!r} not found in {path}")
+
+
+def _load_error(directory: Path) -> StandardError:
+    with pytest.raises(StandardError) as info:
+        load_standard(directory)
+    return info.value
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_shipped_standard_loads(standard_dir: Path) -> None:
+    standard = load_standard(standard_dir)
+    assert standard.info.id == "zhengfa-sharing-standard"
+    assert standard.version.startswith("sha256:")
+    assert len(standard.version) == len("sha256:") + 64
+    assert standard.resource("case").id_field == "case_id"
+    assert standard.purpose("ARREST_REVIEW").needs_case is True
+    assert standard.agency("FY640104").kind == "court"
+    assert standard.code_table("sex").label("1") == "男性"
+
+
+def test_lookups_raise_key_error_for_unknown_names(standard_dir: Path) -> None:
+    standard = load_standard(standard_dir)
+    for lookup in (standard.resource, standard.purpose, standard.agency, standard.code_table):
+        with pytest.raises(KeyError):
+            lookup("no-such-thing")
+
+
+def test_version_is_stable_and_content_sensitive(standard_copy: Path, standard_dir: Path) -> None:
+    first = load_standard(standard_copy).version
+    assert load_standard(standard_copy).version == first
+    assert first == load_standard(standard_dir).version
+    # Line endings are canonicalised: CRLF gives the same digest.
+    purposes = standard_copy / "purposes.yaml"
+    purposes.write_bytes(purposes.read_bytes().replace(b"\n", b"\r\n"))
+    assert load_standard(standard_copy).version == first
+    # Any content change changes the version, even a comment.
+    with purposes.open("a", encoding="utf-8") as handle:
+        handle.write("# 注释\n")
+    assert load_standard(standard_copy).version != first
+
+
+def test_broken_yaml_names_file_and_line(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "case.yaml"
+    _replace(path, "  - name: filing_date\n", "  - name: [filing_date\n")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line is not None
+    assert err.line >= _line_of(path, "name: [filing_date")
+    assert "YAML syntax error" in err.message
+    assert str(path) in str(err)
+
+
+def test_unknown_code_table_names_file_and_line(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "person.yaml"
+    _replace(path, "code_table: ethnicity", "code_table: nationality")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line == _line_of(path, "code_table: nationality")
+    assert err.column == 17  # the value after "    code_table: "
+    assert "unknown code table 'nationality'" in err.message
+
+
+def test_duplicate_field_names_file_and_line(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "judgment.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text
+        + "  - name: verdict\n"
+        + "    type: string\n"
+        + "    label: 重复\n"
+        + "    description: 重复字段\n"
+        + "    grade: 一般\n"
+        + "    sharing: 无条件\n"
+        + "    personal_info: false\n"
+        + "    required: false\n",
+        encoding="utf-8",
+    )
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line == _line_of(path, "- name: verdict", occurrence=2)
+    first = _line_of(path, "- name: verdict")
+    assert f"duplicate field 'verdict' (first defined on line {first})" == err.message
+
+
+def test_duplicate_yaml_key_is_an_error(standard_copy: Path) -> None:
+    path = standard_copy / "code_tables" / "sex.yaml"
+    _replace(path, '  "9": 未说明的性别\n', '  "9": 未说明的性别\n  "1": 男\n')
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line == _line_of(path, '"1": 男', occurrence=2)
+    assert "duplicate key '1'" in err.message
+
+
+def test_invalid_enum_value_is_located(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "case.yaml"
+    _replace(path, "    grade: 重要\n", "    grade: 机密\n")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line == _line_of(path, "grade: 机密")
+    assert err.message.startswith("fields[")
+    assert ".grade (field " in err.message
+    assert "Input should be '核心', '重要' or '一般'" in err.message
+
+
+def test_not_shared_field_needs_basis(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "technical_investigation.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    basis: ")
+    end = text.index("\n", start) + 1
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line == _line_of(path, "- name: material_summary")
+    assert "legal basis" in err.message
+
+
+def test_unknown_owner_kind(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "arrest_review.yaml"
+    _replace(path, "owner: procuratorate", "owner: police")
+    err = _load_error(standard_copy)
+    assert (err.file, err.line) == (str(path), _line_of(path, "owner: police"))
+    assert "unknown owner agency kind 'police'" in err.message
+
+
+def test_agency_prefix_must_match_kind(standard_copy: Path) -> None:
+    path = standard_copy / "agencies.yaml"
+    _replace(path, "{code: FY640104, kind: court", "{code: FY640104, kind: procuratorate")
+    err = _load_error(standard_copy)
+    assert (err.file, err.line) == (str(path), _line_of(path, "code: FY640104"))
+    assert "must start with 'JC'" in err.message
+
+
+def test_agency_division_must_be_in_division_table(standard_copy: Path) -> None:
+    path = standard_copy / "agencies.yaml"
+    _replace(path, 'division: "640302"}', 'division: "640399"}')
+    err = _load_error(standard_copy)
+    assert (err.file, err.line) == (str(path), _line_of(path, "640399"))
+    assert "not in code table 'division'" in err.message
+
+
+def test_code_must_match_code_pattern(standard_copy: Path) -> None:
+    path = standard_copy / "code_tables" / "ethnicity.yaml"
+    _replace(path, '  "03": 回族\n', '  "3": 回族\n')
+    err = _load_error(standard_copy)
+    assert (err.file, err.line) == (str(path), _line_of(path, '"3": 回族'))
+    assert "does not match code_pattern" in err.message
+
+
+def test_unquoted_numeric_keys_are_read_as_written(standard_copy: Path) -> None:
+    path = standard_copy / "code_tables" / "ethnicity.yaml"
+    text = path.read_text(encoding="utf-8").replace('  "01": 汉族', "  01: 汉族")
+    path.write_text(text, encoding="utf-8")
+    assert load_standard(standard_copy).code_table("ethnicity").label("01") == "汉族"
+
+
+def test_aliases_are_rejected(standard_copy: Path) -> None:
+    path = standard_copy / "code_tables" / "sex.yaml"
+    _replace(path, "name: 人的性别代码", "name: &n 人的性别代码\ndescription: *n")
+    err = _load_error(standard_copy)
+    assert (err.file, err.line) == (str(path), _line_of(path, "description: *n"))
+    assert "aliases are not allowed" in err.message
+
+
+def test_file_stem_must_match_id(standard_copy: Path) -> None:
+    (standard_copy / "code_tables" / "sex.yaml").rename(
+        standard_copy / "code_tables" / "gender.yaml"
+    )
+    err = _load_error(standard_copy)
+    assert err.file == str(standard_copy / "code_tables" / "gender.yaml")
+    assert "must match the file name 'gender'" in err.message
+
+
+def test_missing_and_unexpected_files(standard_copy: Path) -> None:
+    (standard_copy / "purposes.yaml").unlink()
+    (standard_copy / "extra.yaml").write_text("a: 1\n", encoding="utf-8")
+    err = _load_error(standard_copy)
+    messages = {(p.file, p.message) for p in err.problems}
+    assert (str(standard_copy / "purposes.yaml"), "required file is missing") in messages
+    assert (
+        str(standard_copy / "extra.yaml"),
+        "unexpected file in the standard directory",
+    ) in messages
+
+
+def test_every_resource_except_case_needs_case_id(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "indictment.yaml"
+    _replace(path, "  - name: case_id\n", "  - name: case_ref\n")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert "needs 'case_id'" in err.message
+
+
+def test_all_problems_are_reported(standard_copy: Path) -> None:
+    person = standard_copy / "resources" / "person.yaml"
+    _replace(person, "code_table: sex", "code_table: gender")
+    judgment = standard_copy / "resources" / "judgment.yaml"
+    _replace(judgment, "agency_kind: court", "agency_kind: tribunal")
+    err = _load_error(standard_copy)
+    located = {(p.file, p.line) for p in err.problems}
+    assert (str(person), _line_of(person, "code_table: gender")) in located
+    assert (str(judgment), _line_of(judgment, "agency_kind: tribunal")) in located
+
+
+def test_missing_directory() -> None:
+    err = _load_error(Path("/nonexistent/standard"))
+    assert err.message == "standard directory not found"
