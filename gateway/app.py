@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit.checkpoint import CheckpointSigner, load_or_create_signer, load_signer
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.routes import router as audit_router
+from gateway.audit.service import AuditService
+from gateway.audit.writer import AuditWriter
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.keys import KeyStore
 from gateway.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -61,6 +67,12 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
     )
+    signer = _checkpoint_signer(settings)
+    audit_writer = AuditWriter(
+        settings.resolved_database_url,
+        max_batch=settings.audit_batch_max,
+        max_wait_s=settings.audit_batch_wait_ms / 1000,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -74,7 +86,41 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         metrics=metrics,
         http=httpx.AsyncClient(timeout=httpx.Timeout(5.0)),
         external_keys=external,
+        audit_writer=audit_writer,
+        audit_service=AuditService(engine),
+        checkpointer=Checkpointer(
+            engine, signer, settings.audit_origin, settings.checkpoint_interval_seconds
+        ),
+        checkpoint_signer=signer,
     )
+
+
+def _audit_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def check() -> dict[str, Any]:
+        problems = [
+            problem
+            for problem in (
+                None if runtime.checkpoint_signer else "no checkpoint signing key",
+                runtime.audit_writer.last_error,
+                runtime.checkpointer.last_error,
+            )
+            if problem
+        ]
+        return {"ok": not problems, **({"errors": problems} if problems else {})}
+
+    return check
+
+
+def _checkpoint_signer(settings: Settings) -> CheckpointSigner | None:
+    path = settings.resolved_checkpoint_key_path
+    try:
+        if settings.is_demo:
+            return load_or_create_signer(path, settings.checkpoint_key_name)
+        return load_signer(path)
+    except (OSError, ValueError) as exc:
+        # Appends stay durable without it; checkpoints wait and /readyz says why.
+        log.error("no checkpoint signing key", path=str(path), error=str(exc))
+        return None
 
 
 async def _refresh_external_keys(runtime: Runtime) -> None:
@@ -105,6 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             runtime.keys.load()
             await run_in_threadpool(runtime.clients.refresh)
+            runtime.audit_writer.start()
+            runtime.readiness_checks["audit"] = _audit_readiness(runtime)
+            tasks.append(asyncio.create_task(runtime.checkpointer.run()))
             if runtime.external_keys is not None:
                 tasks.append(asyncio.create_task(_refresh_external_keys(runtime)))
             yield
@@ -113,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            runtime.audit_writer.stop()
             await runtime.http.aclose()
             await runtime.rate_limiter.close()
             runtime.engine.dispose()
@@ -128,5 +178,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(health_router)
+    app.include_router(audit_router)
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

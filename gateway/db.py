@@ -25,6 +25,7 @@ __all__ = [
     "create_db_engine",
     "is_sqlite",
     "make_session_factory",
+    "ping",
     "session_scope",
     "utcnow",
 ]
@@ -69,7 +70,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 5, sqlite_begin: str = "BEGIN") -> Engine:
+    """An engine with the gateway's connection settings.
+
+    ``sqlite_begin`` lets a writer that must serialise with other processes take the
+    write lock up front (``BEGIN IMMEDIATE``) instead of on its first write.
+    """
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -87,7 +93,7 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql(sqlite_begin)
 
         return engine
     if url.startswith("postgresql://"):

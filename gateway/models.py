@@ -1,6 +1,21 @@
 """Every table's model, imported in one place so that Alembic sees the whole schema."""
 
+from gateway.audit.models import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditNode,
+    AuditRuleHit,
+    AuditTreeHead,
+)
 from gateway.auth.models import OAuthClient
 from gateway.db import Base
 
-__all__ = ["Base", "OAuthClient"]
+__all__ = [
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditNode",
+    "AuditRuleHit",
+    "AuditTreeHead",
+    "Base",
+    "OAuthClient",
+]

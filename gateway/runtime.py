@@ -15,6 +15,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
+from gateway.audit.checkpoint import CheckpointSigner
+from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.service import AuditService
+from gateway.audit.writer import AuditWriter
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.keys import KeyStore
 from gateway.auth.ratelimit import RateLimiter
@@ -39,6 +43,10 @@ class Runtime:
     rate_limiter: RateLimiter
     metrics: GatewayMetrics
     http: httpx.AsyncClient
+    audit_writer: AuditWriter
+    audit_service: AuditService
+    checkpointer: Checkpointer
+    checkpoint_signer: CheckpointSigner | None
     external_keys: ExternalKeys | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict

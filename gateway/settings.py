@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     # How long a disabled client's already-issued tokens may still pass.
     client_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
+    # Audit log
+    checkpoint_key_path: Path | None = Field(
+        default=None, description="Ed25519 note key; default: data_dir/keys/checkpoint.key"
+    )
+    checkpoint_key_name: str = "zhengfa-audit"
+    audit_origin: str = "zhengfa-gateway/audit"
+    checkpoint_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    audit_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 256
+    audit_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = 2.0
+
     # Limits
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     rate_limit_per_second: Annotated[float, Field(gt=0)] = 200.0
@@ -97,6 +107,10 @@ class Settings(BaseSettings):
         return self.keys_path or self.data_dir / "keys" / "signing-keys.json"
 
     @property
+    def resolved_checkpoint_key_path(self) -> Path:
+        return self.checkpoint_key_path or self.data_dir / "keys" / "checkpoint.key"
+
+    @property
     def is_demo(self) -> bool:
         return self.mode is not Mode.PRODUCTION
 
@@ -115,6 +129,11 @@ class Settings(BaseSettings):
             problems.append(
                 f"no signing keys at {self.resolved_keys_path}: run `gateway keys rotate` "
                 "or set GATEWAY_KEYS_PATH"
+            )
+        if not self.resolved_checkpoint_key_path.is_file():
+            problems.append(
+                f"no audit checkpoint key at {self.resolved_checkpoint_key_path}: run "
+                "`gateway audit init-key` or set GATEWAY_CHECKPOINT_KEY_PATH"
             )
         for agency, secret in self.upstream_secrets.items():
             if secret.get_secret_value().strip().lower() in _PLACEHOLDERS:

@@ -24,11 +24,13 @@ from gateway.runtime import Runtime, get_runtime
 
 __all__ = [
     "AnyClient",
+    "AuditOrExchange",
     "AuditReader",
     "ExchangeClient",
     "PolicyAdmin",
     "RuntimeDep",
     "authenticate",
+    "require_any_scope",
     "require_scope",
 ]
 
@@ -74,7 +76,22 @@ def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+def require_any_scope(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """For routes two roles share (e.g. an agency system checking its own audit receipt)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.scopes.intersection(scopes):
+            raise InsufficientScope(" or ".join(scopes))
+        return principal
+
+    dependency.required_scope = scopes[0]  # type: ignore[attr-defined]
+    dependency.required_scopes = frozenset(scopes)  # type: ignore[attr-defined]
+    dependency.__name__ = "require_" + "_or_".join(s.replace(":", "_") for s in scopes)
+    return dependency
+
+
 AnyClient = Annotated[Principal, Depends(authenticate)]
 ExchangeClient = Annotated[Principal, Depends(require_scope(Scope.EXCHANGE))]
 PolicyAdmin = Annotated[Principal, Depends(require_scope(Scope.POLICY_ADMIN))]
 AuditReader = Annotated[Principal, Depends(require_scope(Scope.AUDIT_READ))]
+AuditOrExchange = Annotated[Principal, Depends(require_any_scope(Scope.AUDIT_READ, Scope.EXCHANGE))]

@@ -1,0 +1,124 @@
+"""The one interface every agency adapter implements, and its error hierarchy.
+
+An adapter speaks its agency's native protocol on one side and the unified
+standard on the other. It knows nothing of policy or audit: the exchange service
+calls it only after the policy decision point allowed the request, and records
+the outcome whatever it is.
+
+Errors (each names the agency)::
+
+    AdapterError
+    ├── UpstreamUnavailable      cannot connect, or the circuit breaker is open   → 502
+    ├── UpstreamTimeout          no complete answer within the deadline          → 504
+    ├── UpstreamProtocolError    an answer we cannot use: bad status, not JSON/XML,
+    │                            too large, wrong envelope                        → 502
+    └── MappingError             a native record the mapping cannot translate    → 502
+    UnsupportedOperation         the adapter does not offer this resource or operation
+
+A record that is simply not there is not an error: ``fetch`` returns ``None``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Adapter",
+    "AdapterError",
+    "AdapterHealth",
+    "MappingError",
+    "Page",
+    "StandardRecord",
+    "UnsupportedOperation",
+    "UpstreamProtocolError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+StandardRecord = dict[str, Any]
+
+
+class AdapterError(Exception):
+    def __init__(self, agency: str, message: str, *, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.agency = agency
+        self.message = message
+        self.upstream_status = upstream_status
+
+
+class UpstreamUnavailable(AdapterError):
+    pass
+
+
+class UpstreamTimeout(AdapterError):
+    pass
+
+
+class UpstreamProtocolError(AdapterError):
+    pass
+
+
+class MappingError(AdapterError):
+    def __init__(self, agency: str, message: str, *, field_name: str | None = None) -> None:
+        super().__init__(agency, message)
+        self.field_name = field_name
+
+
+class UnsupportedOperation(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paginated search; ``next_after`` is the last native id, if more."""
+
+    records: Sequence[StandardRecord]
+    next_after: str | None
+    upstream_status: int = 200
+
+
+@dataclass(frozen=True)
+class AdapterHealth:
+    ok: bool
+    latency_ms: float | None = None
+    detail: str | None = None
+    circuit: str = "closed"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """An agency system seen through the standard.
+
+    ``agency`` is the agency kind it serves (``public_security`` …) and ``resources``
+    the standard resource types it owns.
+    """
+
+    agency: str
+    resources: frozenset[str]
+
+    @abstractmethod
+    async def fetch(self, resource: str, record_id: str) -> StandardRecord | None:
+        """Return one record in standard form, or None if the agency has no such record."""
+
+    @abstractmethod
+    async def search(
+        self, resource: str, filters: Mapping[str, str], *, limit: int, after: str | None
+    ) -> Page:
+        """Records matching all filters, in id order, ``limit`` at most, after ``after``."""
+
+    @abstractmethod
+    async def health(self) -> AdapterHealth:
+        """Whether the agency system answers now."""
+
+    async def deliver(self, document_type: str, document: Mapping[str, Any]) -> str:
+        """Deliver a document (e.g. 判决书 to the prison) and return the receiver's receipt id.
+
+        Reserved for document flows; adapters that do not receive documents keep this default.
+        """
+        raise UnsupportedOperation(f"{self.agency} does not accept {document_type} deliveries")
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook; most adapters hold a client)
+        """Release connections. Called once at shutdown."""

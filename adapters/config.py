@@ -1,0 +1,185 @@
+"""The shape of an agency file (``adapters/agencies/<agency>.yaml``), validated at load.
+
+An agency file says how to reach the agency system (transport, auth, limits) and
+how its native records map to the standard (see :mod:`adapters.mapping`). A new
+agency, a moved endpoint or a renamed native field is an edit here, not code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "AgencyConfig",
+    "AgencyConfigError",
+    "ApiKeyAuth",
+    "CircuitConfig",
+    "ConnectionConfig",
+    "EnvelopeConfig",
+    "FetchConfig",
+    "FieldMapConfig",
+    "MutualTlsAuth",
+    "NoAuth",
+    "OAuth2ClientCredentialsAuth",
+    "ResourceMapConfig",
+    "SearchConfig",
+    "load_agency_configs",
+]
+
+
+class AgencyConfigError(Exception):
+    """An agency file is unusable; the message names the file and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class NoAuth(_Strict):
+    kind: Literal["none"] = "none"
+
+
+class ApiKeyAuth(_Strict):
+    kind: Literal["api_key"]
+    header: str = "X-Api-Key"
+    secret: str = Field(description="name of the credential in GATEWAY_UPSTREAM_SECRETS")
+
+
+class OAuth2ClientCredentialsAuth(_Strict):
+    kind: Literal["oauth2_client_credentials"]
+    token_url: str = Field(description="absolute, or relative to base_url")
+    client_id: str
+    secret: str = Field(description="name of the client secret in GATEWAY_UPSTREAM_SECRETS")
+    scope: str | None = None
+
+
+class MutualTlsAuth(_Strict):
+    kind: Literal["mtls"]
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+
+
+AuthConfig = Annotated[
+    NoAuth | ApiKeyAuth | OAuth2ClientCredentialsAuth | MutualTlsAuth, Field(discriminator="kind")
+]
+
+
+class CircuitConfig(_Strict):
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    reset_seconds: Annotated[float, Field(gt=0)] = 10.0
+
+
+class ConnectionConfig(_Strict):
+    base_url: str
+    health_path: str = "/health"
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 2
+    retry_backoff_seconds: Annotated[float, Field(ge=0, le=10)] = 0.05
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    max_connections: Annotated[int, Field(ge=1, le=1000)] = 64
+    circuit: CircuitConfig = CircuitConfig()
+
+
+class EnvelopeConfig(_Strict):
+    """A JSON wrapper such as ``{"code": 0, "msg": "ok", "data": …}``."""
+
+    status_path: str
+    ok_values: list[Any]
+    not_found_values: list[Any] = []
+    message_path: str | None = None
+
+
+class FieldMapConfig(_Strict):
+    source: str = Field(alias="from", description="native path; dots for nesting")
+    codes: dict[str, str] | None = None
+    date_format: str | None = Field(
+        default=None, description='strptime format, or "iso" / "iso-datetime"'
+    )
+    true_values: list[str] | None = None
+    false_values: list[str] | None = None
+    split: str | None = None
+    type: Literal["string", "integer", "boolean", "list"] | None = None
+    strip: bool = True
+
+
+class FetchConfig(_Strict):
+    path: str = Field(description="path template with {id}")
+    record_path: str = ""
+
+
+class SearchConfig(_Strict):
+    path: str
+    records_path: str = ""
+    params: dict[str, str] = Field(description="standard filter name → native query parameter")
+    limit_param: str
+    after_param: str
+    max_limit: Annotated[int, Field(ge=1)] = 100
+    extra_params: dict[str, str] = {}
+
+
+class ResourceMapConfig(_Strict):
+    id_field: str
+    fetch: FetchConfig
+    search: SearchConfig | None = None
+    fields: dict[str, str | FieldMapConfig]
+
+    @model_validator(mode="after")
+    def _id_is_mapped(self) -> ResourceMapConfig:
+        if self.id_field not in self.fields:
+            raise ValueError(f"id_field {self.id_field!r} has no field mapping")
+        return self
+
+
+class AgencyConfig(_Strict):
+    agency: str
+    title: str
+    format: Literal["json", "xml"]
+    connection: ConnectionConfig
+    auth: AuthConfig = NoAuth()
+    envelope: EnvelopeConfig | None = None
+    resources: dict[str, ResourceMapConfig]
+    source_file: Path | None = None
+
+    def with_overrides(self, base_url: str | None) -> AgencyConfig:
+        if base_url is None:
+            return self
+        return self.model_copy(
+            update={"connection": self.connection.model_copy(update={"base_url": base_url})}
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_agency_configs(directory: Path) -> dict[str, AgencyConfig]:
+    """Every ``*.yaml`` in ``directory``, keyed by agency kind."""
+    if not directory.is_dir():
+        raise AgencyConfigError(f"agency directory {directory} does not exist")
+    configs: dict[str, AgencyConfig] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw: Mapping[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise AgencyConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, Mapping):
+            raise AgencyConfigError(f"{path}: expected a mapping at the top level")
+        try:
+            config = AgencyConfig.model_validate({**raw, "source_file": path})
+        except ValidationError as exc:
+            raise AgencyConfigError(f"{path}: invalid agency file:\n{_describe(exc)}") from exc
+        if config.agency in configs:
+            raise AgencyConfigError(f"{path}: agency {config.agency!r} is defined twice")
+        configs[config.agency] = config
+    return configs

@@ -1,0 +1,161 @@
+"""The adapter behind every agency file: HTTP transport + codec + declarative mapping."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+
+from adapters.base import (
+    Adapter,
+    AdapterHealth,
+    MappingError,
+    Page,
+    StandardRecord,
+    UnsupportedOperation,
+    UpstreamProtocolError,
+)
+from adapters.config import AgencyConfig
+from adapters.mapping import CompiledResourceMap, get_path
+from adapters.transports.codecs import DecodeError, decode_body
+from adapters.transports.http import UpstreamHttp, UpstreamResponse
+
+__all__ = ["MappedAdapter"]
+
+_MISSING_MARKER = get_path({}, "x")
+# Record ids travel in URL paths: a closed alphabet leaves nothing to traverse or inject.
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class MappedAdapter(Adapter):
+    def __init__(
+        self,
+        config: AgencyConfig,
+        secrets: Mapping[str, str],
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.agency = config.agency
+        self.resources = frozenset(config.resources)
+        self.maps = {
+            name: CompiledResourceMap(config.agency, name, resource)
+            for name, resource in config.resources.items()
+        }
+        self.http = UpstreamHttp(
+            config.agency, config.connection, config.auth, secrets, transport=transport
+        )
+
+    def _map(self, resource: str) -> CompiledResourceMap:
+        try:
+            return self.maps[resource]
+        except KeyError:
+            raise UnsupportedOperation(f"{self.agency} does not serve {resource}") from None
+
+    def _decode(self, response: UpstreamResponse) -> Any:
+        try:
+            body = decode_body(response.body, self.config.format)
+        except DecodeError as exc:
+            raise UpstreamProtocolError(
+                self.agency, str(exc), upstream_status=response.status
+            ) from exc
+        envelope = self.config.envelope
+        if envelope is not None:
+            status = get_path(body, envelope.status_path)
+            if status in envelope.not_found_values:
+                return None
+            if status not in envelope.ok_values:
+                message = get_path(body, envelope.message_path) if envelope.message_path else None
+                detail = message if isinstance(message, str) else "error"
+                raise UpstreamProtocolError(
+                    self.agency,
+                    f"agency system answered status {status!r}: {detail}",
+                    upstream_status=response.status,
+                )
+        return body
+
+    def _check_status(self, response: UpstreamResponse) -> None:
+        if response.status != 200:
+            raise UpstreamProtocolError(
+                self.agency,
+                f"agency system answered HTTP {response.status}",
+                upstream_status=response.status,
+            )
+
+    async def fetch(self, resource: str, record_id: str) -> StandardRecord | None:
+        mapping = self._map(resource)
+        if not SAFE_ID.match(record_id):
+            return None
+        path = mapping.config.fetch.path.replace("{id}", quote(record_id, safe=""))
+        response = await self.http.get(path)
+        if response.status == 404:
+            return None
+        self._check_status(response)
+        body = self._decode(response)
+        if body is None:
+            return None
+        native = get_path(body, mapping.config.fetch.record_path)
+        if native is _MISSING_MARKER or native in (None, "", {}):
+            return None
+        record = mapping.to_standard(native)
+        if record.get(mapping.config.id_field) != record_id:
+            raise MappingError(
+                self.agency,
+                f"{resource}: asked for {record_id!r}, the agency returned another record",
+                field_name=mapping.config.id_field,
+            )
+        return record
+
+    async def search(
+        self, resource: str, filters: Mapping[str, str], *, limit: int, after: str | None
+    ) -> Page:
+        mapping = self._map(resource)
+        search = mapping.config.search
+        if search is None:
+            raise UnsupportedOperation(f"{self.agency} offers no search over {resource}")
+        params: dict[str, str] = dict(search.extra_params)
+        for name, value in filters.items():
+            native_param = search.params.get(name)
+            if native_param is None:
+                raise UnsupportedOperation(f"{self.agency} cannot filter {resource} by {name}")
+            params[native_param] = mapping.native_filter(name, value)
+        # One more than asked tells whether another page exists.
+        params[search.limit_param] = str(min(limit + 1, search.max_limit))
+        if after is not None:
+            params[search.after_param] = after
+        response = await self.http.get(search.path, params)
+        self._check_status(response)
+        body = self._decode(response)
+        natives = get_path(body, search.records_path) if body is not None else []
+        if natives is _MISSING_MARKER or natives in (None, ""):
+            natives = []
+        if isinstance(natives, Mapping):
+            natives = [natives]  # XML: a single repeated element reads as one object
+        if not isinstance(natives, list):
+            raise UpstreamProtocolError(self.agency, f"{resource}: search records are not a list")
+        records = [mapping.to_standard(native) for native in natives]
+        has_more = len(records) > limit
+        records = records[:limit]
+        next_after = str(records[-1][mapping.config.id_field]) if has_more and records else None
+        return Page(records=records, next_after=next_after, upstream_status=response.status)
+
+    async def health(self) -> AdapterHealth:
+        started = time.perf_counter()
+        state = self.http.circuit_state
+        try:
+            response = await self.http.get(self.config.connection.health_path)
+        except Exception as exc:  # health reports any failure as "not ok"
+            return AdapterHealth(ok=False, detail=str(exc), circuit=str(state))
+        return AdapterHealth(
+            ok=response.status == 200,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            detail=None if response.status == 200 else f"HTTP {response.status}",
+            circuit=str(self.http.circuit_state),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

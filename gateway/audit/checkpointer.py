@@ -1,0 +1,75 @@
+"""Signs a checkpoint of the tree every few seconds while the log grows; keeps them all.
+
+Several workers may run a checkpointer against one database: the tree size is the
+primary key, so a checkpoint for a size already signed is simply skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from gateway.audit.checkpoint import CheckpointSigner
+from gateway.audit.merkle import Frontier
+from gateway.audit.models import AuditCheckpoint
+from gateway.audit.repository import AuditRepository
+from gateway.db import utcnow
+
+__all__ = ["Checkpointer"]
+
+log = structlog.get_logger(__name__)
+
+
+class Checkpointer:
+    def __init__(
+        self, engine: Engine, signer: CheckpointSigner | None, origin: str, interval_s: float
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.origin = origin
+        self.interval_s = interval_s
+        self.last_error: str | None = None
+
+    def checkpoint_now(self) -> int | None:
+        """Sign the current tree if it grew since the last checkpoint; return the size signed."""
+        if self.signer is None:
+            self.last_error = "no checkpoint signing key"
+            return None
+        with Session(self.engine) as conn, conn.begin():
+            repository = AuditRepository(conn)
+            size, frontier_bytes = repository.head()
+            latest = conn.execute(
+                select(AuditCheckpoint.tree_size)
+                .order_by(AuditCheckpoint.tree_size.desc())
+                .limit(1)
+            ).scalar()
+            if size == 0 or (latest is not None and latest >= size):
+                return None
+            root = Frontier.from_bytes(frontier_bytes).root()
+            note = self.signer.sign_checkpoint(self.origin, size, root)
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(AuditCheckpoint).values(
+                            tree_size=size, root=root, note=note, created_at=utcnow()
+                        )
+                    )
+            except IntegrityError:
+                return None  # another worker signed this size first
+        return size
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await run_in_threadpool(self.checkpoint_now)
+                if self.signer is not None:
+                    self.last_error = None
+            except SQLAlchemyError as exc:
+                self.last_error = f"{exc.__class__.__name__}"
+                log.error("checkpoint failed", error=str(exc))

@@ -1,0 +1,137 @@
+"""Reads of the audit tables: entries by filter, nodes for proofs, checkpoints, statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from gateway.audit.merkle import NodeKey
+from gateway.audit.models import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditNode,
+    AuditRuleHit,
+    AuditTreeHead,
+)
+from gateway.audit.writer import TREE_HEAD_ID
+
+__all__ = ["AuditRepository", "EntryFilter", "NodeTable"]
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    requester_agency: str | None = None
+    owner_agency: str | None = None
+    resource: str | None = None
+    case_number: str | None = None
+    operator_id: str | None = None
+    purpose: str | None = None
+    decision: str | None = None
+    rule_id: str | None = None
+    client_id: str | None = None
+    kind: str | None = None
+
+    def apply(self, query: Select[AuditEntry]) -> Select[AuditEntry]:
+        columns = {
+            "requester_agency": AuditEntry.requester_agency,
+            "owner_agency": AuditEntry.owner_agency,
+            "resource": AuditEntry.resource,
+            "case_number": AuditEntry.case_number,
+            "operator_id": AuditEntry.operator_id,
+            "purpose": AuditEntry.purpose,
+            "decision": AuditEntry.decision,
+            "client_id": AuditEntry.client_id,
+            "kind": AuditEntry.kind,
+        }
+        for name, column in columns.items():
+            value = getattr(self, name)
+            if value is not None:
+                query = query.where(column == value)
+        if self.since is not None:
+            query = query.where(AuditEntry.created_at >= self.since)
+        if self.until is not None:
+            query = query.where(AuditEntry.created_at < self.until)
+        if self.rule_id is not None:
+            hits = select(AuditRuleHit.idx).where(AuditRuleHit.rule_id == self.rule_id)
+            query = query.where(AuditEntry.idx.in_(hits))
+        return query
+
+
+class NodeTable:
+    """A :class:`~gateway.audit.merkle.NodeReader` over ``audit_nodes``: one query per proof."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_nodes(self, keys: Sequence[NodeKey]) -> Mapping[NodeKey, bytes]:
+        if not keys:
+            return {}
+        rows = self.session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_(list(keys))
+            )
+        )
+        return {(row.level, row.idx): row.hash for row in rows}
+
+
+class AuditRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def tree_size(self) -> int:
+        size = self.session.execute(
+            select(AuditTreeHead.size).where(AuditTreeHead.id == TREE_HEAD_ID)
+        ).scalar_one()
+        return int(size)
+
+    def head(self) -> tuple[int, bytes]:
+        row = self.session.execute(
+            select(AuditTreeHead.size, AuditTreeHead.frontier).where(
+                AuditTreeHead.id == TREE_HEAD_ID
+            )
+        ).one()
+        return int(row.size), bytes(row.frontier)
+
+    def entry(self, index: int) -> AuditEntry | None:
+        return self.session.get(AuditEntry, index)
+
+    def entries(self, filters: EntryFilter, *, after: int | None, limit: int) -> list[AuditEntry]:
+        query = filters.apply(select(AuditEntry))
+        if after is not None:
+            query = query.where(AuditEntry.idx > after)
+        query = query.order_by(AuditEntry.idx).limit(limit)
+        return list(self.session.scalars(query))
+
+    def iter_entries(
+        self, filters: EntryFilter, *, batch: int = 1000, start: int = 0, stop: int | None = None
+    ) -> Iterator[AuditEntry]:
+        after = start - 1
+        while True:
+            query = filters.apply(select(AuditEntry)).where(AuditEntry.idx > after)
+            if stop is not None:
+                query = query.where(AuditEntry.idx < stop)
+            rows = list(self.session.scalars(query.order_by(AuditEntry.idx).limit(batch)))
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].idx
+
+    def latest_checkpoint(self) -> AuditCheckpoint | None:
+        return self.session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+        ).first()
+
+    def checkpoints(self) -> list[AuditCheckpoint]:
+        return list(
+            self.session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
+        )
+
+    def count(self, filters: EntryFilter) -> int:
+        query = filters.apply(select(AuditEntry)).with_only_columns(func.count())
+        return int(self.session.execute(query).scalar_one())

@@ -1,0 +1,279 @@
+"""The regulators' audit API. Every query is itself an audit entry: the watchers are watched."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+
+from gateway.audit.cursor import decode_cursor, encode_cursor
+from gateway.audit.entry import AuditKind, Decision, EntryDraft
+from gateway.audit.repository import EntryFilter
+from gateway.audit.service import STATS_GROUPS
+from gateway.audit.writer import AuditUnavailable
+from gateway.auth.deps import AuditOrExchange, AuditReader, RuntimeDep
+from gateway.auth.scopes import Scope
+from gateway.auth.tokens import Principal
+from gateway.errors import (
+    PROBLEM_CONTENT_TYPE,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableContent,
+)
+from gateway.observability.context import current_request_id
+from gateway.responses import JSONResponse
+from gateway.runtime import Runtime
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
+    for code, text in {
+        400: "out of range (index, tree size, from > to)",
+        401: "invalid token",
+        403: "missing scope",
+        404: "no such entry",
+        422: "malformed parameter",
+        503: "the audit log cannot record this query",
+    }.items()
+}
+
+AgencyCode = Annotated[str | None, Query(pattern=r"^[A-Z]{2}\d{6}$")]
+ShortText = Annotated[str | None, Query(min_length=1, max_length=128)]
+
+
+class DecisionName(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    ERROR = "error"
+    INVALID = "invalid"
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class Interval(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+
+
+def entry_filter(
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    requester_agency: AgencyCode = None,
+    owner_agency: Annotated[str | None, Query(pattern=r"^[a-z_]{2,32}$")] = None,
+    resource: Annotated[str | None, Query(pattern=r"^[a-z_]{2,64}$")] = None,
+    case_number: ShortText = None,
+    operator_id: ShortText = None,
+    purpose: Annotated[str | None, Query(pattern=r"^[A-Z_]{2,64}$")] = None,
+    decision: DecisionName | None = None,
+    rule_id: ShortText = None,
+) -> EntryFilter:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise UnprocessableContent(
+                f"{name} needs a time zone", [{"field": name, "reason": "naive datetime"}]
+            )
+    return EntryFilter(
+        since=since,
+        until=until,
+        requester_agency=requester_agency,
+        owner_agency=owner_agency,
+        resource=resource,
+        case_number=case_number,
+        operator_id=operator_id,
+        purpose=purpose,
+        decision=decision.value if decision else None,
+        rule_id=rule_id,
+    )
+
+
+Filters = Annotated[EntryFilter, Depends(entry_filter)]
+
+
+async def _record_query(
+    runtime: Runtime, request: Request, caller: Principal, response: Response
+) -> Response:
+    """Write the query's own audit entry before answering; 503 if it cannot be written."""
+    draft = EntryDraft(
+        kind=AuditKind.AUDIT_QUERY,
+        request_id=current_request_id(),
+        requester_agency=caller.agency,
+        client_id=caller.client_id,
+        decision=Decision.ALLOW,
+        status=response.status_code,
+        action={"route": request.url.path, "query": str(request.url.query)},
+    )
+    try:
+        index = await runtime.audit_writer.append(draft)
+    except AuditUnavailable as exc:
+        raise ServiceUnavailable("the audit log cannot record this query") from exc
+    response.headers["X-Audit-Index"] = str(index)
+    return response
+
+
+@router.get(
+    "/key", summary="The checkpoint verifier key (public)", response_class=PlainTextResponse
+)
+async def verifier_key(runtime: RuntimeDep) -> PlainTextResponse:
+    signer = runtime.checkpoint_signer
+    if signer is None:
+        raise ServiceUnavailable("the checkpoint signing key is not configured")
+    return PlainTextResponse(signer.verifier_text() + "\n")
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint)",
+    response_class=PlainTextResponse,
+    responses=_PROBLEMS,
+)
+async def latest_checkpoint(
+    request: Request, runtime: RuntimeDep, caller: AuditOrExchange
+) -> Response:
+    note = await run_in_threadpool(runtime.audit_service.latest_checkpoint_note)
+    response = PlainTextResponse(note)
+    if Scope.AUDIT_READ in caller.scopes:
+        return await _record_query(runtime, request, caller, response)
+    return response
+
+
+@router.get("/entries/{index}", summary="One entry with its exact leaf bytes", responses=_PROBLEMS)
+async def get_entry(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    index: Annotated[int, Path(ge=0, le=2**62)],
+) -> Response:
+    view = await run_in_threadpool(runtime.audit_service.entry, index)
+    return await _record_query(runtime, request, caller, JSONResponse(view.as_json()))
+
+
+@router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof", responses=_PROBLEMS)
+async def inclusion(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditOrExchange,
+    index: Annotated[int, Query(ge=0, le=2**62)],
+    tree_size: Annotated[int, Query(ge=1, le=2**62)],
+) -> Response:
+    if Scope.AUDIT_READ not in caller.scopes:
+        # An agency system may check its own receipts, and only those.
+        try:
+            view = await run_in_threadpool(runtime.audit_service.entry, index)
+        except NotFound:
+            raise Forbidden("you may fetch proofs of your own entries only") from None
+        if view.client_id != caller.client_id:
+            raise Forbidden("you may fetch proofs of your own entries only")
+    hashes = await run_in_threadpool(runtime.audit_service.inclusion, index, tree_size)
+    body = {
+        "index": index,
+        "tree_size": tree_size,
+        "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
+    }
+    response = JSONResponse(body)
+    if Scope.AUDIT_READ in caller.scopes:
+        return await _record_query(runtime, request, caller, response)
+    return response
+
+
+@router.get("/proofs/consistency", summary="RFC 9162 consistency proof", responses=_PROBLEMS)
+async def consistency(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    first: Annotated[int, Query(alias="from", ge=1, le=2**62)],
+    second: Annotated[int, Query(alias="to", ge=1, le=2**62)],
+) -> Response:
+    hashes = await run_in_threadpool(runtime.audit_service.consistency, first, second)
+    body = {
+        "from": first,
+        "to": second,
+        "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
+    }
+    return await _record_query(runtime, request, caller, JSONResponse(body))
+
+
+@router.get("/entries", summary="Entries by filter, in index order", responses=_PROBLEMS)
+async def list_entries(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    after = None
+    if cursor is not None:
+        after = decode_cursor(cursor, kind="audit").get("a")
+        if not isinstance(after, int) or after < -1:
+            raise UnprocessableContent("bad cursor", [{"field": "cursor", "reason": "bad index"}])
+    views, next_after = await run_in_threadpool(
+        lambda: runtime.audit_service.entries(filters, after=after, limit=limit)
+    )
+    body = {
+        "entries": [view.as_json() for view in views],
+        "next_cursor": encode_cursor({"k": "audit", "a": next_after})
+        if next_after is not None
+        else None,
+    }
+    return await _record_query(runtime, request, caller, JSONResponse(body))
+
+
+@router.get(
+    "/export",
+    summary="A filtered range as streamed JSON Lines or CSV",
+    responses={**_PROBLEMS, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+async def export(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    filters: Filters,
+    format: ExportFormat = ExportFormat.JSONL,
+) -> Response:
+    lines: Iterator[bytes] = runtime.audit_service.export_lines(filters, format.value)
+    media = "application/x-ndjson" if format is ExportFormat.JSONL else "text/csv; charset=utf-8"
+    response = StreamingResponse(
+        iterate_in_threadpool(lines),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="audit.{format.value}"'},
+    )
+    return await _record_query(runtime, request, caller, response)
+
+
+@router.get("/stats", summary="Counts, denials and latency percentiles", responses=_PROBLEMS)
+async def stats(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    filters: Filters,
+    group_by: Annotated[str, Query(description="comma-separated: " + ",".join(STATS_GROUPS))] = (
+        "requester,owner,resource,decision"
+    ),
+    interval: Interval | None = None,
+) -> Response:
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in STATS_GROUPS]
+    if unknown or len(set(groups)) != len(groups):
+        raise UnprocessableContent(
+            f"group_by takes distinct names from: {', '.join(STATS_GROUPS)}",
+            [{"field": "group_by", "reason": f"unknown or repeated: {unknown or groups}"}],
+        )
+    rows = await run_in_threadpool(
+        runtime.audit_service.stats, filters, groups, interval.value if interval else None
+    )
+    body = {"group_by": groups, "interval": interval.value if interval else None, "rows": rows}
+    return await _record_query(runtime, request, caller, JSONResponse(body))
