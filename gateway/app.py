@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 import structlog
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from adapters.registry import build_adapters
 from gateway.audit.checkpoint import CheckpointSigner, load_or_create_signer, load_signer
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.routes import router as audit_router
@@ -26,12 +27,17 @@ from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
 from gateway.errors import install_error_handlers
+from gateway.exchange.routes import router as exchange_router
+from gateway.exchange.service import ExchangeService, PolicyHolder
+from gateway.exchange.upstream import AgencyAdapters
 from gateway.health.routes import router as health_router
 from gateway.observability.logging import configure_logging
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.middleware import GatewayMiddleware
+from gateway.policy import load_policy_engine
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.standard import catalog_document, load_standard
 
 __all__ = ["create_app"]
 
@@ -73,6 +79,16 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         max_batch=settings.audit_batch_max,
         max_wait_s=settings.audit_batch_wait_ms / 1000,
     )
+    standard = load_standard(settings.policy_dir / "standard")
+    policy = PolicyHolder(load_policy_engine(settings.policy_dir, standard))
+    adapters = AgencyAdapters(
+        build_adapters(
+            settings.agencies_dir,
+            secrets={k: v.get_secret_value() for k, v in settings.upstream_secrets.items()},
+            base_urls=settings.upstream_urls,
+        ),
+        case_owner=standard.resource("case").owner,
+    )
     return Runtime(
         settings=settings,
         engine=engine,
@@ -84,7 +100,7 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         auth_server=GatewayAuthorizationServer(factory, issuer),
         rate_limiter=limiter,
         metrics=metrics,
-        http=httpx.AsyncClient(timeout=httpx.Timeout(5.0)),
+        http=httpx2.AsyncClient(timeout=httpx2.Timeout(5.0)),
         external_keys=external,
         audit_writer=audit_writer,
         audit_service=AuditService(engine),
@@ -92,6 +108,13 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             engine, signer, settings.audit_origin, settings.checkpoint_interval_seconds
         ),
         checkpoint_signer=signer,
+        standard=standard,
+        catalog=catalog_document(standard),
+        policy=policy,
+        adapters=adapters,
+        exchange=ExchangeService(
+            standard=standard, policy=policy, adapters=adapters, audit=audit_writer
+        ),
     )
 
 
@@ -107,6 +130,24 @@ def _audit_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]
             if problem
         ]
         return {"ok": not problems, **({"errors": problems} if problems else {})}
+
+    return check
+
+
+def _adapter_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def check() -> dict[str, Any]:
+        health = await runtime.adapters.health()
+        agencies = {
+            name: {"ok": h.ok, "circuit": h.circuit, "latency_ms": h.latency_ms, "detail": h.detail}
+            for name, h in health.items()
+        }
+        # One agency being down degrades the gateway, it does not make it unready: the
+        # other agencies' exchanges still work. Operators alert on the per-agency flags.
+        return {
+            "ok": True,
+            "degraded": not all(a["ok"] for a in agencies.values()),
+            "agencies": agencies,
+        }
 
     return check
 
@@ -132,7 +173,7 @@ async def _refresh_external_keys(runtime: Runtime) -> None:
             response = await runtime.http.get(url)
             response.raise_for_status()
             external.update(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             log.warning("external JWKS fetch failed", url=url, error=str(exc))
         await asyncio.sleep(_EXTERNAL_JWKS_REFRESH_SECONDS if external.key_set else 5.0)
 
@@ -153,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(runtime.clients.refresh)
             runtime.audit_writer.start()
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
+            runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)
             tasks.append(asyncio.create_task(runtime.checkpointer.run()))
             if runtime.external_keys is not None:
                 tasks.append(asyncio.create_task(_refresh_external_keys(runtime)))
@@ -162,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.adapters.aclose()
             runtime.audit_writer.stop()
             await runtime.http.aclose()
             await runtime.rate_limiter.close()
@@ -179,5 +222,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(health_router)
     app.include_router(audit_router)
+    app.include_router(exchange_router)
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

@@ -7,6 +7,7 @@ Exit codes: 0 success · 1 the operation failed (e.g. database unreachable) ·
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,13 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.audit.checkpoint import (
+    Verifier,
+    load_or_create_signer,
+    load_signer,
+    parse_verifier,
+)
+from gateway.audit.verifier import progress_printer, verify_database, verify_export
 from gateway.auth.clients import ClientError, ClientService
 from gateway.auth.keys import KeyStore, KeyStoreError
 from gateway.auth.scopes import ALL_SCOPES
@@ -92,7 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
 
-    return run_demo(Path(args.data_dir), args.host, args.port)
+    return run_demo(
+        Path(args.data_dir), args.host, args.port, sandbox_port=args.sandbox_port, cases=args.cases
+    )
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -184,6 +194,82 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _verifiers(settings: Settings, args: argparse.Namespace) -> list[Verifier]:
+    texts: list[str] = list(args.key or [])
+    if args.key_file:
+        texts.extend(Path(f).read_text(encoding="utf-8").strip() for f in args.key_file)
+    if not texts:
+        try:
+            texts.append(load_signer(settings.resolved_checkpoint_key_path).verifier_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(
+                f"no verifier key: pass --key NAME+HASH+KEY (GET /v1/audit/key) ({exc})",
+                EXIT_USAGE,
+            ) from exc
+    try:
+        return [parse_verifier(text) for text in texts]
+    except ValueError as exc:
+        raise CommandError(f"bad verifier key: {exc}", EXIT_USAGE) from exc
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = _settings()
+    verifiers = _verifiers(settings, args)
+    notes = []
+    for name in args.checkpoint or []:
+        try:
+            notes.append((f"checkpoint file {name}", Path(name).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise CommandError(f"cannot read {name}: {exc}", EXIT_USAGE) from exc
+    progress = None if args.quiet else progress_printer(sys.stderr)
+    if args.export:
+        report = verify_export(
+            Path(args.export), verifiers, notes, origin=settings.audit_origin, progress=progress
+        )
+    else:
+        url = args.database_url or settings.resolved_database_url
+        engine = create_db_engine(url)
+        try:
+            report = verify_database(
+                engine,
+                verifiers,
+                origin=settings.audit_origin,
+                external_notes=notes,
+                progress=progress,
+            )
+        except SQLAlchemyError as exc:
+            raise CommandError(f"cannot read the audit log: {exc}") from exc
+        finally:
+            engine.dispose()
+    if progress is not None:
+        print(file=sys.stderr)
+    if report.ok:
+        root = base64.b64encode(report.root).decode() if report.root else "(empty)"
+        print(
+            f"OK: {report.entries} entries, root {root}, {report.checkpoints_checked} "
+            f"checkpoint(s) matched ({report.external_checked} kept outside the database)"
+        )
+        return EXIT_OK
+    where = (
+        f"first bad entry: {report.first_bad_index}" if report.first_bad_index is not None else ""
+    )
+    print(f"FAILED: {where}", file=sys.stderr)
+    for problem in report.problems[:50]:
+        print(f"  - {problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_audit_init_key(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = settings.resolved_checkpoint_key_path
+    try:
+        signer = load_or_create_signer(path, settings.checkpoint_key_name)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot create the checkpoint key at {path}: {exc}") from exc
+    print(signer.verifier_text())
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
@@ -210,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="var/demo",
         help="where the database, keys and demo.json go (default var/demo)",
     )
+    demo.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=18101,
+        help="first of five ports for the sample agency systems (default 18101)",
+    )
+    demo.add_argument("--cases", type=int, default=2000, help="synthetic cases (default 2000)")
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
@@ -252,6 +345,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate = keys.add_parser("rotate", help="make a new signing key (creates the first one)")
     rotate.set_defaults(func=cmd_keys_rotate)
+    audit = sub.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    verify = audit.add_parser(
+        "verify", help="recompute every leaf and root, check every checkpoint signature"
+    )
+    verify.add_argument("--database-url", help="default: GATEWAY_DATABASE_URL")
+    verify.add_argument("--export", help="verify a JSON Lines export instead of a database")
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="FILE",
+        help="a checkpoint note kept outside the database (repeatable); catches truncation",
+    )
+    verify.add_argument("--key", action="append", help="verifier key text (GET /v1/audit/key)")
+    verify.add_argument("--key-file", action="append", help="file holding a verifier key")
+    verify.add_argument("--quiet", action="store_true", help="no progress output")
+    verify.set_defaults(func=cmd_audit_verify)
+    init_key = audit.add_parser(
+        "init-key", help="create the checkpoint signing key if missing; prints the verifier key"
+    )
+    init_key.set_defaults(func=cmd_audit_init_key)
     return parser
 
 

@@ -22,6 +22,7 @@ from gateway.auth.keys import KeyStore
 from gateway.auth.scopes import Scope
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.migrate import upgrade
+from gateway.sandbox_runner import SandboxSystems, start_sandbox_systems
 from gateway.settings import Mode, Settings
 
 __all__ = ["DEMO_CLIENTS", "DemoSetup", "prepare_demo", "run_demo", "try_it_text"]
@@ -45,7 +46,14 @@ class DemoSetup:
     path: Path
 
 
-def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
+def demo_settings(
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    upstream_urls: dict[str, str] | None = None,
+    upstream_secrets: dict[str, str] | None = None,
+) -> Settings:
     return Settings(
         mode=Mode.DEMO,
         data_dir=data_dir,
@@ -53,6 +61,9 @@ def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
         log_json=False,
         host=host,
         port=port,
+        checkpoint_interval_seconds=2.0,
+        upstream_urls=upstream_urls or {},
+        upstream_secrets=upstream_secrets or {},
     )
 
 
@@ -96,9 +107,17 @@ def _examples() -> list[dict[str, Any]]:
     ]
 
 
-def prepare_demo(data_dir: Path, host: str, port: int) -> DemoSetup:
+def prepare_demo(
+    data_dir: Path, host: str, port: int, systems: SandboxSystems | None = None
+) -> DemoSetup:
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = demo_settings(data_dir, host, port)
+    settings = demo_settings(
+        data_dir,
+        host,
+        port,
+        upstream_urls=systems.urls if systems else None,
+        upstream_secrets=systems.secrets if systems else None,
+    )
     upgrade(settings)
     KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
     issued = _register(settings)
@@ -113,7 +132,7 @@ def prepare_demo(data_dir: Path, host: str, port: int) -> DemoSetup:
             }
             for name, cred in issued.items()
         },
-        "agency_systems": {},
+        "agency_systems": dict(systems.urls) if systems else {},
         "examples": _examples(),
     }
     path = data_dir / "demo.json"
@@ -143,18 +162,33 @@ Every example with its expected status: python3 -m json.tool {demo_json}
 """
 
 
-def run_demo(data_dir: Path, host: str, port: int) -> int:
-    setup = prepare_demo(data_dir, host, port)
-    print(try_it_text(setup), file=sys.stderr, flush=True)
-    config = uvicorn.Config(
-        create_app(setup.settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        server_header=False,
-        access_log=False,
-        log_level="warning",
+def run_demo(
+    data_dir: Path, host: str, port: int, *, sandbox_port: int = 18101, cases: int = 2000
+) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"starting the five sample agency systems on ports {sandbox_port}-{sandbox_port + 4} "
+        f"({cases} synthetic cases)…",
+        file=sys.stderr,
+        flush=True,
     )
-    uvicorn.Server(config).run()
+    systems = start_sandbox_systems(
+        host=host, base_port=sandbox_port, cases=cases, log_path=data_dir / "sandbox.log"
+    )
+    try:
+        setup = prepare_demo(data_dir, host, port, systems)
+        print(try_it_text(setup), file=sys.stderr, flush=True)
+        config = uvicorn.Config(
+            create_app(setup.settings),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            server_header=False,
+            access_log=False,
+            log_level="warning",
+        )
+        uvicorn.Server(config).run()
+    finally:
+        systems.stop()
     return 0

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -24,8 +24,11 @@ from gateway.auth.keys import KeyStore
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.exchange.service import ExchangeService, PolicyHolder
+from gateway.exchange.upstream import AgencyAdapters
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
+from gateway.standard import Standard
 
 __all__ = ["Runtime", "get_runtime"]
 
@@ -42,11 +45,16 @@ class Runtime:
     auth_server: GatewayAuthorizationServer
     rate_limiter: RateLimiter
     metrics: GatewayMetrics
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
     audit_writer: AuditWriter
     audit_service: AuditService
     checkpointer: Checkpointer
     checkpoint_signer: CheckpointSigner | None
+    standard: Standard
+    catalog: dict[str, Any]
+    policy: PolicyHolder
+    adapters: AgencyAdapters
+    exchange: ExchangeService
     external_keys: ExternalKeys | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict

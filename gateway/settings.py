@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
 
-    # Upstream agency credentials, e.g. GATEWAY_UPSTREAM_SECRETS='{"public_security": "…"}'
+    # Agency systems: base URLs overriding adapters/agencies/*.yaml, and credentials by name,
+    # e.g. GATEWAY_UPSTREAM_URLS='{"court": "https://…"}' GATEWAY_UPSTREAM_SECRETS='{"court": "…"}'
+    upstream_urls: dict[str, str] = Field(default_factory=dict)
     upstream_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
     @field_validator("issuer")

@@ -32,6 +32,11 @@ POSTGRES_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_ISSUER = "http://testserver"
+AGENCY_KINDS = ("public_security", "procuratorate", "court", "prison", "justice")
+# Tests that do not exchange data still start every adapter: give them credentials and an
+# address where nothing listens (the discard port), so a stray call fails fast.
+UNREACHABLE_UPSTREAMS = {kind: "http://127.0.0.1:9" for kind in AGENCY_KINDS}
+DUMMY_UPSTREAM_SECRETS = {kind: f"test-secret-{kind}" for kind in AGENCY_KINDS}
 
 
 def _postgres_available() -> str | None:
@@ -86,6 +91,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "log_json": True,
         "log_level": "WARNING",
         "client_cache_seconds": 0.0,
+        "upstream_urls": UNREACHABLE_UPSTREAMS,
+        "upstream_secrets": DUMMY_UPSTREAM_SECRETS,
     }
     values.update(overrides)
     return Settings(**values)

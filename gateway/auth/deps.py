@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.auth.ratelimit import retry_after_header
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal, TokenError
-from gateway.errors import InsufficientScope, RateLimited, Unauthorized
+from gateway.errors import GatewayError, InsufficientScope, RateLimited, Unauthorized
 from gateway.runtime import Runtime, get_runtime
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ExchangeClient",
     "PolicyAdmin",
     "RuntimeDep",
+    "audited_scope",
     "authenticate",
     "require_any_scope",
     "require_scope",
@@ -87,6 +88,30 @@ def require_any_scope(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     dependency.required_scope = scopes[0]  # type: ignore[attr-defined]
     dependency.required_scopes = frozenset(scopes)  # type: ignore[attr-defined]
     dependency.__name__ = "require_" + "_or_".join(s.replace(":", "_") for s in scopes)
+    return dependency
+
+
+def audited_scope(scope: Scope) -> Callable[..., Awaitable[Principal | GatewayError]]:
+    """Like :func:`require_scope`, but hands failures to the route instead of raising.
+
+    The exchange routes audit every request, refused ones included, so they need the
+    refusal as a value to record before it is rendered.
+    """
+    checker = require_scope(scope)
+
+    async def dependency(
+        request: Request,
+        runtime: RuntimeDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal | GatewayError:
+        try:
+            principal = await authenticate(request, runtime, credentials)
+            return await checker(principal)
+        except GatewayError as exc:
+            return exc
+
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    dependency.__name__ = f"audited_{scope.replace(':', '_')}"
     return dependency
 
 

@@ -308,17 +308,50 @@ def test_ningxia_divisions_gb_t_2260(standard: Standard) -> None:
                 "CLOSED",
             },
         ),
-        ("arrest_decision", {"APPROVED", "NOT_APPROVED"}),
-        ("secrecy_mark", {"NONE", "MIMI", "JIMI", "JUEMI"}),
+        ("arrest_decision", {"APPROVED", "DISAPPROVED"}),
+        ("secrecy_mark", {"NONE", "SECRET", "CONFIDENTIAL", "TOP_SECRET"}),
         (
             "community_correction_type",
-            {"PUBLIC_SURVEILLANCE", "PROBATION", "PAROLE", "TEMP_OUTSIDE_PRISON"},
+            {"PUBLIC_SURVEILLANCE", "PROBATION", "PAROLE", "TEMPORARY_OUTSIDE_EXECUTION"},
         ),
+        ("community_correction_status", {"ACTIVE", "COMPLETED", "REVOKED"}),
         (
             "coercive_measure_type",
-            {"SUMMONS", "BAIL", "RESIDENTIAL_SURVEILLANCE", "DETENTION", "ARREST"},
+            {"SUMMONS", "BAIL", "RESIDENTIAL_SURVEILLANCE", "CRIMINAL_DETENTION", "ARREST"},
         ),
         ("commutation_parole_kind", {"COMMUTATION", "PAROLE"}),
+        ("commutation_parole_ruling", {"PENDING", "APPROVED", "REJECTED"}),
+        ("verdict", {"GUILTY", "NOT_GUILTY", "EXEMPT"}),
+        (
+            "penalty_type",
+            {"PUBLIC_SURVEILLANCE", "CRIMINAL_DETENTION", "FIXED_TERM", "LIFE", "DEATH", "NONE"},
+        ),
+        ("execution_status", {"IN_CUSTODY", "RELEASED", "PAROLED"}),
+        (
+            "technical_investigation_measure",
+            {
+                "COMMUNICATIONS_INTERCEPT",
+                "LOCATION_TRACKING",
+                "ELECTRONIC_SURVEILLANCE",
+                "CONTROLLED_DELIVERY",
+            },
+        ),
+        (
+            "case_category",
+            {
+                "020710",
+                "040100",
+                "040200",
+                "040300",
+                "040520",
+                "050100",
+                "050200",
+                "050300",
+                "060110",
+                "060150",
+                "060701",
+            },
+        ),
     ],
 )
 def test_project_code_tables(standard: Standard, table: str, codes: set[str]) -> None:
@@ -328,7 +361,18 @@ def test_project_code_tables(standard: Standard, table: str, codes: set[str]) ->
 def test_every_code_table_states_its_source(standard: Standard) -> None:
     for table in standard.code_tables:
         assert table.source.strip(), table.id
-    assert "非 GA 240.1 正式代码" in standard.code_table("case_category").source
+    category = standard.code_table("case_category")
+    assert "代表性子集" in category.source
+    assert "未逐一核对 GA 240.1" in category.source
+
+
+def test_chinese_labels_of_renamed_codes(standard: Standard) -> None:
+    assert standard.code_table("coercive_measure_type").label("CRIMINAL_DETENTION") == "刑事拘留"
+    assert standard.code_table("penalty_type").label("CRIMINAL_DETENTION") == "拘役"
+    assert standard.code_table("secrecy_mark").label("SECRET") == "秘密"
+    assert standard.code_table("secrecy_mark").label("CONFIDENTIAL") == "机密"
+    assert standard.code_table("secrecy_mark").label("TOP_SECRET") == "绝密"
+    assert standard.code_table("case_category").label("050200") == "盗窃案"
 
 
 def test_protection_choices(standard: Standard) -> None:

@@ -48,7 +48,22 @@ def _violations(standard: Standard, resource: str, record: dict[str, object]) ->
         ("case", "court_case_number", "(２０２１)宁0104刑初123号", "non-ASCII digits"),
         ("case", "court_case_number", "(2021)宁0104民初123号", "unknown case type code"),
         ("case", "court_case_number", "(2021)宁0104刑初123", "must end with 号"),
-        ("case", "secrecy_mark", "SECRET", "not a code of table 'secrecy_mark'"),
+        ("case", "secrecy_mark", "MIMI", "not a code of table 'secrecy_mark'"),
+        ("case", "secrecy_mark", "secret", "not a code of table 'secrecy_mark'"),
+        ("judgment", "penalty_type", "DEATH_SUSPENDED", "not a code of table 'penalty_type'"),
+        ("judgment", "verdict", "CONVICTED", "not a code of table 'verdict'"),
+        (
+            "community_correction",
+            "supervising_office",
+            "兴庆区凤凰北街司法所",
+            "not an agency of kind 'justice'",
+        ),
+        (
+            "community_correction",
+            "supervising_office",
+            "JY640001",
+            "not an agency of kind 'justice'",
+        ),
         ("case", "stage", "trial", "not a code of table 'case_stage'"),
         ("case", "handling_agencies", "GA640104", "expected an array, got string"),
         ("case", "handling_agencies", [], "required list is empty"),
@@ -186,9 +201,56 @@ def test_ti_approver_may_be_a_city_bureau_outside_the_gateway(
     standard: Standard, valid_records: dict[str, dict[str, object]]
 ) -> None:
     record = valid_records["technical_investigation"]
-    record["approved_by"] = "GA640100"  # 银川市公安局: approves, but is not a gateway agency
-    assert validate_record(standard, "technical_investigation", record) == []
+    for approver in ("GA640100", "GA640300"):  # 银川市/吴忠市公安局: not gateway agencies
+        assert approver not in {a.code for a in standard.agencies}
+        record["approved_by"] = approver
+        assert validate_record(standard, "technical_investigation", record) == []
     record["approved_by"] = "JC640104"
     assert [v.field for v in validate_record(standard, "technical_investigation", record)] == [
         "approved_by"
     ]
+
+
+def test_pending_records_leave_decision_fields_null(
+    standard: Standard, valid_records: dict[str, dict[str, object]]
+) -> None:
+    review = valid_records["arrest_review"]
+    review.update(decision=None, decision_date=None, reason=None)
+    assert validate_record(standard, "arrest_review", review) == []
+    application = valid_records["commutation_parole"]
+    application.update(ruling="PENDING", ruling_date=None)
+    assert validate_record(standard, "commutation_parole", application) == []
+
+
+def test_commutation_parole_takes_the_xinggeng_case_number(
+    standard: Standard, valid_records: dict[str, dict[str, object]]
+) -> None:
+    record = valid_records["commutation_parole"]
+    record.update(kind="PAROLE", reduction_months=None, court_case_number="(2023)宁01刑更2999号")
+    assert validate_record(standard, "commutation_parole", record) == []
+
+
+@pytest.mark.parametrize(
+    ("verdict", "penalty", "term", "probation"),
+    [
+        ("GUILTY", "DEATH", None, None),  # 死刑缓期二年执行 is coded DEATH
+        ("GUILTY", "LIFE", None, None),
+        ("GUILTY", "CRIMINAL_DETENTION", 4, 6),  # 拘役 with probation
+        ("GUILTY", "PUBLIC_SURVEILLANCE", 12, None),
+        ("EXEMPT", "NONE", None, None),
+        ("NOT_GUILTY", "NONE", None, None),
+    ],
+)
+def test_judgment_outcomes(
+    standard: Standard,
+    valid_records: dict[str, dict[str, object]],
+    verdict: str,
+    penalty: str,
+    term: int | None,
+    probation: int | None,
+) -> None:
+    record = valid_records["judgment"]
+    record.update(
+        verdict=verdict, penalty_type=penalty, term_months=term, probation_months=probation
+    )
+    assert validate_record(standard, "judgment", record) == []

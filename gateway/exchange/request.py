@@ -1,0 +1,207 @@
+"""Reading an exchange request: the X-* headers and the query, checked against the standard.
+
+Header contract (docs/exchange.md):
+
+* ``X-Purpose`` (required): a purpose code of the standard, e.g. ``TRIAL``.
+* ``X-Operator-Id`` (required): the acting officer, ``[A-Za-z0-9_.:-]{1,64}``.
+* ``X-Case-Number``: the case the request serves, as **percent-encoded UTF-8**
+  (RFC 3986 §2.1), e.g. ``(2021)宁0104刑初123号`` is sent as
+  ``(2021)%E5%AE%810104%E5%88%91%E5%88%9D123%E5%8F%B7``. HTTP header values cannot
+  carry raw UTF-8 reliably (servers read them as Latin-1), so raw non-ASCII
+  bytes are refused with 400. It must decode to a court case number (案号) or a
+  police case number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from starlette.datastructures import Headers, QueryParams
+
+from gateway.audit.cursor import decode_cursor, encode_cursor
+from gateway.errors import InvalidHeader, UnprocessableContent
+from gateway.standard import (
+    ResourceType,
+    Standard,
+    check_case_number,
+    check_police_case_number,
+    validate_filter_value,
+)
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "ExchangeHeaders",
+    "SearchQuery",
+    "decode_case_number",
+    "parse_fetch_query",
+    "parse_fields",
+    "parse_headers",
+    "parse_search_query",
+]
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_OPERATOR = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_RESERVED_PARAMS = frozenset({"fields", "limit", "cursor"})
+
+
+@dataclass(frozen=True)
+class ExchangeHeaders:
+    purpose: str
+    operator_id: str
+    case_number: str | None
+
+
+def decode_case_number(raw: str) -> str:
+    """Percent-decode an ``X-Case-Number`` value and check it is a case number."""
+    if any(ord(ch) > 0x7F for ch in raw):
+        raise InvalidHeader(
+            "X-Case-Number",
+            "X-Case-Number carries raw non-ASCII bytes; send it percent-encoded UTF-8, "
+            "e.g. (2021)%E5%AE%810104%E5%88%91%E5%88%9D123%E5%8F%B7",
+        )
+    try:
+        decoded = unquote(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidHeader(
+            "X-Case-Number", "X-Case-Number does not percent-decode to UTF-8"
+        ) from exc
+    decoded = decoded.strip()
+    if check_case_number(decoded) is not None and check_police_case_number(decoded) is not None:
+        raise InvalidHeader(
+            "X-Case-Number",
+            "X-Case-Number is neither a court case number like (2021)宁0104刑初123号 "
+            "nor a police case number like A6401040000002021010001",
+        )
+    return decoded
+
+
+def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
+    purpose = headers.get("x-purpose")
+    if not purpose:
+        raise InvalidHeader("X-Purpose", "X-Purpose is required: the purpose code of the request")
+    try:
+        standard.purpose(purpose)
+    except KeyError:
+        raise InvalidHeader(
+            "X-Purpose", f"unknown purpose {purpose[:64]!r}; GET /v1/catalog lists the codes"
+        ) from None
+    operator = headers.get("x-operator-id")
+    if not operator or not _OPERATOR.match(operator):
+        raise InvalidHeader(
+            "X-Operator-Id",
+            "X-Operator-Id is required: the acting officer's id, 1-64 of [A-Za-z0-9_.:-]",
+        )
+    raw_case = headers.get("x-case-number")
+    case_number = decode_case_number(raw_case) if raw_case else None
+    return ExchangeHeaders(purpose=purpose, operator_id=operator, case_number=case_number)
+
+
+def parse_fields(resource: ResourceType, raw: str | None) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not names:
+        raise UnprocessableContent(
+            "fields is empty", [{"field": "fields", "reason": "give one or more field names"}]
+        )
+    unknown = sorted({n for n in names if not resource.has_field(n)})
+    if unknown:
+        raise UnprocessableContent(
+            f"unknown field(s) of {resource.name}: {', '.join(u[:64] for u in unknown)}",
+            [
+                {"field": "fields", "reason": f"not a field of {resource.name}: {name[:64]}"}
+                for name in unknown
+            ],
+        )
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    filters: dict[str, str]
+    fields: frozenset[str] | None
+    limit: int
+    after: str | None
+    fingerprint: str
+
+    def next_cursor(self, next_after: str | None) -> str | None:
+        if next_after is None:
+            return None
+        return encode_cursor({"k": "search", "a": next_after, "q": self.fingerprint})
+
+
+def _fingerprint(resource: str, filters: Mapping[str, str]) -> str:
+    text = resource + "\n" + "\n".join(f"{k}={v}" for k, v in sorted(filters.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_search_query(
+    standard: Standard, resource: ResourceType, params: QueryParams
+) -> SearchQuery:
+    errors: list[dict[str, str]] = []
+    filters: dict[str, str] = {}
+    for name in params:
+        values = params.getlist(name)
+        if name in _RESERVED_PARAMS:
+            if len(values) > 1:
+                errors.append({"field": name, "reason": "given more than once"})
+            continue
+        if len(values) > 1:
+            errors.append({"field": name, "reason": "given more than once"})
+            continue
+        if not resource.has_field(name) or name not in resource.filterable_fields:
+            errors.append({"field": name[:64], "reason": f"not a search filter of {resource.name}"})
+            continue
+        reason = validate_filter_value(standard, resource.name, name, values[0])
+        if reason is not None:
+            errors.append({"field": name, "reason": reason})
+            continue
+        filters[name] = values[0]
+    limit = DEFAULT_LIMIT
+    raw_limit = params.get("limit")
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            errors.append({"field": "limit", "reason": f"an integer from 1 to {MAX_LIMIT}"})
+        else:
+            limit = int(raw_limit)
+    if errors:
+        raise UnprocessableContent(
+            "invalid search: " + ", ".join(e["field"] for e in errors), errors
+        )
+    if not filters:
+        raise UnprocessableContent(
+            f"a search needs at least one filter of {resource.name} (minimum necessary): "
+            + ", ".join(resource.filterable_fields),
+            [{"field": "filters", "reason": "none given"}],
+        )
+    fields = parse_fields(resource, params.get("fields"))
+    fingerprint = _fingerprint(resource.name, filters)
+    after = None
+    raw_cursor = params.get("cursor")
+    if raw_cursor is not None:
+        cursor = decode_cursor(raw_cursor, kind="search")
+        if cursor.get("q") != fingerprint or not isinstance(cursor.get("a"), str):
+            raise UnprocessableContent(
+                "the cursor belongs to another search",
+                [{"field": "cursor", "reason": "resource or filters differ from the first page"}],
+            )
+        after = cursor["a"]
+    return SearchQuery(filters, fields, limit, after, fingerprint)
+
+
+def parse_fetch_query(resource: ResourceType, params: QueryParams) -> frozenset[str] | None:
+    """A fetch takes ``fields`` only."""
+    extra = sorted(set(params) - {"fields"})
+    if extra or len(params.getlist("fields")) > 1:
+        raise UnprocessableContent(
+            "a fetch by id takes only the fields parameter",
+            [{"field": e[:64], "reason": "not a parameter of this route"} for e in extra]
+            or [{"field": "fields", "reason": "given more than once"}],
+        )
+    return parse_fields(resource, params.get("fields"))

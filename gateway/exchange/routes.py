@@ -1,0 +1,124 @@
+"""Exchange routes. Each one hands the whole request to ``ExchangeService.handle``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from gateway.auth.deps import ExchangeClient, RuntimeDep, audited_scope
+from gateway.auth.scopes import Scope
+from gateway.auth.tokens import Principal
+from gateway.errors import PROBLEM_CONTENT_TYPE, GatewayError
+from gateway.responses import JSONResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["exchange"])
+
+AuditedExchangeCaller = Annotated[Principal | GatewayError, Depends(audited_scope(Scope.EXCHANGE))]
+
+_HEADERS_DOC: list[dict[str, Any]] = [
+    {
+        "name": "X-Purpose",
+        "in": "header",
+        "required": True,
+        "description": "purpose code of the standard (GET /v1/catalog), e.g. TRIAL",
+        "schema": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"},
+    },
+    {
+        "name": "X-Operator-Id",
+        "in": "header",
+        "required": True,
+        "description": "the acting officer's id",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+    },
+    {
+        "name": "X-Case-Number",
+        "in": "header",
+        "required": False,
+        "description": "the case served, percent-encoded UTF-8, e.g. "
+        "(2021)%E5%AE%810104%E5%88%91%E5%88%9D123%E5%8F%B7",
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,256}$"},
+    },
+    {
+        "name": "fields",
+        "in": "query",
+        "required": False,
+        "description": "comma-separated standard field names (minimum necessary)",
+        "schema": {"type": "string"},
+    },
+]
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
+    for code, text in {
+        400: "missing or malformed X-Purpose, X-Operator-Id or X-Case-Number",
+        401: "invalid token",
+        403: "denied by policy, or missing scope",
+        404: "unknown resource type, or no such record available to you",
+        422: "malformed id, fields, filter, limit or cursor",
+        429: "rate limited",
+        502: "the owning agency's system failed or sent a record that breaks the standard",
+        503: "the audit log cannot record the request; nothing released",
+        504: "the owning agency's system did not answer in time",
+    }.items()
+}
+_AUDIT_HEADER = {
+    "X-Audit-Index": {
+        "description": "index of this request's audit entry",
+        "schema": {"type": "integer"},
+    }
+}
+for _response in _RESPONSES.values():
+    _response["headers"] = _AUDIT_HEADER
+
+
+@router.get("/v1/catalog", summary="The unified sharing standard (统一标准)")
+async def catalog(runtime: RuntimeDep, caller: ExchangeClient) -> Response:
+    return JSONResponse(runtime.catalog)
+
+
+@router.get(
+    "/v1/resources/{resource}/{record_id}",
+    summary="One record, in standard form, filtered by policy",
+    responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
+    openapi_extra={"parameters": _HEADERS_DOC},
+)
+async def fetch_record(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditedExchangeCaller,
+    resource: str,
+    record_id: str,
+) -> Response:
+    return await runtime.exchange.handle(request, caller, resource, record_id)
+
+
+@router.get(
+    "/v1/resources/{resource}",
+    summary="Search records by standard filters (keyset pagination)",
+    description="Query parameters: one or more filters of the resource (see GET /v1/catalog), "
+    "`fields`, `limit` (1-100, default 20) and `cursor` (the previous page's next_cursor).",
+    responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
+    openapi_extra={
+        "parameters": [
+            *_HEADERS_DOC,
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+            {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+        ]
+    },
+)
+async def search_records(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditedExchangeCaller,
+    resource: str,
+) -> Response:
+    return await runtime.exchange.handle(request, caller, resource, None)

@@ -1,0 +1,139 @@
+"""The only holder of the agency adapters. Reaching one needs a :class:`Clearance`.
+
+A clearance is issued by the exchange service, and only after the policy decision
+point has decided on the request; every adapter call takes one. So a route that
+wanted to skip the policy decision would have to forge a clearance, which the
+choke-point test looks for (tests/exchange/test_choke_point.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapters.base import Adapter, AdapterHealth, Page, StandardRecord
+from gateway.policy.decision import CaseContext, Outcome, RequestDecision
+
+__all__ = ["AgencyAdapters", "Clearance", "UpstreamCall"]
+
+
+def _case_context(record: StandardRecord) -> CaseContext | None:
+    case_id = record.get("case_id")
+    agencies = record.get("handling_agencies")
+    if not isinstance(case_id, str) or not isinstance(agencies, list):
+        return None
+    return CaseContext(
+        case_id=case_id,
+        police_case_number=record.get("police_case_number"),
+        court_case_number=record.get("court_case_number"),
+        handling_agencies=frozenset(str(a) for a in agencies),
+        stage=record.get("stage"),
+        secrecy_mark=record.get("secrecy_mark"),
+    )
+
+
+class Clearance:
+    """Proof that the PDP has decided on this request. Create only via :meth:`for_decision`."""
+
+    __slots__ = ("decision",)
+    _issuer_key = object()
+
+    def __init__(self, decision: RequestDecision, key: object) -> None:
+        if key is not Clearance._issuer_key:
+            raise RuntimeError("a Clearance is issued by the exchange service only")
+        if decision.outcome is Outcome.DENY:
+            raise RuntimeError("a denied request gets no clearance")
+        self.decision = decision
+
+    @classmethod
+    def for_decision(cls, decision: RequestDecision) -> Clearance:
+        return cls(decision, cls._issuer_key)
+
+
+@dataclass
+class UpstreamCall:
+    """What the audit entry needs to know of an upstream call."""
+
+    status: int | None = None
+    latency_us: int | None = None
+
+
+_CASE_CACHE_SECONDS = 30.0
+_CASE_CACHE_SIZE = 10_000
+
+
+class AgencyAdapters:
+    def __init__(self, adapters: Mapping[str, Adapter], *, case_owner: str) -> None:
+        self._adapters = dict(adapters)
+        self._case_owner = case_owner
+        self._case_cache: dict[str, tuple[float, CaseContext | None]] = {}
+
+    async def resolve_case(self, case_number: str, call: UpstreamCall) -> CaseContext | None:
+        """The case a request names, for the policy decision only; never released.
+
+        A 案号 is looked up as ``court_case_number``, anything else as
+        ``police_case_number``, in the case owner's system. Answers are cached briefly.
+        """
+        now = time.monotonic()
+        cached = self._case_cache.get(case_number)
+        if cached is not None and now - cached[0] < _CASE_CACHE_SECONDS:
+            return cached[1]
+        field = "police_case_number" if case_number.startswith("A") else "court_case_number"
+        started = time.perf_counter()
+        try:
+            page = await self._adapters[self._case_owner].search(
+                "case", {field: case_number}, limit=2, after=None
+            )
+        finally:
+            call.latency_us = int((time.perf_counter() - started) * 1_000_000)
+        call.status = page.upstream_status
+        context = _case_context(page.records[0]) if len(page.records) == 1 else None
+        if len(self._case_cache) >= _CASE_CACHE_SIZE:
+            self._case_cache.clear()
+        self._case_cache[case_number] = (now, context)
+        return context
+
+    def serves(self, agency_kind: str) -> bool:
+        return agency_kind in self._adapters
+
+    async def fetch(
+        self, clearance: Clearance, agency: str, resource: str, record_id: str, call: UpstreamCall
+    ) -> StandardRecord | None:
+        if not isinstance(clearance, Clearance):
+            raise TypeError("a Clearance is required")
+        started = time.perf_counter()
+        try:
+            record = await self._adapters[agency].fetch(resource, record_id)
+        finally:
+            call.latency_us = int((time.perf_counter() - started) * 1_000_000)
+        call.status = 200 if record is not None else 404
+        return record
+
+    async def search(
+        self,
+        clearance: Clearance,
+        agency: str,
+        resource: str,
+        filters: Mapping[str, str],
+        *,
+        limit: int,
+        after: str | None,
+        call: UpstreamCall,
+    ) -> Page:
+        if not isinstance(clearance, Clearance):
+            raise TypeError("a Clearance is required")
+        started = time.perf_counter()
+        try:
+            page = await self._adapters[agency].search(resource, filters, limit=limit, after=after)
+        finally:
+            call.latency_us = int((time.perf_counter() - started) * 1_000_000)
+        call.status = page.upstream_status
+        return page
+
+    async def health(self) -> dict[str, AdapterHealth]:
+        return {name: await adapter.health() for name, adapter in self._adapters.items()}
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()

@@ -1,0 +1,146 @@
+"""Header and query parsing of exchange requests, against the shipped standard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from starlette.datastructures import Headers, QueryParams
+
+from gateway.errors import InvalidHeader, UnprocessableContent
+from gateway.exchange.request import (
+    decode_case_number,
+    parse_fetch_query,
+    parse_headers,
+    parse_search_query,
+)
+from gateway.settings import REPO_ROOT
+from gateway.standard import Standard, load_standard
+
+COURT_CASE = "(2021)宁0104刑初123号"
+POLICE_CASE = "A6401040000002021010001"
+
+
+@pytest.fixture(scope="module")
+def standard() -> Standard:
+    return load_standard(Path(REPO_ROOT / "policies" / "standard"))
+
+
+def _headers(**values: str) -> Headers:
+    raw = [(k.lower().replace("_", "-").encode(), v.encode("latin-1")) for k, v in values.items()]
+    return Headers(raw=raw)
+
+
+def test_percent_encoded_case_number_decodes() -> None:
+    assert decode_case_number(quote(COURT_CASE, safe="()")) == COURT_CASE
+    assert decode_case_number(quote(COURT_CASE)) == COURT_CASE
+    assert decode_case_number(POLICE_CASE) == POLICE_CASE
+
+
+def test_raw_utf8_case_number_is_refused() -> None:
+    # What a server sees when curl sends raw UTF-8: the bytes read as Latin-1.
+    mojibake = COURT_CASE.encode("utf-8").decode("latin-1")
+    with pytest.raises(InvalidHeader, match="percent-encoded"):
+        decode_case_number(mojibake)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        quote("（2021）宁０１０４刑初123号"),  # full-width digits
+        quote("(2021)宁0104刑初123"),  # no 号
+        "%E5%AE",  # truncated UTF-8
+        "%FF%FE",  # not UTF-8
+        "hello",
+        "",
+    ],
+)
+def test_malformed_case_numbers_are_refused(value: str) -> None:
+    with pytest.raises(InvalidHeader):
+        decode_case_number(value)
+
+
+def test_headers_parse(standard: Standard) -> None:
+    parsed = parse_headers(
+        _headers(x_purpose="TRIAL", x_operator_id="FY-0042", x_case_number=quote(COURT_CASE)),
+        standard,
+    )
+    assert parsed.purpose == "TRIAL"
+    assert parsed.operator_id == "FY-0042"
+    assert parsed.case_number == COURT_CASE
+
+
+@pytest.mark.parametrize(
+    ("headers", "header"),
+    [
+        ({"x_operator_id": "op1"}, "X-Purpose"),
+        ({"x_purpose": "NOT_A_PURPOSE", "x_operator_id": "op1"}, "X-Purpose"),
+        ({"x_purpose": "TRIAL"}, "X-Operator-Id"),
+        ({"x_purpose": "TRIAL", "x_operator_id": "bad id with spaces"}, "X-Operator-Id"),
+        ({"x_purpose": "TRIAL", "x_operator_id": "o" * 65}, "X-Operator-Id"),
+    ],
+)
+def test_missing_or_bad_headers(standard: Standard, headers: dict[str, str], header: str) -> None:
+    with pytest.raises(InvalidHeader) as caught:
+        parse_headers(_headers(**headers), standard)
+    assert caught.value.extra["header"] == header
+    assert caught.value.status == 400
+
+
+def test_search_query(standard: Standard) -> None:
+    judgment = standard.resource("judgment")
+    query = parse_search_query(
+        standard, judgment, QueryParams(f"court_case_number={quote(COURT_CASE)}&limit=5")
+    )
+    assert query.filters == {"court_case_number": COURT_CASE}
+    assert query.limit == 5
+    assert query.after is None
+    cursor = query.next_cursor("JD0000000101")
+    assert cursor is not None
+    again = parse_search_query(
+        standard,
+        judgment,
+        QueryParams(f"court_case_number={quote(COURT_CASE)}&cursor={cursor}"),
+    )
+    assert again.after == "JD0000000101"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("", "filters"),
+        ("limit=5", "filters"),
+        ("court_case_number=nonsense", "court_case_number"),
+        ("summary=x", "summary"),
+        ("no_such_field=1", "no_such_field"),
+        (f"court_case_number={quote(COURT_CASE)}&limit=0", "limit"),
+        (f"court_case_number={quote(COURT_CASE)}&limit=101", "limit"),
+        (f"court_case_number={quote(COURT_CASE)}&limit=ten", "limit"),
+        (f"court_case_number={quote(COURT_CASE)}&cursor=%%%", "cursor"),
+        (f"court_case_number={quote(COURT_CASE)}&fields=nope", "fields"),
+        (f"court_case_number={quote(COURT_CASE)}&court_case_number=x", "court_case_number"),
+    ],
+)
+def test_bad_search_queries_name_the_field(standard: Standard, query: str, field: str) -> None:
+    with pytest.raises(UnprocessableContent) as caught:
+        parse_search_query(standard, standard.resource("judgment"), QueryParams(query))
+    assert field in {e["field"] for e in caught.value.extra["errors"]}
+
+
+def test_cursor_of_another_search_is_refused(standard: Standard) -> None:
+    judgment = standard.resource("judgment")
+    first = parse_search_query(standard, judgment, QueryParams("case_id=C00000001"))
+    cursor = first.next_cursor("JD0000000101")
+    with pytest.raises(UnprocessableContent, match="another search"):
+        parse_search_query(standard, judgment, QueryParams(f"case_id=C00000002&cursor={cursor}"))
+
+
+def test_fetch_takes_fields_only(standard: Standard) -> None:
+    person = standard.resource("person")
+    assert parse_fetch_query(person, QueryParams("fields=name,sex")) == {"name", "sex"}
+    assert parse_fetch_query(person, QueryParams("")) is None
+    with pytest.raises(UnprocessableContent):
+        parse_fetch_query(person, QueryParams("limit=3"))
+    with pytest.raises(UnprocessableContent):
+        parse_fetch_query(person, QueryParams("fields="))
