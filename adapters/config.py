@@ -18,6 +18,7 @@ __all__ = [
     "AgencyConfig",
     "AgencyConfigError",
     "ApiKeyAuth",
+    "BasicAuth",
     "CircuitConfig",
     "ConnectionConfig",
     "EnvelopeConfig",
@@ -50,6 +51,14 @@ class ApiKeyAuth(_Strict):
     secret: str = Field(description="name of the credential in GATEWAY_UPSTREAM_SECRETS")
 
 
+class BasicAuth(_Strict):
+    """HTTP Basic (RFC 7617): ``username`` in the file, the password by name."""
+
+    kind: Literal["basic"]
+    username: str
+    secret: str = Field(description="name of the password in GATEWAY_UPSTREAM_SECRETS")
+
+
 class OAuth2ClientCredentialsAuth(_Strict):
     kind: Literal["oauth2_client_credentials"]
     token_url: str = Field(description="absolute, or relative to base_url")
@@ -66,7 +75,8 @@ class MutualTlsAuth(_Strict):
 
 
 AuthConfig = Annotated[
-    NoAuth | ApiKeyAuth | OAuth2ClientCredentialsAuth | MutualTlsAuth, Field(discriminator="kind")
+    NoAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentialsAuth | MutualTlsAuth,
+    Field(discriminator="kind"),
 ]
 
 
@@ -97,7 +107,11 @@ class EnvelopeConfig(_Strict):
 
 
 class FieldMapConfig(_Strict):
-    source: str = Field(alias="from", description="native path; dots for nesting")
+    source: str = Field(
+        alias="from",
+        description='native path; dots for nesting, "[]" after a step to map over a list '
+        "(``defendants[].personId``)",
+    )
     codes: dict[str, str] | None = None
     date_format: str | None = Field(
         default=None, description='strptime format, or "iso" / "iso-datetime"'
@@ -112,6 +126,12 @@ class FieldMapConfig(_Strict):
 class FetchConfig(_Strict):
     path: str = Field(description="path template with {id}")
     record_path: str = ""
+
+    @model_validator(mode="after")
+    def _has_id(self) -> FetchConfig:
+        if "{id}" not in self.path:
+            raise ValueError("fetch path must contain {id}")
+        return self
 
 
 class SearchConfig(_Strict):
@@ -134,6 +154,10 @@ class ResourceMapConfig(_Strict):
     def _id_is_mapped(self) -> ResourceMapConfig:
         if self.id_field not in self.fields:
             raise ValueError(f"id_field {self.id_field!r} has no field mapping")
+        if self.search is not None:
+            unmapped = sorted(set(self.search.params) - set(self.fields))
+            if unmapped:
+                raise ValueError(f"search filters {unmapped} name no mapped field")
         return self
 
 

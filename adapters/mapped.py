@@ -27,8 +27,9 @@ from adapters.transports.http import UpstreamHttp, UpstreamResponse
 __all__ = ["MappedAdapter"]
 
 _MISSING_MARKER = get_path({}, "x")
-# Record ids travel in URL paths: a closed alphabet leaves nothing to traverse or inject.
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Record ids travel in URL paths: a closed alphabet leaves nothing to traverse or inject
+# (checked with fullmatch: "$" alone would let a trailing newline through).
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class MappedAdapter(Adapter):
@@ -66,6 +67,12 @@ class MappedAdapter(Adapter):
         envelope = self.config.envelope
         if envelope is not None:
             status = get_path(body, envelope.status_path)
+            if status is _MISSING_MARKER:
+                raise UpstreamProtocolError(
+                    self.agency,
+                    f"answer has no envelope status {envelope.status_path!r}",
+                    upstream_status=response.status,
+                )
             if status in envelope.not_found_values:
                 return None
             if status not in envelope.ok_values:
@@ -88,7 +95,7 @@ class MappedAdapter(Adapter):
 
     async def fetch(self, resource: str, record_id: str) -> StandardRecord | None:
         mapping = self._map(resource)
-        if not SAFE_ID.match(record_id):
+        if not isinstance(record_id, str) or not SAFE_ID.fullmatch(record_id):
             return None
         path = mapping.config.fetch.path.replace("{id}", quote(record_id, safe=""))
         response = await self.http.get(path)
@@ -123,8 +130,15 @@ class MappedAdapter(Adapter):
             if native_param is None:
                 raise UnsupportedOperation(f"{self.agency} cannot filter {resource} by {name}")
             params[native_param] = mapping.native_filter(name, value)
-        # One more than asked tells whether another page exists.
-        params[search.limit_param] = str(min(limit + 1, search.max_limit))
+        # One more than asked tells whether another page exists. When the agency's maximum
+        # page is not larger than ``limit``, a full page may be followed by more: the page is
+        # then cut at the maximum and a full one always carries a cursor (at worst the next
+        # page is empty), instead of records being dropped silently.
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        asked = min(limit + 1, search.max_limit)
+        page_size = min(limit, asked)
+        params[search.limit_param] = str(asked)
         if after is not None:
             params[search.after_param] = after
         response = await self.http.get(search.path, params)
@@ -138,9 +152,15 @@ class MappedAdapter(Adapter):
         if not isinstance(natives, list):
             raise UpstreamProtocolError(self.agency, f"{resource}: search records are not a list")
         records = [mapping.to_standard(native) for native in natives]
-        has_more = len(records) > limit
-        records = records[:limit]
-        next_after = str(records[-1][mapping.config.id_field]) if has_more and records else None
+        id_field = mapping.config.id_field
+        for record in records:
+            if not isinstance(record.get(id_field), str):
+                raise MappingError(
+                    self.agency, f"{resource}: a record has no {id_field}", field_name=id_field
+                )
+        has_more = len(records) > page_size if asked > limit else len(records) >= asked
+        records = records[:page_size]
+        next_after = str(records[-1][id_field]) if has_more and records else None
         return Page(records=records, next_after=next_after, upstream_status=response.status)
 
     async def health(self) -> AdapterHealth:

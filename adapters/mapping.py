@@ -5,6 +5,10 @@ table of rules: ``from`` (path), ``codes`` (native → standard code values),
 ``date_format`` (strptime pattern, ``iso`` or ``iso-datetime``), ``true_values`` /
 ``false_values``, ``split`` (a separator for lists), ``type`` and ``strip``.
 
+A path step ending in ``[]`` maps the rest of the path over a list:
+``defendants[].personId`` reads ``[{"personId": "P1"}, {"personId": "P2"}]`` as
+``["P1", "P2"]`` (a single object, as a one-child XML element reads, counts as a list of one).
+
 Values that do not translate are passed through unchanged (an unknown code stays
 the native code) so that standard validation names the field and refuses the
 record, instead of the mapping silently guessing. A value that cannot be parsed
@@ -29,14 +33,30 @@ Converter = Callable[[Any], Any]
 
 
 def get_path(data: Any, path: str) -> Any:
-    """Follow a dotted path through nested mappings; a missing step gives ``_MISSING``."""
+    """Follow a dotted path through nested mappings; a missing step gives ``_MISSING``.
+
+    A step ``name[]`` expects a list (or one mapping) and maps the rest of the path over
+    its items, dropping items where the rest is missing.
+    """
     if not path:
         return data
     current = data
-    for step in path.split("."):
-        if not isinstance(current, Mapping) or step not in current:
+    steps = path.split(".")
+    for position, step in enumerate(steps):
+        over_list = step.endswith("[]")
+        key = step[:-2] if over_list else step
+        if not isinstance(current, Mapping) or key not in current:
             return _MISSING
-        current = current[step]
+        current = current[key]
+        if over_list:
+            if current is None or current == "":
+                return []
+            items = [current] if isinstance(current, Mapping) else current
+            if not isinstance(items, list):
+                return _MISSING
+            rest = ".".join(steps[position + 1 :])
+            values = [get_path(item, rest) for item in items]
+            return [v for v in values if v is not _MISSING]
     return current
 
 
@@ -53,13 +73,20 @@ def _date_parser(fmt: str) -> Converter:
 
 
 def _date_formatter(fmt: str) -> Converter:
-    def render(value: str) -> str:
-        parsed = date.fromisoformat(value)
+    def render(value: Any) -> Any:
+        try:
+            parsed = date.fromisoformat(str(value))
+        except ValueError:
+            return value  # not a standard date: leave it for the agency to refuse
         if fmt in ("iso", "iso-datetime"):
             return parsed.isoformat()
         return parsed.strftime(fmt)
 
     return render
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 def _to_int(value: Any) -> Any:
@@ -74,6 +101,10 @@ def _to_str(value: Any) -> Any:
     return value
 
 
+def _to_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
 @dataclass(frozen=True)
 class _CompiledField:
     name: str
@@ -82,11 +113,22 @@ class _CompiledField:
     to_native: Converter
 
 
+def _each(step: Converter) -> Converter:
+    """Apply ``step`` to every item of a list value, or to the value itself."""
+
+    def apply(value: Any) -> Any:
+        if isinstance(value, list):
+            return [step(v) for v in value]
+        return step(value)
+
+    return apply
+
+
 def _compile_field(name: str, spec: FieldMapConfig) -> _CompiledField:
     steps: list[Converter] = []
     reverse: list[Converter] = []
     if spec.strip:
-        steps.append(lambda v: v.strip() if isinstance(v, str) else v)
+        steps.append(_each(_strip))
     if spec.split is not None:
         separator = spec.split
         steps.append(
@@ -96,21 +138,20 @@ def _compile_field(name: str, spec: FieldMapConfig) -> _CompiledField:
         )
     if spec.codes is not None:
         codes = dict(spec.codes)
-        inverse = {standard: native for native, standard in codes.items()}
+        inverse: dict[str, str] = {}
+        for native, standard in codes.items():
+            inverse.setdefault(standard, native)  # several natives → one code: the first wins
 
-        def translate(value: Any) -> Any:
-            if isinstance(value, list):
-                return [codes.get(str(v), v) for v in value]
-            return codes.get(str(value), value)
-
-        steps.append(translate)
+        steps.append(_each(lambda v: codes.get(str(v), v)))
         reverse.append(lambda v: inverse.get(v, v))
     if spec.date_format is not None:
-        steps.append(_date_parser(spec.date_format))
+        steps.append(_each(_date_parser(spec.date_format)))
         reverse.append(_date_formatter(spec.date_format))
     if spec.true_values is not None or spec.false_values is not None:
         truthy = set(spec.true_values or [])
         falsy = set(spec.false_values or [])
+        native_true = spec.true_values[0] if spec.true_values else None
+        native_false = spec.false_values[0] if spec.false_values else None
 
         def to_bool(value: Any) -> Any:
             text = str(value).strip()
@@ -120,15 +161,22 @@ def _compile_field(name: str, spec: FieldMapConfig) -> _CompiledField:
                 return False
             return value  # left for validation to refuse
 
+        def from_bool(value: Any) -> Any:
+            text = str(value).strip().lower()
+            if text == "true" and native_true is not None:
+                return native_true
+            if text == "false" and native_false is not None:
+                return native_false
+            return value
+
         steps.append(to_bool)
+        reverse.append(from_bool)
     if spec.type == "integer":
-        steps.append(
-            lambda v: int(v) if isinstance(v, str) and v.strip().lstrip("-").isdigit() else v
-        )
+        steps.append(_each(_to_int))
     elif spec.type == "string":
-        steps.append(
-            lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-        )
+        steps.append(_each(_to_str))
+    elif spec.type == "list":
+        steps.append(_to_list)
 
     def convert(value: Any) -> Any:
         for step in steps:
@@ -167,10 +215,11 @@ class CompiledResourceMap:
             try:
                 record[compiled.name] = compiled.convert(raw)
             except (ValueError, TypeError) as exc:
+                # The message names the field, never the value (it may be personal data).
                 raise MappingError(
                     self.agency,
-                    f"{self.resource}.{compiled.name}: cannot read native "
-                    f"{compiled.source}={raw!r}: {exc}",
+                    f"{self.resource}.{compiled.name}: cannot read native {compiled.source} "
+                    f"({type(exc).__name__})",
                     field_name=compiled.name,
                 ) from exc
         return record

@@ -32,7 +32,5 @@ def build_adapters(
     adapters: dict[str, Adapter] = {}
     for agency, config in loaded.items():
         config = config.with_overrides((base_urls or {}).get(agency))
-        adapters[agency] = MappedAdapter(
-            config, secrets, transport=(transports or {}).get(agency)
-        )
+        adapters[agency] = MappedAdapter(config, secrets, transport=(transports or {}).get(agency))
     return adapters

@@ -49,6 +49,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_in_flight = False
 
+    def abandon(self) -> None:
+        """The call ended with neither success nor failure (cancelled): free the trial slot."""
+        self._trial_in_flight = False
+
     def record_failure(self) -> None:
         self._trial_in_flight = False
         self._failures += 1

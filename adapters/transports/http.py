@@ -25,6 +25,7 @@ from adapters.config import (
     AgencyConfigError,
     ApiKeyAuth,
     AuthConfig,
+    BasicAuth,
     ConnectionConfig,
     MutualTlsAuth,
     OAuth2ClientCredentialsAuth,
@@ -107,6 +108,9 @@ class UpstreamHttp:
         else:
             if isinstance(auth, ApiKeyAuth):
                 headers[auth.header] = _secret(agency, secrets, auth.secret)
+            if isinstance(auth, BasicAuth):
+                password = _secret(agency, secrets, auth.secret)
+                common["auth"] = httpx2.BasicAuth(auth.username, password)
             self.client = httpx2.AsyncClient(**common)
 
     async def _ensure_token(self, *, force: bool = False) -> None:
@@ -118,6 +122,11 @@ class UpstreamHttp:
             except OAuthError as exc:
                 raise UpstreamProtocolError(
                     self.agency, f"upstream token endpoint refused us: {exc.error}"
+                ) from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                # A token endpoint answering a non-JSON body (an HTML 502 page) or no token.
+                raise UpstreamProtocolError(
+                    self.agency, f"upstream token endpoint gave no usable token: {exc}"
                 ) from exc
 
     async def _once(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
@@ -133,7 +142,9 @@ class UpstreamHttp:
                 )
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_raw():
+            # Decoded bytes (gzip/deflate…): the transport does not decompress, and the cap
+            # must bound what we hold in memory, not what crossed the wire.
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
                     raise UpstreamProtocolError(
@@ -164,7 +175,13 @@ class UpstreamHttp:
                     attempt += 1
                     try:
                         response = await self._once(path, params)
-                    except (httpx2.ConnectError, httpx2.RemoteProtocolError) as exc:
+                    except (
+                        httpx2.ConnectError,
+                        httpx2.RemoteProtocolError,
+                        httpx2.ConnectTimeout,
+                    ) as exc:
+                        if isinstance(exc, httpx2.ConnectTimeout) and not _not_a_timeout(exc):
+                            raise
                         if attempt >= attempts:
                             raise UpstreamUnavailable(
                                 self.agency, f"cannot reach the agency system: {exc}"
@@ -193,6 +210,14 @@ class UpstreamHttp:
         except UpstreamProtocolError:
             self.breaker.record_failure()
             raise
+        except (httpx2.HTTPError, OAuthError) as exc:  # e.g. a token endpoint's 5xx, bad token
+            self.breaker.record_failure()
+            raise UpstreamProtocolError(self.agency, f"request failed: {exc}") from exc
+        except BaseException:
+            # Cancelled by the caller (or a bug): do not leave a half-open trial in flight,
+            # which would keep the circuit from ever closing again.
+            self.breaker.abandon()
+            raise
         if response.status >= 500:
             self.breaker.record_failure()
         else:
@@ -205,6 +230,14 @@ class UpstreamHttp:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _not_a_timeout(exc: httpx2.ConnectTimeout) -> bool:
+    """Whether a ConnectTimeout from the aiohttp transport is really a refused or lost
+    connection: httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (refused, reset,
+    server disconnected) to ConnectTimeout; only a cause that is a TimeoutError timed out."""
+    cause = exc.__cause__
+    return cause is not None and not isinstance(cause, TimeoutError)
 
 
 def _secret(agency: str, secrets: Mapping[str, str], name: str) -> str:
