@@ -37,6 +37,7 @@ __all__ = [
     "MAX_LIMIT",
     "ExchangeHeaders",
     "SearchQuery",
+    "check_record_id",
     "decode_case_number",
     "parse_fetch_query",
     "parse_fields",
@@ -47,6 +48,8 @@ __all__ = [
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _OPERATOR = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# The standard's record-id alphabet: nothing to traverse, encode or inject.
+_RECORD_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,63}$")
 _RESERVED_PARAMS = frozenset({"fields", "limit", "cursor"})
 
 
@@ -193,6 +196,14 @@ def parse_search_query(
             )
         after = cursor["a"]
     return SearchQuery(filters, fields, limit, after, fingerprint)
+
+
+def check_record_id(record_id: str) -> None:
+    if not _RECORD_ID.fullmatch(record_id):
+        raise UnprocessableContent(
+            "malformed record id",
+            [{"field": "record_id", "reason": "1-64 of [0-9A-Za-z._:-], starting alphanumeric"}],
+        )
 
 
 def parse_fetch_query(resource: ResourceType, params: QueryParams) -> frozenset[str] | None:

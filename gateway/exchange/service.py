@@ -44,7 +44,12 @@ from gateway.errors import (
     problem_response,
 )
 from gateway.errors import UpstreamTimeout as UpstreamTimeoutProblem
-from gateway.exchange.request import parse_fetch_query, parse_headers, parse_search_query
+from gateway.exchange.request import (
+    check_record_id,
+    parse_fetch_query,
+    parse_headers,
+    parse_search_query,
+)
 from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
 from gateway.observability.context import current_request_id
 from gateway.policy.decision import (
@@ -194,6 +199,7 @@ class ExchangeService:
         resource = self.standard.resource(resource_name)
         draft.owner_agency = resource.owner
         if record_id is not None:
+            check_record_id(record_id)
             fields = parse_fetch_query(resource, request.query_params)
             search = None
         else:
