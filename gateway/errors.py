@@ -37,6 +37,7 @@ from starlette.responses import Response
 from gateway.observability.context import current_request_id
 
 __all__ = [
+    "INTERNAL_ERROR_DETAIL",
     "PROBLEM_CONTENT_TYPE",
     "BadRequest",
     "Conflict",
@@ -59,6 +60,9 @@ __all__ = [
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
+INTERNAL_ERROR_DETAIL = (
+    "the gateway failed to handle this request; quote the request id to the operators"
+)
 
 log = structlog.get_logger(__name__)
 
@@ -277,11 +281,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", path=request.url.path)
+        # Starlette calls this handler outside the middleware that holds the request id.
+        request_id = current_request_id() or request.scope.get("state", {}).get("request_id")
+        log.exception("unhandled error", path=request.url.path, request_id=request_id)
         return problem_response(
             500,
             "Internal error",
-            "the gateway failed to handle this request; quote the request id to the operators",
+            INTERNAL_ERROR_DETAIL,
             slug="internal-error",
             instance=request.url.path,
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -90,6 +93,27 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]] | Respon
     return form
 
 
+def _check_client_auth(headers: Mapping[str, str], form: dict[str, list[str]]) -> Response | None:
+    """Refuse undecodable Basic credentials and requests that use two auth methods at once."""
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return None
+    scheme, _, param = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(param.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return _oauth_error(401, "invalid_client", "malformed Basic credentials")
+    basic_id = unquote(decoded.partition(":")[0])
+    if form.get("client_secret", [""])[0]:
+        # RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
+        return _oauth_error(400, "invalid_request", "use one client authentication method")
+    if form.get("client_id", [""])[0] not in ("", basic_id):
+        return _oauth_error(400, "invalid_request", "client_id does not match the credentials")
+    return None
+
+
 @router.post(
     "/oauth/token",
     tags=["auth"],
@@ -106,6 +130,12 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
     form = _parse_form(request.headers.get("content-type", ""), await request.body())
     if isinstance(form, Response):
         return form
+    if not form.get("grant_type", [""])[0]:
+        # RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+        return _oauth_error(400, "invalid_request", "grant_type is required")
+    refused = _check_client_auth(request.headers, form)
+    if refused is not None:
+        return refused
     url = request.url
     if not runtime.settings.require_https:
         # TLS is terminated in front of the gateway (or this is a loopback demo); authlib's

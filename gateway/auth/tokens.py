@@ -133,8 +133,11 @@ class TokenVerifier:
         if len(token) > _MAX_TOKEN_LENGTH:
             raise TokenError("token too long")
         header, unverified = _unverified_segments(token)
-        if header.get("alg") in (None, "none") or str(header.get("alg", "")).startswith("HS"):
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() == "none" or alg.upper().startswith("HS"):
             raise TokenError("unsupported token algorithm")
+        if not isinstance(header.get("kid", ""), str):
+            raise TokenError("malformed token header")
         issuer = unverified.get("iss")
         if issuer == self.issuer:
             principal = self._verify_local(token, header)
@@ -173,7 +176,8 @@ class TokenVerifier:
         return {"header": decoded.header, "claims": decoded.claims}
 
     def _verify_local(self, token: str, header: dict[str, Any]) -> Principal:
-        if header.get("typ") != ACCESS_TOKEN_TYP:
+        # RFC 9068 §4: "at+jwt" or its full media type "application/at+jwt".
+        if header.get("typ") not in (ACCESS_TOKEN_TYP, f"application/{ACCESS_TOKEN_TYP}"):
             raise TokenError("not an access token (typ must be at+jwt)")
         loaded = self.keys.load()
         if header.get("kid") not in {k.kid for k in loaded.verify_set.keys}:

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import problem_response
+from gateway.errors import INTERNAL_ERROR_DETAIL, problem_response
 from gateway.observability.context import accept_or_new_request_id, request_id_var
 from gateway.observability.metrics import GatewayMetrics
 
@@ -49,7 +49,7 @@ class GatewayMiddleware:
                     content_length = -1
         request_id = accept_or_new_request_id(incoming_id)
         token = request_id_var.set(request_id)
-        scope.setdefault("state", {})
+        scope.setdefault("state", {})["request_id"] = request_id
         status_holder = [500]
         response_started = False
         id_header = (b"x-request-id", request_id.encode("ascii"))
@@ -85,6 +85,12 @@ class GatewayMiddleware:
                     if response_started:
                         raise
                     await self._reject(scope, send_with_id, 413, "payload-too-large")
+                except Exception:
+                    # Answer here, where the request id is known, then let the error go on to
+                    # the app's handler (which logs it) and the server, as Starlette does.
+                    if not response_started:
+                        await self._reject(scope, send_with_id, 500, "internal-error")
+                    raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -108,6 +114,8 @@ class GatewayMiddleware:
                 "Request body too large",
                 f"the request body exceeds {self.max_body_bytes} bytes",
             )
+        elif status == 500:
+            title, detail = "Internal error", INTERNAL_ERROR_DETAIL
         else:
             title, detail = "Bad request", "malformed Content-Length header"
         response = problem_response(status, title, detail, slug=slug, instance=scope["path"])

@@ -1,0 +1,379 @@
+"""The ``gateway`` command: exit codes 0 ok, 1 failed, 2 usage or refused configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pydantic_settings
+import pytest
+
+from gateway.auth.passwords import verify_secret
+from gateway.cli import main
+from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.migrate import alembic_config
+from gateway.settings import Settings
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GATEWAY_MODE", "test")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def migrated(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    code, _, _ = run(capsys, "db", "upgrade")
+    assert code == 0
+    return cli_env
+
+
+def _add(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "clients", "add", *extra)
+
+
+def _rows(tmp_path: Path) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            result = session.execute(text("SELECT * FROM oauth_clients ORDER BY name"))
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()
+
+
+# --- help and usage --------------------------------------------------------------------------
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("serve", "demo", "db", "clients", "keys", "exit codes", "GATEWAY_"):
+        assert word in out
+
+
+@pytest.mark.parametrize(
+    "argv", [["clients", "--help"], ["clients", "add", "--help"], ["keys", "rotate", "--help"]]
+)
+def test_subcommand_help_exits_0(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    assert "usage: gateway" in capsys.readouterr().out
+
+
+def test_add_help_lists_the_scopes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["clients", "add", "--help"])
+    out = capsys.readouterr().out
+    for scope in ("exchange", "policy:admin", "audit:read", "--force-combined-roles"):
+        assert scope in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["frobnicate"], ["clients"], ["clients", "add", "--name", "x"], ["db", "upgrade", "-x"]],
+)
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_console_script_help() -> None:
+    script = Path(sys.executable).with_name("gateway")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+    result = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "exit codes" in result.stdout
+
+
+# --- db upgrade ------------------------------------------------------------------------------
+
+
+def test_db_upgrade(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0
+    assert out.strip() == f"database at revision {head}"
+    code, out, _ = run(capsys, "db", "upgrade")  # idempotent
+    assert code == 0
+    assert head in out
+
+
+def test_db_upgrade_unreachable_database_exits_1(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "GATEWAY_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+    )
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code == 1
+    assert err.startswith("gateway: migration failed")
+    assert "Traceback" not in err
+
+
+def test_invalid_setting_exits_2(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_TOKEN_TTL_SECONDS", "forever")
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code == 2
+    assert "invalid GATEWAY_* settings" in err
+    assert "token_ttl_seconds" in err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pydantic_settings.SettingsError,
+    reason="gateway/cli.py _settings() catches only pydantic.ValidationError; undecodable JSON "
+    "in GATEWAY_UPSTREAM_SECRETS raises pydantic_settings.SettingsError: traceback, not exit 2",
+)
+def test_undecodable_json_setting_exits_2(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_UPSTREAM_SECRETS", "{not json")
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code == 2
+    assert "GATEWAY_" in err
+
+
+def test_clients_before_db_upgrade_exits_1(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
+    assert code == 1
+    assert "gateway db upgrade" in err
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def test_clients_add_prints_the_secret_once(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
+    assert code == 0
+    issued = json.loads(out)
+    assert issued["client_id"].startswith("gw-")
+    assert issued["name"] == "court"
+    assert issued["agency"] == "FY640104"
+    assert issued["scopes"] == ["exchange"]
+    secret = issued["client_secret"]
+    assert len(secret) >= 43
+
+    rows = _rows(migrated)
+    assert len(rows) == 1
+    assert secret not in json.dumps(rows, default=str)
+    assert verify_secret(secret, rows[0]["secret_hash"])
+
+    for argv in (("clients", "list"), ("clients", "list", "--json")):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        assert issued["client_id"] in out
+        assert secret not in out
+    code, out, _ = run(capsys, "clients", "list", "--json")
+    listed = json.loads(out)
+    assert listed == [
+        {
+            "client_id": issued["client_id"],
+            "name": "court",
+            "agency": "FY640104",
+            "scopes": ["exchange"],
+            "disabled": False,
+            "rate_limit_per_second": None,
+        }
+    ]
+    # Neither the database file nor its WAL holds the secret in clear.
+    for path in migrated.glob("cli.db*"):
+        assert secret.encode() not in path.read_bytes()
+
+
+def test_clients_add_with_rate_limit_and_comma_scopes(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _add(
+        capsys,
+        "--name", "watcher",
+        "--agency", "ZF640000",
+        "--scopes", "exchange,audit:read",
+        "--rate-limit", "5",
+        "--burst", "10",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["scopes"] == ["audit:read", "exchange"]
+    row = _rows(migrated)[0]
+    assert (row["rate_limit_per_second"], row["rate_limit_burst"]) == (5.0, 10)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--agency", "court", "--scopes", "exchange"], "invalid agency code"),
+        (["--agency", "FY64010", "--scopes", "exchange"], "invalid agency code"),
+        (["--agency", "FY640104", "--scopes", "root"], "unknown scope"),
+        (["--agency", "ZF640000", "--scopes", "policy:admin", "audit:read"], "--force-combined"),
+        (["--agency", "FY640104", "--scopes", "exchange", "--rate-limit", "0"], "positive"),
+    ],
+)
+def test_clients_add_refused_exits_2(
+    migrated: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = _add(capsys, "--name", "bad-one", *argv)
+    assert code == 2
+    assert message in err
+    assert err.startswith("gateway: ")
+    assert out == ""  # no secret printed
+    assert _rows(migrated) == []  # nothing half-written
+
+
+def test_combined_roles_only_when_forced(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--name", "super", "--agency", "ZF640000", "--scopes", "policy:admin", "audit:read"]
+    assert _add(capsys, *argv)[0] == 2
+    code, out, _ = _add(capsys, *argv, "--force-combined-roles")
+    assert code == 0
+    assert json.loads(out)["scopes"] == ["audit:read", "policy:admin"]
+
+
+def test_duplicate_and_invalid_names_exit_2(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--agency", "FY640104", "--scopes", "exchange"]
+    assert _add(capsys, "--name", "court", *argv)[0] == 0
+    code, _, err = _add(capsys, "--name", "court", *argv)
+    assert code == 2
+    assert "exists already" in err
+    code, _, err = _add(capsys, "--name", "Court System", *argv)
+    assert code == 2
+    assert "invalid client name" in err
+    assert len(_rows(migrated)) == 1
+
+
+def test_clients_disable(migrated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
+    client_id = json.loads(out)["client_id"]
+    _add(capsys, "--name", "police", "--agency", "GA640104", "--scopes", "exchange")
+
+    code, out, _ = run(capsys, "clients", "disable", "court")
+    assert code == 0
+    assert client_id in out
+    code, _, _ = run(capsys, "clients", "disable", client_id)  # by id, again: still fine
+    assert code == 0
+    code, out, _ = run(capsys, "clients", "list", "--json")
+    states = {row["name"]: row["disabled"] for row in json.loads(out)}
+    assert states == {"court": True, "police": False}
+    code, out, _ = run(capsys, "clients", "list")
+    assert "disabled" in out
+    assert "enabled" in out
+
+    code, _, err = run(capsys, "clients", "disable", "nobody")
+    assert code == 2
+    assert "no client" in err
+
+
+# --- keys rotate -----------------------------------------------------------------------------
+
+
+def test_keys_rotate(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cli_env / "keys" / "signing-keys.json"
+    code, out, _ = run(capsys, "keys", "rotate")
+    assert code == 0
+    first = json.loads(path.read_text())["active"]
+    assert first in out
+    assert str(path) in out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    code, out, _ = run(capsys, "keys", "rotate")
+    assert code == 0
+    document = json.loads(path.read_text())
+    assert document["active"] != first
+    assert document["active"] in out
+    assert [key["kid"] for key in document["keys"]] == [first, document["active"]]
+    assert document["keys"][0]["retired_at"] is not None
+
+
+def test_keys_rotate_failure_exits_1(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = cli_env / "not-a-directory"
+    blocker.write_text("x")
+    monkeypatch.setenv("GATEWAY_KEYS_PATH", str(blocker / "keys.json"))
+    code, _, err = run(capsys, "keys", "rotate")
+    assert code == 1
+    assert "key rotation failed" in err
+
+
+def test_keys_rotate_refuses_a_corrupt_key_file(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = cli_env / "keys" / "signing-keys.json"
+    path.parent.mkdir()
+    path.write_text("{oops")
+    code, _, err = run(capsys, "keys", "rotate")
+    assert code == 1
+    assert "cannot read signing keys" in err
+    assert path.read_text() == "{oops"  # left alone for the operator to inspect
+
+
+# --- serve refuses before binding ------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal that did not happen must fail the test, not start a server."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("uvicorn.run was called")
+
+    monkeypatch.setattr("gateway.cli.uvicorn.run", refuse)
+
+
+def test_serve_refuses_production_defaults(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_MODE", "production")
+    monkeypatch.delenv("GATEWAY_DATABASE_URL")
+    code, _, err = run(capsys, "serve")
+    assert code == 2
+    assert "GATEWAY_DATABASE_URL" in err
+    assert "GATEWAY_ISSUER" in err
+
+
+def test_serve_with_several_workers_needs_redis(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "serve", "--workers", "2")
+    assert code == 2
+    assert "GATEWAY_REDIS_URL" in err
+
+
+def test_gateway_script_is_installed() -> None:
+    assert shutil.which("gateway") or Path(sys.executable).with_name("gateway").exists()

@@ -1,0 +1,176 @@
+"""Prometheus metrics by route and status; JSON logs with request ids and no secrets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.observability.logging import configure_logging, redact
+from gateway.observability.metrics import GatewayMetrics
+from tests.auth.fixtures import started_gateway
+from tests.auth.helpers import logging_restored
+from tests.conftest import Gateway
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with started_gateway(tmp_path_factory.mktemp("observed")) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def restore_logging(observed: Gateway) -> Iterator[None]:
+    with logging_restored(observed.settings.log_level):
+        yield
+
+
+def _samples(gateway: Gateway, name: str) -> list[dict[str, Any]]:
+    response = gateway.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    found = []
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name:
+                found.append({**sample.labels, "value": sample.value})
+    return found
+
+
+def _count(gateway: Gateway, **labels: str) -> float:
+    return sum(
+        s["value"]
+        for s in _samples(gateway, "gateway_requests_total")
+        if all(s.get(k) == v for k, v in labels.items())
+    )
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_requests_are_counted_by_route_status_and_agency(observed: Gateway) -> None:
+    before_ok = _count(observed, route="/v1/me", status="200", agency="FY640104")
+    before_401 = _count(observed, route="/v1/me", status="401")
+    for _ in range(3):
+        assert observed.client.get("/v1/me", headers=observed.auth("court")).status_code == 200
+    assert observed.client.get("/v1/me").status_code == 401
+    assert _count(observed, route="/v1/me", status="200", agency="FY640104") == before_ok + 3
+    assert _count(observed, route="/v1/me", status="401") == before_401 + 1
+    me = [s for s in _samples(observed, "gateway_requests_total") if s["route"] == "/v1/me"]
+    assert {s["method"] for s in me} == {"GET"}
+
+
+def test_token_endpoint_and_errors_are_counted(observed: Gateway) -> None:
+    before = _count(observed, route="/oauth/token", status="400")
+    observed.client.post("/oauth/token", json={"grant_type": "client_credentials"})
+    assert _count(observed, route="/oauth/token", status="400") == before + 1
+
+
+def test_unknown_paths_share_one_label(observed: Gateway) -> None:
+    """Probing random paths must not create a time series per path."""
+    before = _count(observed, route="unmatched", status="404")
+    for i in range(3):
+        assert observed.client.get(f"/probe-{i}-zzz").status_code == 404
+    assert _count(observed, route="unmatched", status="404") == before + 3
+    routes = {s["route"] for s in _samples(observed, "gateway_requests_total")}
+    assert not any("probe-" in route for route in routes)
+
+
+def test_latency_histogram_by_route(observed: Gateway) -> None:
+    observed.client.get("/healthz")
+    buckets = _samples(observed, "gateway_request_duration_seconds_bucket")
+    assert any(s["route"] == "/healthz" and s["le"] == "+Inf" and s["value"] >= 1 for s in buckets)
+    assert _samples(observed, "gateway_request_duration_seconds_count")
+
+
+def test_each_app_has_its_own_registry() -> None:
+    first, second = GatewayMetrics(), GatewayMetrics()
+    first.observe("/healthz", "GET", 200, "", 0.001)
+    assert b'route="/healthz"' in first.render()
+    assert b'route="/healthz"' not in second.render()
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+def test_logs_are_json_with_request_ids_and_no_secrets(
+    observed: Gateway, restore_logging: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cred = observed.register("log-checker", "FY640104", ["exchange"])
+    # Access logs are INFO; write them to this test's captured stderr (configure here, in
+    # the call phase: pytest swaps the capture stream between setup and call).
+    configure_logging("INFO", json=True)
+
+    token_response = observed.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": cred.client_id,
+            "client_secret": cred.client_secret,
+        },
+        headers={"X-Request-Id": "token-request-0001"},
+    )
+    assert token_response.status_code == 200
+    token = token_response.json()["access_token"]
+    me = observed.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    wrong = observed.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": cred.client_id,
+            "client_secret": "WrongSecretValue-0123456789",
+        },
+    )
+    assert wrong.status_code == 401
+    forged = token[: token.rindex(".")] + ".AAAA"
+    refused = observed.client.get("/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert refused.status_code == 401
+
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+
+    for secret in (cred.client_secret, "WrongSecretValue-0123456789", token, forged):
+        assert secret not in err
+    assert token.split(".")[2] not in err  # not even the signature alone
+    assert token.split(".")[1] not in err  # nor the claims segment
+
+    access = [e for e in events if e.get("event") == "request"]
+    by_id = {e["request_id"]: e for e in access}
+    assert by_id["token-request-0001"]["route"] == "/oauth/token"
+    assert by_id["token-request-0001"]["status"] == 200
+    me_line = by_id[me.headers["x-request-id"]]
+    assert me_line["route"] == "/v1/me"
+    assert me_line["client_id"] == cred.client_id
+    assert me_line["level"] == "info"
+    assert "timestamp" in me_line
+    assert by_id[wrong.headers["x-request-id"]]["status"] == 401
+
+
+def test_redact() -> None:
+    jwt_like = "eyJhbGciOiJFZDI1NTE5In0.eyJzdWIiOiJndy0xIn0.c2lnbmF0dXJl"
+    event = redact(
+        None,
+        "info",
+        {
+            "client_secret": "s3cret",
+            "Authorization": "Bearer abc",
+            "api_key": "k",
+            "password": "p",
+            "private_key": "d",
+            "note": f"got Bearer {jwt_like} and Basic Z3c6c2VjcmV0",
+            "raw": f"token={jwt_like}",
+            "count": 3,
+        },
+    )
+    for key in ("client_secret", "Authorization", "api_key", "password", "private_key"):
+        assert event[key] == "[redacted]"
+    assert jwt_like not in event["note"]
+    assert "Z3c6c2VjcmV0" not in event["note"]
+    assert event["raw"] == "token=[jwt]"
+    assert event["count"] == 3
