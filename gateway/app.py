@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx2
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from adapters.registry import build_adapters
@@ -135,12 +137,20 @@ def _audit_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]
 
 
 def _adapter_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]]:
+    cached: list[Any] = [0.0, None]
+
     async def check() -> dict[str, Any]:
-        health = await runtime.adapters.health()
-        agencies = {
-            name: {"ok": h.ok, "circuit": h.circuit, "latency_ms": h.latency_ms, "detail": h.detail}
-            for name, h in health.items()
-        }
+        # Probing five agencies costs real calls: answer from a 5 s cache. Only flags are
+        # shown (this route is public); the reasons go to the log.
+        now = time.monotonic()
+        if cached[1] is None or now - cached[0] > 5.0:
+            health = await runtime.adapters.health()
+            for name, h in health.items():
+                if not h.ok:
+                    log.warning("agency system not healthy", agency=name, detail=h.detail)
+            cached[:] = [now, health]
+        health = cached[1]
+        agencies = {name: {"ok": h.ok, "circuit": h.circuit} for name, h in health.items()}
         # One agency being down degrades the gateway, it does not make it unready: the
         # other agencies' exchanges still work. Operators alert on the per-agency flags.
         return {
@@ -191,7 +201,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         try:
             runtime.keys.load()
-            await run_in_threadpool(runtime.clients.refresh)
+            try:
+                await run_in_threadpool(runtime.clients.refresh)
+            except SQLAlchemyError as exc:
+                # Start anyway: /readyz says 503 until the database answers, and the
+                # registry refreshes on the first authenticated request.
+                log.error("database unavailable at start", error=str(exc))
             runtime.audit_writer.start()
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
             runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError as PydanticSettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.checkpoint import (
@@ -48,7 +49,7 @@ class CommandError(Exception):
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValidationError as exc:
+    except (ValidationError, PydanticSettingsError) as exc:
         raise CommandError(f"invalid GATEWAY_* settings:\n{exc}", EXIT_USAGE) from exc
 
 

@@ -9,6 +9,7 @@ transport: httpx's default transport costs several times more CPU per request
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import Mapping
@@ -45,8 +46,14 @@ class UpstreamResponse:
     latency_ms: float
 
 
+@functools.cache
+def _default_tls_context() -> ssl.SSLContext:
+    """One system-CA context for every agency: loading the CA bundle costs ~60-100 ms."""
+    return ssl.create_default_context()
+
+
 def _transport(connection: ConnectionConfig, auth: AuthConfig) -> httpx2.AsyncBaseTransport:
-    verify: ssl.SSLContext | bool = True
+    verify: ssl.SSLContext | bool = _default_tls_context()
     cert: tuple[str, str] | None = None
     if isinstance(auth, MutualTlsAuth):
         verify = ssl.create_default_context(cafile=str(auth.ca_file) if auth.ca_file else None)
