@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from gateway.audit.checkpoint import CheckpointSigner
 from gateway.audit.merkle import Frontier
-from gateway.audit.models import AuditCheckpoint
+from gateway.audit.models import AuditCheckpoint, AuditTreeHead
 from gateway.audit.repository import AuditRepository
+from gateway.audit.writer import TREE_HEAD_ID
 from gateway.db import utcnow
 
 __all__ = ["Checkpointer"]
@@ -41,6 +42,16 @@ class Checkpointer:
             self.last_error = "no checkpoint signing key"
             return None
         with Session(self.engine) as conn, conn.begin():
+            if self.engine.dialect.name == "sqlite":
+                # Take SQLite's write lock before reading the head (what BEGIN IMMEDIATE
+                # does): a deferred transaction that read a head another connection then
+                # moved cannot upgrade to a write and fails with "database is locked"
+                # instead of waiting. A no-op write as the first statement waits its turn.
+                conn.execute(
+                    update(AuditTreeHead)
+                    .where(AuditTreeHead.id == TREE_HEAD_ID)
+                    .values(size=AuditTreeHead.size)
+                )
             repository = AuditRepository(conn)
             size, frontier_bytes = repository.head()
             latest = conn.execute(

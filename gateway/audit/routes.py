@@ -218,7 +218,9 @@ async def list_entries(
     after = None
     if cursor is not None:
         after = decode_cursor(cursor, kind="audit").get("a")
-        if not isinstance(after, int) or after < -1:
+        # bool is an int to Python (and True would page from entry 1): refuse it, and bound
+        # the index like the path parameters so the database never sees an overflow.
+        if not isinstance(after, int) or isinstance(after, bool) or not -1 <= after <= 2**62:
             raise UnprocessableContent("bad cursor", [{"field": "cursor", "reason": "bad index"}])
     views, next_after = await run_in_threadpool(
         lambda: runtime.audit_service.entries(filters, after=after, limit=limit)

@@ -23,16 +23,24 @@ import base64
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
+from gateway.audit.entry import parse_time
 from gateway.audit.merkle import Frontier, NodeWrite, leaf_hash
-from gateway.audit.models import AuditCheckpoint, AuditEntry, AuditNode, AuditTreeHead
+from gateway.audit.models import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditNode,
+    AuditRuleHit,
+    AuditTreeHead,
+)
 from gateway.audit.writer import TREE_HEAD_ID
 
 __all__ = ["VerifyReport", "verify_database", "verify_export"]
@@ -82,6 +90,8 @@ class _Leaf:
     leaf: bytes
     stored_hash: bytes | None
     columns: dict[str, Any] | None
+    created_at: datetime | None = None
+    shown: dict[str, Any] | None = None  # an export line's fields beside the leaf
 
 
 class _Walk:
@@ -94,6 +104,7 @@ class _Walk:
         self.frontier = Frontier()
         self.checkpoints = checkpoints
         self.broken = False
+        self.last_document: dict[str, Any] = {}
 
     def add(self, item: _Leaf) -> list[NodeWrite]:
         report = self.report
@@ -113,6 +124,10 @@ class _Walk:
         except orjson.JSONDecodeError:
             report.fail(f"entry {item.index}: the leaf is not JSON", item.index)
             document = {}
+        if not isinstance(document, dict):
+            report.fail(f"entry {item.index}: the leaf is not a JSON object", item.index)
+            document = {}
+        self.last_document = document
         if document.get("index") != item.index:
             report.fail(
                 f"entry {item.index}: the leaf names index {document.get('index')}", item.index
@@ -124,6 +139,16 @@ class _Walk:
                         f"entry {item.index}: column {column} disagrees with the leaf", item.index
                     )
                     break
+        if item.created_at is not None and _leaf_time(document) != item.created_at:
+            report.fail(
+                f"entry {item.index}: column created_at disagrees with the leaf", item.index
+            )
+        if item.shown is not None and item.shown != {
+            k: v for k, v in document.items() if k != "index"
+        }:
+            report.fail(
+                f"entry {item.index}: the export line's fields disagree with its leaf", item.index
+            )
         writes = self.frontier.append(digest)
         for source, root in self.checkpoints.get(self.frontier.size, []):
             self.report.checkpoints_checked += 1
@@ -134,6 +159,13 @@ class _Walk:
                     self.frontier.size - 1,
                 )
         return writes
+
+
+def _leaf_time(document: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_time(document["time"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _open(
@@ -216,22 +248,42 @@ def verify_database(
             if not rows:
                 break
             writes: list[NodeWrite] = []
+            rules: dict[int, set[str]] = {}
             for row in rows:
                 columns = {column: getattr(row, column) for column, _ in _COLUMN_CHECKS}
                 writes.extend(
-                    walk.add(_Leaf(row.idx, bytes(row.leaf), bytes(row.leaf_hash), columns))
+                    walk.add(
+                        _Leaf(
+                            row.idx,
+                            bytes(row.leaf),
+                            bytes(row.leaf_hash),
+                            columns,
+                            created_at=row.created_at,
+                        )
+                    )
                 )
                 if walk.broken:
                     break
+                rule_ids = walk.last_document.get("rule_ids")
+                rules[row.idx] = set(rule_ids) if isinstance(rule_ids, list) else set()
             _check_nodes(session, writes, report)
+            _check_rule_hits(session, rules, after, max(rules, default=after), report)
             after = rows[-1].idx
             if progress is not None:
                 progress(walk.frontier.size, total)
             session.expunge_all()
         _finish(walk, report)
+        orphan = session.execute(
+            select(func.min(AuditRuleHit.idx)).where(AuditRuleHit.idx >= walk.frontier.size)
+        ).scalar()
+        if orphan is not None and not walk.broken:
+            report.fail(f"rule hits name entry {orphan}, which the log does not hold", orphan)
         if not walk.broken:
             if total != walk.frontier.size:
-                report.fail(f"tree head says {total} entries, the log holds {walk.frontier.size}")
+                report.fail(
+                    f"tree head says {total} entries, the log holds {walk.frontier.size}",
+                    min(total, walk.frontier.size),
+                )
             elif bytes(head.frontier) != walk.frontier.to_bytes():
                 report.fail("tree head frontier disagrees with the entries")
     return report
@@ -261,6 +313,23 @@ def _check_nodes(session: Session, writes: Sequence[NodeWrite], report: VerifyRe
             return
 
 
+def _check_rule_hits(
+    session: Session, expected: dict[int, set[str]], after: int, last: int, report: VerifyReport
+) -> None:
+    """The rule-id index (``audit_rule_hits``) must say what the leaves say."""
+    stored: dict[int, set[str]] = {}
+    for row in session.execute(
+        select(AuditRuleHit.idx, AuditRuleHit.rule_id).where(
+            AuditRuleHit.idx > after, AuditRuleHit.idx <= last
+        )
+    ):
+        stored.setdefault(int(row.idx), set()).add(row.rule_id)
+    for index in sorted(set(expected) | set(stored)):
+        if stored.get(index, set()) != expected.get(index, set()):
+            report.fail(f"entry {index}: rule hits disagree with the leaf's rule_ids", index)
+            return
+
+
 def _export_leaves(path: Path, report: VerifyReport) -> Iterator[_Leaf]:
     with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -268,12 +337,18 @@ def _export_leaves(path: Path, report: VerifyReport) -> Iterator[_Leaf]:
                 continue
             try:
                 item = orjson.loads(line)
-                yield _Leaf(
-                    int(item["index"]), base64.b64decode(item["leaf"], validate=True), None, None
+                shown = {k: v for k, v in item.items() if k not in ("index", "leaf")}
+                parsed = _Leaf(
+                    int(item["index"]),
+                    base64.b64decode(item["leaf"], validate=True),
+                    None,
+                    None,
+                    shown=shown,
                 )
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
                 report.fail(f"{path}:{line_number}: not an export line ({exc.__class__.__name__})")
                 return
+            yield parsed
 
 
 def verify_export(
@@ -294,6 +369,8 @@ def verify_export(
             break
         if progress is not None and walk.frontier.size % 10_000 == 0:
             progress(walk.frontier.size, None)
+    if progress is not None:
+        progress(walk.frontier.size, None)
     _finish(walk, report)
     return report
 

@@ -111,15 +111,20 @@ class AuditWriter:
 
     def append_blocking(self, draft: EntryDraft) -> int:
         """The same as :meth:`append`, for code running in a worker thread."""
+        future = self.submit(draft)
         try:
-            return self.submit(draft).result(timeout=self.append_timeout_s)
+            return future.result(timeout=self.append_timeout_s)
         except concurrent.futures.TimeoutError as exc:
+            future.cancel()  # not committed unless the writer has already taken it
             raise AuditUnavailable("the audit log did not confirm the entry in time") from exc
 
     # --- the writer thread ---------------------------------------------------------------------
 
     def _gather(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        batch = [first]
+        # A caller that gave up (timed out, cancelled) before its draft was taken is
+        # skipped: its entry is not written. Once taken, the future can no longer be
+        # cancelled, so settling it below never raises InvalidStateError.
+        batch = [first] if first.future.set_running_or_notify_cancel() else []
         deadline = time.monotonic() + self.max_wait_s
         stop = False
         while len(batch) < self.max_batch:
@@ -136,7 +141,8 @@ class AuditWriter:
                 stop = True
                 break
             assert isinstance(item, _Pending)
-            batch.append(item)
+            if item.future.set_running_or_notify_cancel():
+                batch.append(item)
         return batch, stop
 
     def _run(self) -> None:
@@ -146,23 +152,37 @@ class AuditWriter:
                 return
             assert isinstance(item, _Pending)
             batch, stop = self._gather(item)
-            try:
-                indices = self._commit([p.draft for p in batch])
-            except (SQLAlchemyError, LeafEncodingError, OSError) as exc:
-                self.last_error = f"{exc.__class__.__name__}: {exc}"
-                log.error("audit commit failed", error=self.last_error, entries=len(batch))
-                failure = AuditUnavailable("the audit log cannot be written")
-                for pending in batch:
-                    pending.future.set_exception(failure)
-            else:
-                self.last_error = None
-                self.committed_batches += 1
-                for pending, index in zip(batch, indices, strict=True):
-                    pending.future.set_result(index)
+            if batch:
+                self._write(batch)
             if stop:
                 return
 
-    def _commit(self, drafts: Sequence[EntryDraft]) -> list[int]:
+    def _write(self, batch: Sequence[_Pending]) -> None:
+        """Commit one batch and settle every future in it; never raises (the thread lives on)."""
+        try:
+            committed, refused = self._commit(batch)
+        except Exception as exc:  # any failure: fail closed for the whole batch, keep running
+            self.last_error = f"{exc.__class__.__name__}: {exc}"
+            log.error("audit commit failed", error=self.last_error, entries=len(batch))
+            failure = AuditUnavailable("the audit log cannot be written")
+            for pending in batch:
+                pending.future.set_exception(failure)
+            return
+        self.last_error = None
+        if committed:
+            self.committed_batches += 1
+        for pending, index in committed:
+            pending.future.set_result(index)
+        for pending, error in refused:
+            log.error("audit entry refused", error=str(error))
+            pending.future.set_exception(AuditUnavailable(f"the audit entry is malformed: {error}"))
+
+    def _commit(
+        self, batch: Sequence[_Pending]
+    ) -> tuple[list[tuple[_Pending, int]], list[tuple[_Pending, Exception]]]:
+        """Write ``batch`` in one transaction; a draft that cannot be encoded is refused alone."""
+        committed: list[tuple[_Pending, int]] = []
+        refused: list[tuple[_Pending, Exception]] = []
         with self.engine.begin() as conn:
             query = select(AuditTreeHead.size, AuditTreeHead.frontier).where(
                 AuditTreeHead.id == TREE_HEAD_ID
@@ -176,10 +196,16 @@ class AuditWriter:
             entries: list[dict[str, Any]] = []
             nodes: list[dict[str, Any]] = []
             hits: list[dict[str, Any]] = []
-            indices: list[int] = []
-            for draft in drafts:
+            for pending in batch:
+                draft = pending.draft
                 index = frontier.size
-                _, leaf = encode_leaf(index, draft)
+                try:
+                    if draft.time.utcoffset() is None:
+                        raise LeafEncodingError("time: a naive datetime is not a UTC instant")
+                    _, leaf = encode_leaf(index, draft)
+                except LeafEncodingError as exc:
+                    refused.append((pending, exc))
+                    continue
                 digest = leaf_hash(leaf)
                 nodes.extend(
                     {"level": w.level, "idx": w.index, "hash": w.hash}
@@ -187,7 +213,9 @@ class AuditWriter:
                 )
                 entries.append(_columns(index, draft, leaf, digest))
                 hits.extend({"rule_id": r, "idx": index} for r in sorted(set(draft.rule_ids)))
-                indices.append(index)
+                committed.append((pending, index))
+            if not entries:
+                return committed, refused
             conn.execute(insert(AuditEntry), entries)
             conn.execute(insert(AuditNode), nodes)
             if hits:
@@ -197,7 +225,7 @@ class AuditWriter:
                 .where(AuditTreeHead.id == TREE_HEAD_ID)
                 .values(size=frontier.size, frontier=frontier.to_bytes())
             )
-        return indices
+        return committed, refused
 
 
 def _columns(index: int, draft: EntryDraft, leaf: bytes, digest: bytes) -> dict[str, Any]:
