@@ -1,0 +1,381 @@
+"""The policy decision point: permissions list + negative list over the unified standard.
+
+Semantics (the contract the exchange relies on):
+
+1. **Default deny.** A request is allowed only if a permission in force matches it: grantee
+   (the requester's agency, or its kind; and the role if the permission names one), resource,
+   purpose, validity window (inclusive, China Standard Time) and request-level condition.
+   Unknown resources, purposes or requester agencies, and a requester kind that disagrees with
+   the standard, are denied.
+2. **Case binding.** A matching permission with ``case_binding`` ``record``/``request`` counts
+   only if the request names a case (``request.case``) whose ``handling_agencies`` include the
+   requester; if every candidate fails that, the request is denied with reason
+   ``case binding: …``. If any counted permission binds records, every record must have
+   ``case_id == case.case_id``; other records are withheld and concealed.
+3. **The negative list is a top layer**: evaluated after the permissions (so that a requester
+   with no permission learns nothing from it), it is never overridden by a permission; only
+   the item's own exceptions, while in force and while their condition holds, lift it.
+   ``deny_request`` denies (``Outcome.NOT_FOUND`` when ``conceal``); ``withhold_record`` drops
+   records (``RecordDecision.conceal`` when ``conceal``); ``withhold_fields`` drops fields;
+   ``mask_fields`` masks them (the strongest mask wins). Standard 不予共享 fields are never
+   released.
+4. **Fields.** Released = granted ∩ requested − 不予共享 − withheld, with masks applied.
+   ``RequestDecision.withheld_fields`` = requested − permitted. A request whose permitted set is
+   empty is denied. Record-level permission conditions add their fields per record.
+5. **Conditions** that read ``record`` are evaluated per record; the others once per request.
+   Any CEL runtime failure denies — the request (reason names the rule) or that record
+   (withheld, reason names the rule) — and never raises out of the engine.
+6. **Cost.** A decision looks up two index buckets and evaluates only the conditions of the
+   permissions found there and of its resource's negative-list items; see ``index.py``.
+
+``rule_ids`` name every rule that decided: matching permissions, applied negative-list items,
+exceptions that lifted one, and for a record the record-level rules that held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.policy.cel_env import (
+    CelEvaluationError,
+    Condition,
+    ResultMemo,
+    evaluate,
+    new_context,
+    request_day,
+    request_map,
+    request_memo_key,
+)
+from gateway.policy.decision import (
+    AccessRequest,
+    Outcome,
+    PolicyDecisionPoint,
+    RecordDecision,
+    RequestDecision,
+)
+from gateway.policy.index import (
+    CompiledException,
+    CompiledItem,
+    CompiledPermission,
+    compile_index,
+)
+from gateway.policy.model import Action, CaseBinding
+from gateway.policy.policy_set import PolicySet
+from gateway.policy.records import MaskEntry, Plan, Residual, filter_with_plan, stronger_entry
+from gateway.policy.render import explain_document
+from gateway.standard import Standard
+
+__all__ = ["PolicyEngine", "Trace"]
+
+Trace = list[dict[str, Any]]
+_NOTHING: frozenset[str] = frozenset()
+
+
+class _Denied(Exception):
+    def __init__(self, reason: str, rule_ids: Sequence[str], conceal: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.rule_ids, self.conceal = reason, tuple(rule_ids), conceal
+
+
+def _note(trace: Trace | None, rule: str, kind: str, effect: str, detail: str = "") -> None:
+    if trace is not None:
+        trace.append({"rule": rule, "kind": kind, "effect": effect, "detail": detail})
+
+
+def _union(conds: Sequence[Condition], attr: str) -> frozenset[str] | None:
+    out: set[str] = set()
+    for cond in conds:
+        names = getattr(cond, attr)
+        if names is None:
+            return None
+        out |= names
+    return frozenset(out)
+
+
+class PolicyEngine:
+    """Implements :class:`~gateway.policy.decision.PolicyDecisionPoint` (module docstring)."""
+
+    def __init__(self, policy_set: PolicySet, standard: Standard | None = None) -> None:
+        if standard is not None and standard.version != policy_set.standard.version:
+            raise ValueError("the policy set was validated against another standard version")
+        self._policy_set = policy_set
+        self._index = compile_index(policy_set)
+        #: CEL programs actually executed (for tests and metrics; not synchronised).
+        self.cel_evaluations = 0
+        self._memo = ResultMemo()
+
+    @property
+    def version(self) -> str:
+        """Content hash of the policy set in force (standard version included)."""
+        return self._policy_set.version
+
+    @property
+    def policy_set(self) -> PolicySet:
+        """The policy set this engine decides with."""
+        return self._policy_set
+
+    def _eval(self, cond: Condition, activation: Any) -> bool:
+        self.cel_evaluations += 1
+        return evaluate(cond, activation)
+
+    @property
+    def cel_memo_hits(self) -> int:
+        """Condition results served from the memo instead of running CEL."""
+        return self._memo.hits
+
+    # -- request -------------------------------------------------------------------------
+
+    def decide(self, request: AccessRequest) -> RequestDecision:
+        """Decide from the request alone (module docstring); never raises."""
+        return self._decide(request, None)
+
+    def _decide(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:
+        try:
+            return self._decide_or_raise(request, trace)
+        except _Denied as denied:
+            outcome = Outcome.NOT_FOUND if denied.conceal else Outcome.DENY
+            _note(trace, ",".join(denied.rule_ids), "decision", outcome.value, denied.reason)
+            return RequestDecision(outcome, denied.reason, denied.rule_ids, self.version)
+
+    def _binding_problem(self, request: AccessRequest) -> str | None:
+        case = request.case
+        if case is None:
+            named = f" {request.case_number!r} was not found" if request.case_number else ""
+            return f"the purpose needs a case and the request's case{named or ' is missing'}"
+        if request.requester_agency not in case.handling_agencies:
+            return f"{request.requester_agency} is not a handling agency of case {case.case_id}"
+        return None
+
+    def _decide_or_raise(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:
+        idx, res, purpose = self._index, request.resource, request.purpose
+        all_fields = idx.all_fields.get(res)
+        if all_fields is None:
+            raise _Denied(f"unknown resource {res!r}", ())
+        if purpose not in idx.purposes:
+            raise _Denied(f"unknown purpose {purpose!r}", ())
+        kind = idx.agency_kind.get(request.requester_agency)
+        if kind is None or kind != request.requester_kind:
+            raise _Denied(
+                f"requester {request.requester_agency} is not a {request.requester_kind} "
+                "agency of the standard",
+                (),
+            )
+        day = request_day(request)
+        candidates = idx.permissions.get((res, purpose, "A:" + request.requester_agency), ())
+        candidates += idx.permissions.get((res, purpose, "K:" + kind), ())
+        items = idx.items.get(res, ())
+        attrs = _union(
+            [p.condition for p in candidates if p.condition is not None], "request_attrs"
+        )
+        item_attrs = idx.item_request_attrs.get(res, _NOTHING)
+        wanted = None if attrs is None or item_attrs is None else attrs | item_attrs
+        env: dict[str, Any] = {}
+
+        def check(cond: Condition, rule_id: str, conceal: bool = False) -> bool:
+            key = request_memo_key(cond, request)
+            if key is not None and (hit := self._memo.recall(key)) is not None:
+                return hit
+            if not env:
+                env["ctx"] = new_context({"request": request_map(request, wanted)})
+            try:
+                result = self._eval(cond, env["ctx"])
+            except CelEvaluationError as exc:
+                raise _Denied(f"CEL error in rule {rule_id}: {exc}", (rule_id,), conceal) from None
+            if key is not None:
+                self._memo.remember(key, result)
+            return result
+
+        matched: list[CompiledPermission] = []
+        unbound: list[str] = []
+        problem: str | None = None
+        for perm in candidates:
+            if not perm.in_force(day):
+                _note(trace, perm.id, "permission", "skip", "outside its validity window")
+            elif perm.role is not None and perm.role != request.role:
+                _note(trace, perm.id, "permission", "skip", f"needs role {perm.role!r}")
+            elif perm.condition and not perm.record_level and not check(perm.condition, perm.id):
+                _note(trace, perm.id, "permission", "skip", "condition is false")
+            elif perm.binding is not CaseBinding.NONE and (
+                problem := self._binding_problem(request)
+            ):
+                unbound.append(perm.id)
+                _note(trace, perm.id, "permission", "skip", f"case binding: {problem}")
+            else:
+                matched.append(perm)
+                _note(trace, perm.id, "permission", "grant", ", ".join(sorted(perm.fields)))
+        if not matched:
+            if unbound:
+                raise _Denied(f"case binding: {problem}", unbound)
+            raise _Denied(
+                f"default deny: no permission grants {request.requester_agency} "
+                f"{res} for {purpose}",
+                (),
+            )
+        rule_ids = [p.id for p in matched]
+        granted: set[str] = set()
+        base: set[str] = set()
+        for perm in matched:
+            granted |= perm.fields
+            if not perm.record_level:
+                base |= perm.fields
+        requested = (
+            all_fields
+            if request.requested_fields is None
+            else request.requested_fields & all_fields
+        )
+        candidate_fields = (granted & requested) - idx.not_shared[res]
+
+        withheld_by: dict[str, str] = {}
+        masks: dict[str, MaskEntry] = {}
+        record_items: list[Residual] = []
+        field_items: list[Residual] = []
+        withhold_all: CompiledItem | None = None
+        for item in items:
+            if item.action in (Action.WITHHOLD_FIELDS, Action.MASK_FIELDS) and not (
+                item.fields & candidate_fields
+            ):
+                continue
+            active: bool | None = None
+            if item.condition is None:
+                active = True
+            elif not item.record_level:
+                active = check(item.condition, item.id, item.conceal)
+            if active is False:
+                _note(trace, item.id, "negative", "skip", "condition is false")
+                continue
+            pending: list[CompiledException] = []
+            lifted = None
+            for exc in item.exceptions:
+                if not exc.in_force(day):
+                    _note(trace, exc.id, "exception", "skip", "outside its validity window")
+                elif exc.record_level:
+                    pending.append(exc)
+                elif check(exc.condition, exc.id, item.conceal):
+                    lifted = exc.id
+                    break
+                else:
+                    _note(trace, exc.id, "exception", "skip", "condition is false")
+            if lifted is not None:
+                rule_ids.append(lifted)
+                _note(trace, lifted, "exception", "lift", f"lifts {item.id}")
+                continue
+            if active is None or pending:
+                residual = Residual(item, active is None, tuple(pending))
+                (record_items if item.action is Action.WITHHOLD_RECORD else field_items).append(
+                    residual
+                )
+                _note(trace, item.id, "negative", "per-record", "depends on the record")
+                continue
+            _note(trace, item.id, "negative", item.action.value, item.legal_basis)
+            if item.action is Action.DENY_REQUEST:
+                raise _Denied(
+                    f"negative list {item.id}: {item.legal_basis}", (item.id,), item.conceal
+                )
+            rule_ids.append(item.id)
+            if item.action is Action.WITHHOLD_RECORD:
+                withhold_all = withhold_all or item
+            elif item.action is Action.WITHHOLD_FIELDS:
+                for name in item.fields:
+                    withheld_by.setdefault(name, item.id)
+            elif item.mask is not None and item.mask_fn is not None:
+                for name in item.fields & candidate_fields:
+                    masks[name] = stronger_entry(
+                        masks.get(name), (item.mask, item.mask_fn, item.id)
+                    )
+
+        permitted = frozenset(candidate_fields - withheld_by.keys())
+        withheld = frozenset(requested - permitted)
+        if not permitted:
+            raise _Denied("no requested field may be released", rule_ids)
+        record_perms = tuple(p for p in matched if p.record_level)
+        conds: list[Condition] = [p.condition for p in record_perms if p.condition]
+        for res_item in (*record_items, *field_items):
+            if res_item.check_condition and res_item.item.condition is not None:
+                conds.append(res_item.item.condition)
+            conds.extend(e.condition for e in res_item.exceptions)
+        req_conds = [c for c in conds if c.uses_request]
+        bound = any(p.binding is CaseBinding.RECORD for p in matched)
+        plan = Plan(
+            released=tuple(f for f in idx.field_order[res] if f in permitted),
+            permitted=permitted,
+            withheld=withheld,
+            base_fields=frozenset(base) if record_perms else permitted,
+            record_perms=record_perms,
+            record_items=tuple(record_items),
+            field_items=tuple(field_items),
+            masks={k: v for k, v in masks.items() if k in permitted},
+            withhold_all=withhold_all,
+            bound_case_id=request.case.case_id if bound and request.case else None,
+            projection=_union(conds, "record_fields"),
+            record_request=request_map(request, _union(req_conds, "request_attrs"))
+            if req_conds
+            else None,
+            rule_ids=tuple(rule_ids),
+        )
+        reason = "allowed by " + ", ".join(p.id for p in matched)
+        return RequestDecision(
+            Outcome.ALLOW,
+            reason,
+            plan.rule_ids,
+            self.version,
+            permitted,
+            withheld,
+            plan.bound_case_id,
+            plan,
+        )
+
+    # -- records -------------------------------------------------------------------------
+
+    def _plan_for(self, decision: RequestDecision, request: AccessRequest) -> RequestDecision:
+        if isinstance(decision.plan, Plan) and decision.policy_version == self.version:
+            return decision
+        return self.decide(request)  # a decision from another policy version: decide anew
+
+    def filter_record(
+        self, decision: RequestDecision, request: AccessRequest, record: Mapping[str, Any]
+    ) -> RecordDecision:
+        """Filter one upstream record under an allowed ``decision``; never raises.
+
+        A record under a denied decision is withheld (concealed if the decision was
+        ``NOT_FOUND``). See :mod:`gateway.policy.records` for the per-record steps.
+        """
+        return self._filter(decision, request, record, None)
+
+    def _filter(
+        self,
+        decision: RequestDecision,
+        request: AccessRequest,
+        record: Mapping[str, Any],
+        trace: Trace | None,
+    ) -> RecordDecision:
+        decision = self._plan_for(decision, request)
+        if not decision.allowed or not isinstance(decision.plan, Plan):
+            return RecordDecision(
+                False, {}, decision.withheld_fields, frozenset(), decision.rule_ids,
+                f"request not allowed: {decision.reason}", decision.outcome is Outcome.NOT_FOUND,
+            )  # fmt: skip
+        return filter_with_plan(decision.plan, record, self._eval, trace, self._memo)
+
+    def explain(
+        self, request: AccessRequest, records: Sequence[Mapping[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """The request decision and each record's, with rule ids, reasons and a trace.
+
+        JSON-ready (see :func:`gateway.policy.render.explain_document`); for
+        ``POST /v1/admin/policies/explain`` and ``gateway policy explain``.
+        """
+        trace: Trace = []
+        decision = self._decide(request, trace)
+        outcomes = []
+        for record in records:
+            record_trace: Trace = []
+            outcomes.append(
+                (record, self._filter(decision, request, record, record_trace), record_trace)
+            )
+        return explain_document(self._policy_set, request, decision, trace, outcomes)
+
+
+def _implements_the_protocol(engine: PolicyEngine) -> PolicyDecisionPoint:
+    """Never called: mypy checks here that the engine implements the exchange's interface."""
+    return engine

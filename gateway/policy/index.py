@@ -1,0 +1,205 @@
+"""Compile a policy set into the lookup structures the engine decides from.
+
+Contract: :func:`compile_index` runs once per policy set (at engine construction). Afterwards a
+decision touches only the permissions filed under its ``(resource, purpose, requester)`` keys
+— one bucket for the requester agency, one for its kind — and the negative-list items of its
+resource. Field sets (``"*"`` expanded, 不予共享 fields removed), case bindings, mask
+functions and whether each condition needs the record are all precomputed here.
+
+Negative-list items of a resource are ordered for the engine: ``deny_request`` first, then
+``withhold_record`` (concealing items before the others, so that concealment wins), then
+``withhold_fields`` and ``mask_fields``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from gateway.policy.cel_env import Condition
+from gateway.policy.masks import MaskFunction, mask_function
+from gateway.policy.model import ALL_RESOURCES, Action, CaseBinding, Mask, NegativeItem
+from gateway.policy.policy_set import PolicySet
+from gateway.standard import SharingClass
+
+__all__ = [
+    "CompiledException",
+    "CompiledItem",
+    "CompiledPermission",
+    "PolicyIndex",
+    "compile_index",
+]
+
+_ACTION_ORDER = {
+    Action.DENY_REQUEST: 0,
+    Action.WITHHOLD_RECORD: 1,
+    Action.WITHHOLD_FIELDS: 2,
+    Action.MASK_FIELDS: 3,
+}
+
+
+def _in_force(valid_from: date | None, valid_until: date | None, day: date) -> bool:
+    if valid_from is not None and day < valid_from:
+        return False
+    return valid_until is None or day <= valid_until
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledPermission:
+    """A permission ready to decide: ``record_level`` = its condition reads the record."""
+
+    id: str
+    resource: str
+    fields: frozenset[str]
+    condition: Condition | None
+    record_level: bool
+    valid_from: date | None
+    valid_until: date | None
+    binding: CaseBinding
+    role: str | None
+
+    def in_force(self, day: date) -> bool:
+        """True if ``day`` is inside the permission's validity window."""
+        return _in_force(self.valid_from, self.valid_until, day)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledException:
+    """An exception of a negative-list item."""
+
+    id: str
+    condition: Condition
+    record_level: bool
+    valid_from: date | None
+    valid_until: date | None
+    legal_basis: str
+
+    def in_force(self, day: date) -> bool:
+        """True if ``day`` is inside the exception's validity window."""
+        return _in_force(self.valid_from, self.valid_until, day)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledItem:
+    """A negative-list item (``fields`` empty for request/record actions)."""
+
+    id: str
+    action: Action
+    fields: frozenset[str]
+    mask: Mask | None
+    mask_fn: MaskFunction | None
+    conceal: bool
+    condition: Condition | None
+    record_level: bool
+    exceptions: tuple[CompiledException, ...]
+    legal_basis: str
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyIndex:
+    """Everything :class:`~gateway.policy.engine.PolicyEngine` looks up per decision.
+
+    ``permissions`` is keyed ``(resource, purpose, "A:<agency>" | "K:<kind>")``.
+    """
+
+    permissions: Mapping[tuple[str, str, str], tuple[CompiledPermission, ...]]
+    items: Mapping[str, tuple[CompiledItem, ...]]
+    item_request_attrs: Mapping[str, frozenset[str] | None]
+    field_order: Mapping[str, tuple[str, ...]]
+    all_fields: Mapping[str, frozenset[str]]
+    not_shared: Mapping[str, frozenset[str]]
+    agency_kind: Mapping[str, str]
+    purposes: frozenset[str]
+
+
+def _item(item: NegativeItem, conditions: Mapping[str, Condition]) -> CompiledItem:
+    cond = conditions.get(item.id)
+    exceptions = tuple(
+        CompiledException(
+            id=exc.id,
+            condition=conditions[exc.id],
+            record_level=conditions[exc.id].uses_record,
+            valid_from=exc.valid_from,
+            valid_until=exc.valid_until,
+            legal_basis=exc.legal_basis,
+        )
+        for exc in item.exceptions
+    )
+    return CompiledItem(
+        id=item.id,
+        action=item.action,
+        fields=frozenset(item.fields or ()),
+        mask=item.mask,
+        mask_fn=None if item.mask is None else mask_function(item.mask),
+        conceal=item.conceal,
+        condition=cond,
+        record_level=cond is not None and cond.uses_record,
+        exceptions=exceptions,
+        legal_basis=item.legal_basis,
+    )
+
+
+def _request_attrs(items: tuple[CompiledItem, ...]) -> frozenset[str] | None:
+    attrs: set[str] = set()
+    for item in items:
+        conds = [item.condition] + [e.condition for e in item.exceptions]
+        for cond in conds:
+            if cond is None or not cond.uses_request:
+                continue
+            if cond.request_attrs is None:
+                return None
+            attrs |= cond.request_attrs
+    return frozenset(attrs)
+
+
+def compile_index(policy_set: PolicySet) -> PolicyIndex:
+    """Build the index of ``policy_set`` (see module docstring)."""
+    std = policy_set.standard
+    needs_case = {p.code: p.needs_case for p in std.purposes}
+    shareable = {
+        r.name: frozenset(f.name for f in r.fields if f.sharing is not SharingClass.NOT_SHARED)
+        for r in std.resources
+    }
+    buckets: dict[tuple[str, str, str], list[CompiledPermission]] = defaultdict(list)
+    for rule in policy_set.permissions:
+        cond = policy_set.conditions.get(rule.id)
+        fields = shareable[rule.resource] if rule.fields == "*" else frozenset(rule.fields)
+        compiled = CompiledPermission(
+            id=rule.id,
+            resource=rule.resource,
+            fields=fields & shareable[rule.resource],
+            condition=cond,
+            record_level=cond is not None and cond.uses_record,
+            valid_from=rule.valid_from,
+            valid_until=rule.valid_until,
+            binding=rule.binding(any(needs_case.get(p, False) for p in rule.purposes)),
+            role=rule.grantee.role,
+        )
+        for purpose in dict.fromkeys(rule.purposes):
+            buckets[(rule.resource, purpose, rule.grantee.key)].append(compiled)
+    per_resource: dict[str, list[CompiledItem]] = defaultdict(list)
+    for item in policy_set.negative_list:
+        compiled_item = _item(item, policy_set.conditions)
+        names = (
+            [r.name for r in std.resources]
+            if item.resources == (ALL_RESOURCES,)
+            else item.resources
+        )
+        for name in names:
+            per_resource[name].append(compiled_item)
+    items = {
+        name: tuple(sorted(found, key=lambda i: (_ACTION_ORDER[i.action], not i.conceal)))
+        for name, found in per_resource.items()
+    }
+    return PolicyIndex(
+        permissions={key: tuple(rules) for key, rules in buckets.items()},
+        items=items,
+        item_request_attrs={name: _request_attrs(found) for name, found in items.items()},
+        field_order={r.name: r.field_names for r in std.resources},
+        all_fields={r.name: frozenset(r.field_names) for r in std.resources},
+        not_shared={r.name: frozenset(r.field_names) - shareable[r.name] for r in std.resources},
+        agency_kind={a.code: a.kind for a in std.agencies},
+        purposes=frozenset(needs_case),
+    )

@@ -1,0 +1,190 @@
+"""Fixtures for the policy engine tests: the real standard, policy directories, requests."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.policy import (
+    AccessRequest,
+    CaseContext,
+    PolicyEngine,
+    PolicySet,
+    load_policy_set,
+)
+from gateway.standard import Standard, load_standard
+
+REPO = Path(__file__).resolve().parents[2]
+POLICIES = REPO / "policies"
+CST = timezone(timedelta(hours=8))
+NOW = datetime(2025, 6, 1, 10, 0, tzinfo=CST)
+TODAY = date(2025, 6, 1)
+
+PERSON_FLAGS = {
+    "is_minor": False,
+    "juvenile_record_sealed": False,
+    "protected_witness": False,
+    "sexual_offence_victim": False,
+}
+
+
+@pytest.fixture(scope="session")
+def standard() -> Standard:
+    return load_standard(POLICIES / "standard")
+
+
+@pytest.fixture(scope="session")
+def shipped(standard: Standard) -> PolicySet:
+    return load_policy_set(POLICIES, standard=standard)
+
+
+@pytest.fixture(scope="session")
+def shipped_engine(shipped: PolicySet) -> PolicyEngine:
+    return PolicyEngine(shipped)
+
+
+def person(person_id: str = "P1", case_id: str = "C1", **fields: Any) -> dict[str, Any]:
+    """A person record with the protection flags set (all false unless given)."""
+    return {"person_id": person_id, "case_id": case_id, **PERSON_FLAGS, **fields}
+
+
+def request(
+    agency: str = "FY640104",
+    resource: str = "person",
+    purpose: str = "TRIAL",
+    *,
+    kind: str | None = None,
+    case: str | None = "C1",
+    handling: tuple[str, ...] | None = None,
+    secrecy: str | None = "NONE",
+    fields: set[str] | None = None,
+    time: datetime = NOW,
+    role: str | None = None,
+    filters: dict[str, str] | None = None,
+    stage: str | None = None,
+) -> AccessRequest:
+    """An access request; ``case`` names a case the requester handles unless ``handling``."""
+    kinds = {
+        "GA": "public_security",
+        "JC": "procuratorate",
+        "FY": "court",
+        "JY": "prison",
+        "SF": "justice",
+        "ZF": "committee",
+    }
+    context = None
+    if case is not None:
+        context = CaseContext(
+            case_id=case,
+            police_case_number=None,
+            court_case_number=None,
+            handling_agencies=frozenset(handling if handling is not None else (agency,)),
+            stage=stage,
+            secrecy_mark=secrecy,
+        )
+    return AccessRequest(
+        requester_agency=agency,
+        requester_kind=kind or kinds[agency[:2]],
+        resource=resource,
+        purpose=purpose,
+        operator_id="op-1",
+        time=time,
+        case_number=case,
+        case=context,
+        requested_fields=None if fields is None else frozenset(fields),
+        filters=filters or {},
+        role=role,
+    )
+
+
+def _dump(data: object) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+PolicyWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_policies(tmp_path: Path) -> PolicyWriter:
+    """Write a policy directory: ``permissions``/``negative`` are rule lists or raw YAML text.
+
+    Several files: pass ``files={"permissions/a.yaml": text_or_data, ...}``.
+    """
+
+    def write(
+        permissions: list[dict[str, Any]] | str | None = None,
+        negative: list[dict[str, Any]] | str | None = None,
+        files: dict[str, Any] | None = None,
+        root: Path | None = None,
+    ) -> Path:
+        base = root or tmp_path / "policies"
+        (base / "permissions").mkdir(parents=True, exist_ok=True)
+        (base / "negative_list").mkdir(parents=True, exist_ok=True)
+        contents: dict[str, Any] = dict(files or {})
+        if permissions is not None:
+            contents["permissions/rules.yaml"] = (
+                permissions if isinstance(permissions, str) else {"permissions": permissions}
+            )
+        if negative is not None:
+            contents["negative_list/rules.yaml"] = (
+                negative if isinstance(negative, str) else {"negative_list": negative}
+            )
+        for rel, body in contents.items():
+            text = textwrap.dedent(body) if isinstance(body, str) else _dump(body)
+            (base / rel).write_text(text, encoding="utf-8")
+        return base
+
+    return write
+
+
+def load(directory: Path, standard: Standard, **kw: Any) -> PolicySet:
+    kw.setdefault("today", TODAY)
+    return load_policy_set(directory, standard=standard, **kw)
+
+
+def engine_for(
+    standard: Standard,
+    writer: PolicyWriter,
+    permissions: list[dict[str, Any]],
+    negative: list[dict[str, Any]] | None = None,
+) -> PolicyEngine:
+    return PolicyEngine(load(writer(permissions, negative or []), standard))
+
+
+def perm(rule_id: str, **kw: Any) -> dict[str, Any]:
+    """A permission dict with sensible defaults (court, person, TRIAL, every field)."""
+    base: dict[str, Any] = {
+        "id": rule_id,
+        "grantee": {"kind": "court"},
+        "resource": "person",
+        "fields": "*",
+        "purposes": ["TRIAL"],
+        "legal_basis": "测试依据",
+    }
+    base.update(kw)
+    return base
+
+
+def item(rule_id: str, **kw: Any) -> dict[str, Any]:
+    """A negative-list item dict (defaults: person, withhold_record)."""
+    base: dict[str, Any] = {
+        "id": rule_id,
+        "resource": "person",
+        "action": "withhold_record",
+        "legal_basis": "测试依据",
+    }
+    base.update(kw)
+    return base
+
+
+def copy_policies(destination: Path) -> Path:
+    """A copy of the shipped policy directory (standard included)."""
+    shutil.copytree(POLICIES, destination)
+    return destination
