@@ -32,6 +32,7 @@ from gateway.auth.scopes import ALL_SCOPES
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.demo import run_demo
 from gateway.migrate import current_revision, upgrade
+from gateway.policy.cli import register_policy_commands
 from gateway.settings import Settings, SettingsError
 
 __all__ = ["main"]
@@ -346,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate = keys.add_parser("rotate", help="make a new signing key (creates the first one)")
     rotate.set_defaults(func=cmd_keys_rotate)
+    register_policy_commands(sub)
+
     audit = sub.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
     )

@@ -8,9 +8,11 @@ Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +65,8 @@ def postgres_server() -> str:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    schema = f"gw_test_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_server)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in postgres_server else "?"
-    yield f"{postgres_server}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -137,6 +132,37 @@ class Gateway:
         return cred
 
 
+@contextmanager
+def started_gateway(
+    tmp: Path, database_url: str | None = None, **overrides: Any
+) -> Iterator[Gateway]:
+    """What ``make_gateway`` builds, for any fixture scope (an app start costs ~1 s)."""
+    settings = make_settings(tmp, database_url or f"sqlite:///{tmp / 'gateway.db'}", **overrides)
+    upgrade(settings)
+    KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+    gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
+    for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():
+        gateway.register(name, agency, scopes)
+    with gateway.client:
+        yield gateway
+
+
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL server, as a URL; dropped afterwards."""
+    schema = f"gw_test_{secrets.token_hex(6)}"
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 STANDARD_TEST_CLIENTS: dict[str, tuple[str, list[str]]] = {
     "police": ("GA640104", ["exchange"]),
     "court": ("FY640104", ["exchange"]),
@@ -147,23 +173,13 @@ STANDARD_TEST_CLIENTS: dict[str, tuple[str, list[str]]] = {
 
 @pytest.fixture
 def make_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
-    started: list[TestClient] = []
+    """Factory: started gateways for this test, stopped after it."""
+    with contextlib.ExitStack() as stack:
 
-    def factory(database_url: str | None = None, **overrides: Any) -> Gateway:
-        url = database_url or f"sqlite:///{tmp_path / 'gateway.db'}"
-        settings = make_settings(tmp_path, url, **overrides)
-        upgrade(settings)
-        KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
-        gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
-        for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():
-            gateway.register(name, agency, scopes)
-        gateway.client.__enter__()
-        started.append(gateway.client)
-        return gateway
+        def factory(database_url: str | None = None, **overrides: Any) -> Gateway:
+            return stack.enter_context(started_gateway(tmp_path, database_url, **overrides))
 
-    yield factory
-    for client in started:
-        client.__exit__(None, None, None)
+        yield factory
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
 from gateway.observability.context import current_request_id
 from gateway.policy.decision import (
     AccessRequest,
+    CaseContext,
     Outcome,
     PolicyDecisionPoint,
     RecordDecision,
@@ -85,6 +86,17 @@ class _Outcome:
     masked: set[str] = field(default_factory=set)
     rule_ids: set[str] = field(default_factory=set)
     record_ids: list[str] = field(default_factory=list)
+
+
+def _case_context(record: Mapping[str, Any]) -> CaseContext:
+    return CaseContext(
+        case_id=str(record["case_id"]),
+        police_case_number=record.get("police_case_number"),
+        court_case_number=record.get("court_case_number"),
+        handling_agencies=frozenset(str(a) for a in record.get("handling_agencies", ())),
+        stage=record.get("stage"),
+        secrecy_mark=record.get("secrecy_mark"),
+    )
 
 
 def _not_found(resource: str, record_id: str) -> NotFound:
@@ -215,10 +227,14 @@ class ExchangeService:
         case = None
         if headers.case_number is not None:
             try:
-                case = await self._adapters.resolve_case(headers.case_number, call)
+                case_record = await self._adapters.resolve_case(headers.case_number, call)
             except AdapterError as exc:
                 draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
                 raise _upstream_problem(exc) from exc
+            if case_record is not None:
+                # The policy trusts handling_agencies: only a valid case record may decide.
+                self._validate(self.standard.resource("case"), [case_record])
+                case = _case_context(case_record)
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,

@@ -13,24 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from adapters.base import Adapter, AdapterHealth, Page, StandardRecord
-from gateway.policy.decision import CaseContext, Outcome, RequestDecision
+from gateway.policy.decision import Outcome, RequestDecision
 
 __all__ = ["AgencyAdapters", "Clearance", "UpstreamCall"]
-
-
-def _case_context(record: StandardRecord) -> CaseContext | None:
-    case_id = record.get("case_id")
-    agencies = record.get("handling_agencies")
-    if not isinstance(case_id, str) or not isinstance(agencies, list):
-        return None
-    return CaseContext(
-        case_id=case_id,
-        police_case_number=record.get("police_case_number"),
-        court_case_number=record.get("court_case_number"),
-        handling_agencies=frozenset(str(a) for a in agencies),
-        stage=record.get("stage"),
-        secrecy_mark=record.get("secrecy_mark"),
-    )
 
 
 class Clearance:
@@ -67,10 +52,10 @@ class AgencyAdapters:
     def __init__(self, adapters: Mapping[str, Adapter], *, case_owner: str) -> None:
         self._adapters = dict(adapters)
         self._case_owner = case_owner
-        self._case_cache: dict[str, tuple[float, CaseContext | None]] = {}
+        self._case_cache: dict[str, tuple[float, StandardRecord | None]] = {}
 
-    async def resolve_case(self, case_number: str, call: UpstreamCall) -> CaseContext | None:
-        """The case a request names, for the policy decision only; never released.
+    async def resolve_case(self, case_number: str, call: UpstreamCall) -> StandardRecord | None:
+        """The case record a request names, for the policy decision only; never released.
 
         A 案号 is looked up as ``court_case_number``, anything else as
         ``police_case_number``, in the case owner's system. Answers are cached briefly.
@@ -88,7 +73,7 @@ class AgencyAdapters:
         finally:
             call.latency_us = int((time.perf_counter() - started) * 1_000_000)
         call.status = page.upstream_status
-        context = _case_context(page.records[0]) if len(page.records) == 1 else None
+        context = page.records[0] if len(page.records) == 1 else None
         if len(self._case_cache) >= _CASE_CACHE_SIZE:
             self._case_cache.clear()
         self._case_cache[case_number] = (now, context)

@@ -10,48 +10,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.auth.keys import KeyStore
-from gateway.migrate import upgrade
-from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, make_settings
-
-
-@contextmanager
-def started_gateway(
-    tmp: Path, database_url: str | None = None, **overrides: Any
-) -> Iterator[Gateway]:
-    """What ``make_gateway`` builds, for any fixture scope."""
-    settings = make_settings(tmp, database_url or f"sqlite:///{tmp / 'gateway.db'}", **overrides)
-    upgrade(settings)
-    KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
-    gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
-    for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():
-        gateway.register(name, agency, scopes)
-    with gateway.client:
-        yield gateway
-
-
-@contextmanager
-def postgres_schema(server: str) -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL server, as a URL (like conftest's postgres_url)."""
-    schema = f"gw_test_{secrets.token_hex(6)}"
-    admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in server else "?"
-    try:
-        yield f"{server}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from tests.conftest import Gateway, postgres_schema, started_gateway
 
 
 def fresh_name(prefix: str) -> str:
