@@ -30,13 +30,15 @@ from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
 from gateway.errors import install_error_handlers
 from gateway.exchange.routes import router as exchange_router
-from gateway.exchange.service import ExchangeService, PolicyHolder
+from gateway.exchange.service import ExchangeService
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.health.routes import router as health_router
 from gateway.observability.logging import configure_logging
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.middleware import GatewayMiddleware
 from gateway.policy import load_policy_engine
+from gateway.policy.admin import PolicyAdministration, PolicyHolder
+from gateway.policy.admin_routes import router as policy_admin_router
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.standard import catalog_document, load_standard
@@ -82,7 +84,16 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         max_wait_s=settings.audit_batch_wait_ms / 1000,
     )
     standard = load_standard(settings.policy_dir / "standard")
-    policy = PolicyHolder(load_policy_engine(settings.policy_dir, standard))
+    try:
+        policy_engine, imported = PolicyAdministration.bootstrap(
+            engine, standard, settings.policy_dir
+        )
+    except SQLAlchemyError as exc:
+        # The database is down: start on the shipped files; the follower adopts the
+        # published set as soon as the database answers (and /readyz says 503 meanwhile).
+        log.error("cannot read policy publications; using the shipped files", error=str(exc))
+        policy_engine, imported = load_policy_engine(settings.policy_dir, standard), False
+    policy = PolicyHolder(policy_engine)
     adapters = AgencyAdapters(
         build_adapters(
             settings.agencies_dir,
@@ -113,6 +124,8 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         standard=standard,
         catalog=catalog_document(standard),
         policy=policy,
+        policy_admin=PolicyAdministration(engine, standard, policy, audit_writer),
+        policy_imported=imported,
         adapters=adapters,
         exchange=ExchangeService(
             standard=standard, policy=policy, adapters=adapters, audit=audit_writer
@@ -211,6 +224,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
             runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)
             tasks.append(asyncio.create_task(runtime.checkpointer.run()))
+            tasks.append(asyncio.create_task(runtime.policy_admin.follow()))
+            if runtime.policy_imported:
+                await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:
                 tasks.append(asyncio.create_task(_refresh_external_keys(runtime)))
             yield
@@ -238,5 +254,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(exchange_router)
+    app.include_router(policy_admin_router)
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ from gateway.audit.models import (
 )
 from gateway.auth.models import OAuthClient
 from gateway.db import Base
+from gateway.policy.store import PolicyPublication, PolicyVersion
 
 __all__ = [
     "AuditCheckpoint",
@@ -18,4 +19,6 @@ __all__ = [
     "AuditTreeHead",
     "Base",
     "OAuthClient",
+    "PolicyPublication",
+    "PolicyVersion",
 ]

@@ -24,9 +24,10 @@ from gateway.auth.keys import KeyStore
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
-from gateway.exchange.service import ExchangeService, PolicyHolder
+from gateway.exchange.service import ExchangeService
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.observability.metrics import GatewayMetrics
+from gateway.policy.admin import PolicyAdministration, PolicyHolder
 from gateway.settings import Settings
 from gateway.standard import Standard
 
@@ -53,9 +54,11 @@ class Runtime:
     standard: Standard
     catalog: dict[str, Any]
     policy: PolicyHolder
+    policy_admin: PolicyAdministration
     adapters: AgencyAdapters
     exchange: ExchangeService
     external_keys: ExternalKeys | None = None
+    policy_imported: bool = False
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict
     )

@@ -52,6 +52,7 @@ from gateway.exchange.request import (
 )
 from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
 from gateway.observability.context import current_request_id
+from gateway.policy.admin import PolicyHolder
 from gateway.policy.decision import (
     AccessRequest,
     CaseContext,
@@ -62,18 +63,11 @@ from gateway.policy.decision import (
 )
 from gateway.standard import ResourceType, Standard, record_validator
 
-__all__ = ["AUDIT_INDEX_HEADER", "ExchangeService", "PolicyHolder"]
+__all__ = ["AUDIT_INDEX_HEADER", "ExchangeService"]
 
 log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
-
-
-class PolicyHolder:
-    """The policy set in force. Publishing swaps one reference: a request sees one set whole."""
-
-    def __init__(self, pdp: PolicyDecisionPoint) -> None:
-        self.current = pdp
 
 
 @dataclass

@@ -121,6 +121,10 @@ def upgrade() -> None:
             "CREATE TRIGGER audit_tree_head_grows BEFORE UPDATE OR DELETE ON audit_tree_head "
             "FOR EACH ROW EXECUTE FUNCTION audit_head_grows()"
         )
+        op.execute(
+            "CREATE TRIGGER audit_tree_head_no_truncate BEFORE TRUNCATE ON audit_tree_head "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+        )
     else:
         for table in APPEND_ONLY:
             for event in ("UPDATE", "DELETE"):
@@ -142,6 +146,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_tree_head_grows ON audit_tree_head")
+        op.execute("DROP TRIGGER IF EXISTS audit_tree_head_no_truncate ON audit_tree_head")
         for table in APPEND_ONLY:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")

@@ -96,13 +96,20 @@ def test_inserting_over_an_existing_index_is_refused(filled: AuditLog) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_tree_head_truncate_cannot_fork_the_log(pg_filled: AuditLog) -> None:
-    """The tree head has no TRUNCATE trigger (it is a cache, see the migration). Emptying and
-    re-seeding it does not fork the log: the writer fails closed on the taken index 0."""
+def test_postgres_refuses_truncating_the_tree_head(pg_filled: AuditLog) -> None:
+    with pytest.raises(DBAPIError, match="append-only"):
+        pg_filled.execute("TRUNCATE audit_tree_head")
+    assert pg_filled.scalar("SELECT size FROM audit_tree_head WHERE id = 1") == 3
+    assert pg_filled.verify().ok
+
+
+@pytest.mark.postgres
+def test_a_reseeded_tree_head_cannot_fork_the_log(pg_filled: AuditLog) -> None:
+    """Even with the triggers dropped by a database owner, emptying and re-seeding the head
+    does not fork the log: the writer fails closed on the taken index 0."""
     filled = pg_filled
+    filled.execute("DROP TRIGGER audit_tree_head_no_truncate ON audit_tree_head")
     filled.execute("TRUNCATE audit_tree_head")
-    with pytest.raises(AuditUnavailable):
-        filled.writer.append_blocking(exchange_draft(9))
     filled.execute("INSERT INTO audit_tree_head (id, size, frontier) VALUES (1, 0, :f)", f=bytes(8))
     with pytest.raises(AuditUnavailable):
         filled.writer.append_blocking(exchange_draft(10))

@@ -49,6 +49,15 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/audit/entries": (frozenset({"GET"}), "audit:read"),
     "/v1/audit/export": (frozenset({"GET"}), "audit:read"),
     "/v1/audit/stats": (frozenset({"GET"}), "audit:read"),
+    "/v1/admin/policies/versions": (frozenset({"GET"}), "policy:admin"),
+    "/v1/admin/policies/versions/{version_id}": (frozenset({"GET"}), "policy:admin"),
+    "/v1/admin/policies/versions/{version_id}/diff": (frozenset({"GET"}), "policy:admin"),
+    "/v1/admin/policies/candidates": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/versions/{version_id}/approve": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/versions/{version_id}/reject": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/rollback": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/explain": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/versions/{version_id}/impact": (frozenset({"POST"}), "policy:admin"),
 }
 DATA_ROUTES = {"/v1/resources/{resource}/{record_id}", "/v1/resources/{resource}"}
 

@@ -1,0 +1,177 @@
+"""Administration API of the lists (scope ``policy:admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from gateway.auth.deps import PolicyAdmin, RuntimeDep
+from gateway.errors import PROBLEM_CONTENT_TYPE, UnprocessableContent
+from gateway.policy.admin import Actor
+from gateway.policy.render import request_from_json
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/admin/policies", tags=["policy administration"])
+
+VersionId = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
+    for code, text in {
+        401: "invalid token",
+        403: "missing scope, or reviewing your own candidate (maker-checker)",
+        404: "no such version",
+        409: "not a candidate / already in force / exists already",
+        422: "invalid candidate (file:line:column problems) or failing policy tests",
+        503: "the audit log cannot record the change; nothing changed",
+    }.items()
+}
+
+
+class CandidateBody(BaseModel):
+    comment: str = Field(min_length=1, max_length=2000)
+    files: dict[str, str | None] = Field(
+        description="bundle path → YAML text (permissions/NAME.yaml, negative_list/NAME.yaml, "
+        "tests/NAME.yaml); with base, null deletes a file"
+    )
+    base: str | None = Field(
+        default=None, description='"current" or a version id whose files the candidate edits'
+    )
+
+
+class ReviewBody(BaseModel):
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class RollbackBody(BaseModel):
+    version_id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class ExplainBody(BaseModel):
+    request: dict[str, Any]
+    records: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    version: str = "current"
+
+
+def _actor(caller: Any) -> Actor:
+    return Actor(caller.client_id, caller.agency)
+
+
+@router.get("/versions", summary="Versions, publications and the set in force", responses=_PROBLEMS)
+async def list_versions(runtime: RuntimeDep, caller: PolicyAdmin) -> dict[str, Any]:
+    await runtime.policy_admin.record_read(_actor(caller), "list_versions", {})
+    return await run_in_threadpool(runtime.policy_admin.list_versions)
+
+
+@router.get("/versions/{version_id}", summary="One version with its files", responses=_PROBLEMS)
+async def get_version(
+    runtime: RuntimeDep, caller: PolicyAdmin, version_id: VersionId
+) -> dict[str, Any]:
+    await runtime.policy_admin.record_read(
+        _actor(caller), "get_version", {"version_id": version_id}
+    )
+    return await run_in_threadpool(runtime.policy_admin.get_version, version_id)
+
+
+@router.get(
+    "/versions/{version_id}/diff",
+    summary="Rule changes against another version",
+    responses=_PROBLEMS,
+)
+async def diff_version(
+    runtime: RuntimeDep,
+    caller: PolicyAdmin,
+    version_id: VersionId,
+    against: Annotated[str, Query(pattern=r"^(current|sha256:[0-9a-f]{64})$")] = "current",
+) -> dict[str, Any]:
+    await runtime.policy_admin.record_read(
+        _actor(caller), "diff", {"version_id": version_id, "against": against}
+    )
+    return await run_in_threadpool(runtime.policy_admin.diff, version_id, against)
+
+
+@router.post(
+    "/candidates", status_code=201, summary="Submit a candidate policy set", responses=_PROBLEMS
+)
+async def submit_candidate(
+    runtime: RuntimeDep, caller: PolicyAdmin, body: CandidateBody
+) -> dict[str, Any]:
+    if body.base is None and any(v is None for v in body.files.values()):
+        raise UnprocessableContent(
+            "null (delete) needs a base", [{"field": "files", "reason": "null without base"}]
+        )
+    files = (
+        {k: v for k, v in body.files.items()}
+        if body.base
+        else {k: v for k, v in body.files.items() if v is not None}
+    )
+    return await runtime.policy_admin.submit(_actor(caller), files, body.comment, body.base)  # type: ignore[arg-type]
+
+
+@router.post(
+    "/versions/{version_id}/approve",
+    summary="Approve and publish (another admin)",
+    responses=_PROBLEMS,
+)
+async def approve(
+    runtime: RuntimeDep, caller: PolicyAdmin, version_id: VersionId, body: ReviewBody
+) -> dict[str, Any]:
+    return await runtime.policy_admin.review(
+        _actor(caller), version_id, approve=True, comment=body.comment
+    )
+
+
+@router.post("/versions/{version_id}/reject", summary="Reject a candidate", responses=_PROBLEMS)
+async def reject(
+    runtime: RuntimeDep, caller: PolicyAdmin, version_id: VersionId, body: ReviewBody
+) -> dict[str, Any]:
+    return await runtime.policy_admin.review(
+        _actor(caller), version_id, approve=False, comment=body.comment
+    )
+
+
+@router.post("/rollback", summary="Publish an earlier approved version again", responses=_PROBLEMS)
+async def rollback(runtime: RuntimeDep, caller: PolicyAdmin, body: RollbackBody) -> dict[str, Any]:
+    return await runtime.policy_admin.rollback(_actor(caller), body.version_id, body.comment)
+
+
+@router.post("/explain", summary="Dry-run a hypothetical request", responses=_PROBLEMS)
+async def explain(
+    runtime: RuntimeDep, caller: PolicyAdmin, body: Annotated[ExplainBody, Body()]
+) -> dict[str, Any]:
+    admin = runtime.policy_admin
+    engine = (
+        admin.holder.current
+        if body.version == "current"
+        else await run_in_threadpool(admin.engine_for, body.version)
+    )
+    try:
+        request = request_from_json(body.request, runtime.standard)
+    except ValueError as exc:
+        raise UnprocessableContent(str(exc), [{"field": "request", "reason": str(exc)}]) from exc
+    await admin.record_read(
+        _actor(caller), "explain", {"version_id": engine.version, "request": body.request}
+    )
+    return engine.explain(request, body.records)
+
+
+@router.post(
+    "/versions/{version_id}/impact",
+    summary="Replay recent requests against a version",
+    responses=_PROBLEMS,
+)
+async def impact(
+    runtime: RuntimeDep,
+    caller: PolicyAdmin,
+    version_id: VersionId,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> dict[str, Any]:
+    await runtime.policy_admin.record_read(
+        _actor(caller), "impact", {"version_id": version_id, "limit": limit}
+    )
+    return await run_in_threadpool(runtime.policy_admin.impact, version_id, limit)
