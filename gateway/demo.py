@@ -21,6 +21,7 @@ from gateway.auth.clients import ClientService, IssuedCredentials
 from gateway.auth.keys import KeyStore
 from gateway.auth.scopes import Scope
 from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.demo_examples import demo_examples
 from gateway.migrate import upgrade
 from gateway.sandbox_runner import SandboxSystems, start_sandbox_systems
 from gateway.settings import Mode, Settings
@@ -84,29 +85,6 @@ def _register(settings: Settings) -> dict[str, IssuedCredentials]:
     return issued
 
 
-def _examples() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "who-am-i",
-            "client": "court",
-            "method": "GET",
-            "path": "/v1/me",
-            "headers": {},
-            "expect_status": 200,
-            "note": "any valid token: shows the client id, agency and scopes",
-        },
-        {
-            "name": "me-without-token",
-            "client": None,
-            "method": "GET",
-            "path": "/v1/me",
-            "headers": {},
-            "expect_status": 401,
-            "note": 'no token: 401 with WWW-Authenticate: Bearer error="invalid_token"',
-        },
-    ]
-
-
 def prepare_demo(
     data_dir: Path, host: str, port: int, systems: SandboxSystems | None = None
 ) -> DemoSetup:
@@ -133,7 +111,7 @@ def prepare_demo(
             for name, cred in issued.items()
         },
         "agency_systems": dict(systems.urls) if systems else {},
-        "examples": _examples(),
+        "examples": demo_examples(),
     }
     path = data_dir / "demo.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -155,8 +133,12 @@ Try it:
       -d grant_type=client_credentials {base}/oauth/token \\
       | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
   curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/me
-  curl -s {base}/.well-known/oauth-authorization-server
-  curl -s {base}/readyz
+  curl -s -H "Authorization: Bearer $TOKEN" -H "X-Purpose: TRIAL" \\
+      -H "X-Operator-Id: court-officer-01" \\
+      -H "X-Case-Number: (2024)%E5%AE%810104%E5%88%91%E5%88%9D465%E5%8F%B7" \\
+      {base}/v1/resources/case/C00000020
+  (X-Case-Number is (2024)宁0104刑初465号, percent-encoded UTF-8: see docs/exchange.md)
+  curl -s {base}/v1/audit/key
 
 Every example with its expected status: python3 -m json.tool {demo_json}
 """
