@@ -56,6 +56,7 @@ __all__ = [
     "UpstreamTimeout",
     "install_error_handlers",
     "problem_response",
+    "validation_problem",
 ]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -233,6 +234,19 @@ _STARLETTE_SLUGS = {
 }
 
 
+def validation_problem(exc: RequestValidationError) -> UnprocessableContent:
+    """FastAPI's parameter validation failure as our 422, naming every field."""
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ())),
+            "reason": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    names = ", ".join(e["field"] for e in errors) or "request"
+    return UnprocessableContent(f"invalid value for {names}", errors)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one renderer for every error the app can raise."""
 
@@ -263,21 +277,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ())),
-                "reason": err.get("msg", "invalid"),
-            }
-            for err in exc.errors()
-        ]
-        names = ", ".join(e["field"] for e in errors) or "request"
+        problem = validation_problem(exc)
         return problem_response(
-            422,
-            "Invalid request",
-            f"invalid value for {names}",
-            slug="validation-error",
+            problem.status,
+            problem.title,
+            problem.detail,
+            slug=problem.slug,
             instance=request.url.path,
-            extra={"errors": errors},
+            extra=problem.extra,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
@@ -23,9 +25,11 @@ from gateway.auth.tokens import Principal
 from gateway.errors import (
     PROBLEM_CONTENT_TYPE,
     Forbidden,
+    GatewayError,
     NotFound,
     ServiceUnavailable,
     UnprocessableContent,
+    validation_problem,
 )
 from gateway.observability.context import current_request_id
 from gateway.responses import JSONResponse
@@ -33,7 +37,63 @@ from gateway.runtime import Runtime
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+class AuditedQueryRoute(APIRoute):
+    """Refused queries of an authenticated caller are audit entries too.
+
+    Successful queries record their entry in the endpoint (before the answer leaves).
+    Here, a query refused after authentication (bad parameters, out of range, missing
+    scope) is recorded with its status, and its problem carries ``X-Audit-Index``.
+    Unauthenticated calls (401) have no accountable caller and are not recorded.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def audited(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as invalid:
+                exc: GatewayError = validation_problem(invalid)
+                await _record_refusal(request, exc)
+                raise exc from invalid
+            except GatewayError as refused:
+                await _record_refusal(request, refused)
+                raise
+
+        return audited
+
+
+async def _record_refusal(request: Request, exc: GatewayError) -> None:
+    client_id = getattr(request.state, "client_id", None)
+    if client_id is None or isinstance(exc, ServiceUnavailable):
+        return
+    decision = Decision.DENY if exc.status in (401, 403) else Decision.INVALID
+    agency = getattr(request.state, "agency", None)
+    index = await _append_query_entry(request, client_id, agency, exc.status, decision)
+    exc.headers["X-Audit-Index"] = str(index)
+
+
+async def _append_query_entry(
+    request: Request, client_id: str, agency: str | None, status: int, decision: Decision
+) -> int:
+    runtime: Runtime = request.app.state.runtime
+    draft = EntryDraft(
+        kind=AuditKind.AUDIT_QUERY,
+        request_id=current_request_id(),
+        requester_agency=agency,
+        client_id=client_id,
+        decision=decision,
+        status=status,
+        action={"route": request.url.path, "query": str(request.url.query)},
+    )
+    try:
+        return await runtime.audit_writer.append(draft)
+    except AuditUnavailable as exc:
+        raise ServiceUnavailable("the audit log cannot record this query") from exc
+
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=AuditedQueryRoute)
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
@@ -107,19 +167,9 @@ async def _record_query(
     runtime: Runtime, request: Request, caller: Principal, response: Response
 ) -> Response:
     """Write the query's own audit entry before answering; 503 if it cannot be written."""
-    draft = EntryDraft(
-        kind=AuditKind.AUDIT_QUERY,
-        request_id=current_request_id(),
-        requester_agency=caller.agency,
-        client_id=caller.client_id,
-        decision=Decision.ALLOW,
-        status=response.status_code,
-        action={"route": request.url.path, "query": str(request.url.query)},
+    index = await _append_query_entry(
+        request, caller.client_id, caller.agency, response.status_code, Decision.ALLOW
     )
-    try:
-        index = await runtime.audit_writer.append(draft)
-    except AuditUnavailable as exc:
-        raise ServiceUnavailable("the audit log cannot record this query") from exc
     response.headers["X-Audit-Index"] = str(index)
     return response
 
@@ -144,10 +194,7 @@ async def latest_checkpoint(
     request: Request, runtime: RuntimeDep, caller: AuditOrExchange
 ) -> Response:
     note = await run_in_threadpool(runtime.audit_service.latest_checkpoint_note)
-    response = PlainTextResponse(note)
-    if Scope.AUDIT_READ in caller.scopes:
-        return await _record_query(runtime, request, caller, response)
-    return response
+    return await _record_query(runtime, request, caller, PlainTextResponse(note))
 
 
 @router.get("/entries/{index}", summary="One entry with its exact leaf bytes", responses=_PROBLEMS)
@@ -183,10 +230,7 @@ async def inclusion(
         "tree_size": tree_size,
         "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
     }
-    response = JSONResponse(body)
-    if Scope.AUDIT_READ in caller.scopes:
-        return await _record_query(runtime, request, caller, response)
-    return response
+    return await _record_query(runtime, request, caller, JSONResponse(body))
 
 
 @router.get("/proofs/consistency", summary="RFC 9162 consistency proof", responses=_PROBLEMS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,6 +92,11 @@ class PolicyAdministration:
         self.audit = audit
         self.follow_interval_s = follow_interval_s
         self._engines: dict[str, PolicyEngine] = {holder.current.version: holder.current}
+        # The publication (seq) the holder reflects. Swaps only ever move forward, so a
+        # follower that read the publications just before a local approval or rollback
+        # committed cannot put the older set back in force.
+        self._adopted_seq = 0
+        self._swap_lock = threading.Lock()
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -290,9 +296,9 @@ class PolicyAdministration:
         index = await self._record(
             actor, action, {"version_id": version_id, "comment": comment[:500]}
         )
-        await run_in_threadpool(self._store_review, actor, version_id, approve, comment)
-        if approve:
-            self.holder.current = candidate  # one reference swap: atomic for every request
+        seq = await run_in_threadpool(self._store_review, actor, version_id, approve, comment)
+        if seq is not None:
+            self._adopt(seq, candidate)  # one reference swap: atomic for every request
         return {
             "version_id": version_id,
             "status": "approved" if approve else "rejected",
@@ -307,19 +313,18 @@ class PolicyAdministration:
             raise NotFound(f"no policy version {version_id}")
         return version
 
-    def _store_review(self, actor: Actor, version_id: str, approve: bool, comment: str) -> None:
+    def _store_review(
+        self, actor: Actor, version_id: str, approve: bool, comment: str
+    ) -> int | None:
+        """Record the review; the publication's seq when approved."""
+        status = VersionStatus.APPROVED if approve else VersionStatus.REJECTED
         with Session(self.engine) as session, session.begin():
             repository = PolicyRepository(session)
-            version = repository.version(version_id)
-            assert version is not None
-            if version.status != VersionStatus.CANDIDATE:
+            if not repository.review(version_id, status, actor.client_id, comment):
                 raise Conflict(f"version {version_id} was reviewed meanwhile")
-            version.status = str(VersionStatus.APPROVED if approve else VersionStatus.REJECTED)
-            version.reviewer = actor.client_id
-            version.reviewed_at = utcnow()
-            version.review_comment = comment
-            if approve:
-                repository.publish(version_id, PublicationKind.APPROVAL, actor.client_id)
+            if not approve:
+                return None
+            return repository.publish(version_id, PublicationKind.APPROVAL, actor.client_id).seq
 
     async def rollback(self, actor: Actor, version_id: str, comment: str) -> dict[str, Any]:
         version = await run_in_threadpool(self._version_or_404, version_id)
@@ -339,15 +344,25 @@ class PolicyAdministration:
                 "comment": comment[:500],
             },
         )
-        await run_in_threadpool(
+        seq = await run_in_threadpool(
             self._publish, version_id, PublicationKind.ROLLBACK, actor.client_id
         )
-        self.holder.current = restored
+        self._adopt(seq, restored)
         return {"version_id": version_id, "published": True, "audit_index": index}
 
-    def _publish(self, version_id: str, kind: PublicationKind, by: str) -> None:
+    def _publish(self, version_id: str, kind: PublicationKind, by: str) -> int:
         with Session(self.engine) as session, session.begin():
-            PolicyRepository(session).publish(version_id, kind, by)
+            return PolicyRepository(session).publish(version_id, kind, by).seq
+
+    def _adopt(self, seq: int, engine: PolicyEngine) -> bool:
+        """Put ``engine`` in force for publication ``seq`` unless a later one is; True if
+        the set in force changed."""
+        with self._swap_lock:
+            if seq <= self._adopted_seq:
+                return False
+            self._adopted_seq = seq
+            previous, self.holder.current = self.holder.current, engine
+        return previous.version != engine.version
 
     async def record_read(self, actor: Actor, action: str, detail: Mapping[str, Any]) -> int:
         """Reads of the administered state are audited too: the watchers are watched."""
@@ -360,15 +375,23 @@ class PolicyAdministration:
 
     # --- following publications from other workers -------------------------------------
 
-    def refresh(self) -> bool:
-        """Adopt the latest publication if it is not the set in force; True if it swapped."""
+    def _latest_publication(self) -> tuple[int, str] | None:
         with Session(self.engine) as session:
             current = PolicyRepository(session).current()
-        if current is None or current.version_id == self.holder.current.version:
+            return None if current is None else (current.seq, current.version_id)
+
+    def refresh(self) -> bool:
+        """Adopt the latest publication if it is not the set in force; True if it swapped."""
+        latest = self._latest_publication()
+        if latest is None or latest[0] <= self._adopted_seq:
             return False
-        self.holder.current = self.engine_for(current.version_id)
-        log.info("policy set swapped", version=current.version_id)
-        return True
+        seq, version_id = latest
+        in_force = self.holder.current
+        engine = in_force if version_id == in_force.version else self.engine_for(version_id)
+        swapped = self._adopt(seq, engine)
+        if swapped:
+            log.info("policy set swapped", version=version_id)
+        return swapped
 
     async def follow(self) -> None:
         while True:

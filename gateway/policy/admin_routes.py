@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.auth.deps import PolicyAdmin, RuntimeDep
 from gateway.errors import PROBLEM_CONTENT_TYPE, UnprocessableContent
 from gateway.policy.admin import Actor
-from gateway.policy.render import request_from_json
+from gateway.policy.render import request_from_json, request_to_json
 
 __all__ = ["router"]
 
@@ -154,8 +154,12 @@ async def explain(
         request = request_from_json(body.request, runtime.standard)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "request", "reason": str(exc)}]) from exc
+    # The parsed request, not the body: it is all strings (the audit log refuses floats,
+    # deep nesting …), so a dry run is never refused for how its JSON was spelled.
     await admin.record_read(
-        _actor(caller), "explain", {"version_id": engine.version, "request": body.request}
+        _actor(caller),
+        "explain",
+        {"version_id": engine.version, "request": request_to_json(request)},
     )
     return engine.explain(request, body.records)
 

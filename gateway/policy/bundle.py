@@ -82,12 +82,34 @@ def load_bundle(files: Mapping[str, str], standard: Standard, *, run_tests: bool
         engine = PolicyEngine(policy_set, standard)
         suite = None
         if run_tests and any(path.startswith("tests/") for path in files):
-            suite = run_suite(engine, root / "tests")
+            suite = _relative_suite(run_suite(engine, root / "tests"), root)
     return LoadedBundle(engine, suite)
 
 
+def _scrub(text: str, root: Path) -> str:
+    """``text`` with the private temporary directory removed (bundle paths remain)."""
+    for prefix in {str(root), str(root.resolve())}:
+        text = text.replace(prefix + "/", "").replace(prefix, "")
+    return text
+
+
 def _relative(problem: PolicyProblem, root: Path) -> PolicyProblem:
-    file = problem.file
-    if file and file.startswith(str(root)):
-        file = file[len(str(root)) + 1 :]
-    return dataclasses.replace(problem, file=file)
+    # The file and the message (e.g. "first defined at FILE:LINE:COL") name bundle paths.
+    return dataclasses.replace(
+        problem,
+        file=_scrub(problem.file, root) if problem.file else problem.file,
+        message=_scrub(problem.message, root),
+    )
+
+
+def _relative_suite(result: SuiteResult, root: Path) -> SuiteResult:
+    return SuiteResult(
+        tuple(
+            dataclasses.replace(
+                case,
+                file=_scrub(case.file, root),
+                failures=tuple(_scrub(f, root) for f in case.failures),
+            )
+            for case in result.cases
+        )
+    )

@@ -11,9 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, select
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gateway.db import Base, UTCDateTime, utcnow
@@ -85,6 +96,29 @@ class PolicyRepository:
     def add_version(self, version: PolicyVersion) -> None:
         self.session.add(version)
         self.session.flush()
+
+    def review(self, version_id: str, status: VersionStatus, reviewer: str, comment: str) -> bool:
+        """Mark a candidate approved or rejected; False if it is no longer a candidate.
+
+        One conditional UPDATE: of two reviewers racing (on any worker, either backend)
+        exactly one wins, so a candidate is never published twice.
+        """
+        result = cast(
+            CursorResult[Any],
+            self.session.execute(
+                update(PolicyVersion)
+                .where(PolicyVersion.version_id == version_id)
+                .where(PolicyVersion.status == str(VersionStatus.CANDIDATE))
+                .values(
+                    status=str(status),
+                    reviewer=reviewer,
+                    reviewed_at=utcnow(),
+                    review_comment=comment,
+                )
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        return result.rowcount == 1
 
     def publish(self, version_id: str, kind: PublicationKind, by: str) -> PolicyPublication:
         publication = PolicyPublication(

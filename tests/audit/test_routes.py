@@ -246,10 +246,14 @@ def test_bad_input_is_a_4xx_problem(
     audit_gateway: AuditGateway, path: str, params: dict[str, Any], status: int
 ) -> None:
     before = audit_gateway.size()
-    body = _problem(_get(audit_gateway, path, **params), status)
+    response = _get(audit_gateway, path, **params)
+    body = _problem(response, status)
     assert "detail" in body or "title" in body
-    # A refused query releases nothing and writes nothing.
-    assert audit_gateway.size() == before
+    # A refused query releases nothing, and is itself recorded with its status.
+    assert audit_gateway.size() == before + 1
+    assert response.headers["X-Audit-Index"] == str(before)
+    entry = audit_gateway.rows("SELECT kind, status FROM audit_entries WHERE idx = :i", i=before)
+    assert (entry[0].kind, entry[0].status) == ("audit_query", status)
 
 
 # --- proofs ----------------------------------------------------------------------------------
@@ -442,11 +446,11 @@ def test_exchange_client_may_prove_its_own_entries_only(audit_gateway: AuditGate
         EntryDraft(kind=AuditKind.EXCHANGE, client_id=court, requester_agency="FY640104"),
     )
     audit_gateway.checkpoint()
-    # The agency system reads the checkpoint too (not recorded: it is not a regulator query).
+    # The agency system reads the checkpoint too; every read of the log is recorded.
     before = audit_gateway.size()
     note = _get(audit_gateway, "/v1/audit/checkpoint", who="police")
     assert note.status_code == 200
-    assert "X-Audit-Index" not in note.headers
+    assert note.headers["X-Audit-Index"] == str(before)
     checkpoint = open_checkpoint(note.text, [parse_verifier(_key(audit_gateway))])
 
     response = _get(
@@ -461,7 +465,7 @@ def test_exchange_client_may_prove_its_own_entries_only(audit_gateway: AuditGate
     verify_inclusion(
         leaf_hash(leaf), own, checkpoint.size, _b64(response.json()["hashes"]), checkpoint.root
     )
-    assert audit_gateway.size() == before
+    assert audit_gateway.size() == before + 2
 
     for index in (other, 0, 10**9):  # another client's, a regulator-free sample, none at all
         _problem(
@@ -506,8 +510,13 @@ def test_token_and_scope_are_required(audit_gateway: AuditGateway, path: str) ->
     before = audit_gateway.size()
     _problem(audit_gateway.client.get(path), 401)
     _problem(audit_gateway.client.get(path, headers={"Authorization": "Bearer nonsense"}), 401)
-    _problem(audit_gateway.client.get(path, headers=audit_gateway.auth("admin")), 403)
+    # No accountable caller without a valid token: not recorded.
     assert audit_gateway.size() == before
+    refused = audit_gateway.client.get(path, headers=audit_gateway.auth("admin"))
+    _problem(refused, 403)
+    # An authenticated caller without the scope is: a refused query is an entry too.
+    assert audit_gateway.size() == before + 1
+    assert refused.headers["X-Audit-Index"] == str(before)
 
 
 def test_the_log_verifies_after_all_of_it(audit_gateway: AuditGateway) -> None:
