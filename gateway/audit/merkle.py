@@ -300,12 +300,9 @@ def verify_consistency(
 
     Requires ``0 < size1 <= size2``: a consistency proof from the empty tree proves
     nothing and is rejected. For ``size1 == size2`` the proof must be empty and the
-    roots equal. All hashes must be 32 bytes.
+    roots equal (nothing is hashed, so, as in transparency-dev/merkle and its test
+    vectors, their length is not checked). Otherwise all hashes must be 32 bytes.
     """
-    _check_hash(root1, "root1")
-    _check_hash(root2, "root2")
-    for i, p in enumerate(proof):
-        _check_hash(p, f"proof[{i}]")
     if size1 < 0 or size2 < 0:
         raise ProofError("tree sizes must be non-negative")
     if size1 > size2:
@@ -318,6 +315,10 @@ def verify_consistency(
         if root1 != root2:
             raise ProofError("sizes are equal but the roots differ")
         return
+    _check_hash(root1, "root1")
+    _check_hash(root2, "root2")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
     if not proof:
         raise ProofError("consistency proof is empty")
 

@@ -41,14 +41,6 @@ _DEFAULT_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "tes
 TESTDATA = Path(os.environ.get("GATEWAY_MERKLE_TESTDATA") or _DEFAULT_TESTDATA)
 VECTOR_FILES = sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []
 
-# Vectors whose wantErr=false contradicts the README and our contract ("hashes that
-# are not 32 bytes long must be rejected"). Upstream's Go verifier skips the length
-# check when size1 == size2; we do not. Such files must be rejected *for the length*.
-KNOWN_LENGTH_CONFLICTS = frozenset(
-    {"consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}
-)
-
-
 def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
@@ -85,28 +77,23 @@ def test_vector_folder_present() -> None:
 def test_vector(path: Path) -> None:
     assert path.is_file(), f"Merkle test vectors missing at {TESTDATA}"
     vec = json.loads(path.read_text(encoding="utf-8"))
-    bad_length = any(len(h) != 32 for h in _vector_hashes(vec))
-    if vec["wantErr"] or bad_length:
+    if vec["wantErr"]:
         with pytest.raises(ProofError):
             _run_vector(vec)
     else:
         _run_vector(vec)
 
 
-def test_vector_conflicts_are_known() -> None:
-    conflicts = set()
-    for path in VECTOR_FILES:
-        vec = json.loads(path.read_text(encoding="utf-8"))
-        if not vec["wantErr"] and any(len(h) != 32 for h in _vector_hashes(vec)):
-            conflicts.add(path.relative_to(TESTDATA).as_posix())
-    assert conflicts <= KNOWN_LENGTH_CONFLICTS
-
-
-def test_known_conflict_is_rejected_only_for_length() -> None:
+def test_hash_lengths_are_checked_whenever_something_is_hashed() -> None:
     short = b"don't care 2"
+    # Equal sizes hash nothing: equal roots are consistent whatever their length (upstream).
+    verify_consistency(1, 1, [], short, short)
+    with pytest.raises(ProofError, match="roots differ"):
+        verify_consistency(1, 1, [], short, b"\x07" * 32)
     with pytest.raises(ProofError, match="32 bytes"):
-        verify_consistency(1, 1, [], short, short)
-    verify_consistency(1, 1, [], b"\x07" * 32, b"\x07" * 32)
+        verify_consistency(1, 2, [b"\x07" * 32], short, b"\x07" * 32)
+    with pytest.raises(ProofError, match="32 bytes"):
+        verify_consistency(1, 2, [short], b"\x07" * 32, b"\x07" * 32)
 
 
 # The tree behind the RFC 6962 vectors (transparency-dev/merkle).
