@@ -45,11 +45,6 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
 
-def _vector_hashes(vec: Mapping[str, Any]) -> list[bytes]:
-    names = ("leafHash", "root") if "leafIdx" in vec else ("root1", "root2")
-    return [_b64(vec[n]) for n in names] + [_b64(p) for p in vec["proof"] or []]
-
-
 def _run_vector(vec: Mapping[str, Any]) -> None:
     proof = [_b64(p) for p in vec["proof"] or []]
     if "leafIdx" in vec:
