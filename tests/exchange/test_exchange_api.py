@@ -279,3 +279,18 @@ def test_audit_unavailable_fails_closed(exchange_gateway: Callable[..., Gateway]
     assert response.headers["content-type"] == "application/problem+json"
     assert "case_name" not in response.text
     assert "X-Audit-Index" not in response.headers
+
+
+def test_catalog_serves_the_standard(gw: Gateway) -> None:
+    response = gw.client.get("/v1/catalog", headers=gw.auth("court"))
+    assert response.status_code == 200
+    catalog = response.json()
+    resources = {r["name"]: r for r in catalog["resources"]}
+    assert {"case", "person", "judgment", "technical_investigation"} <= set(resources)
+    id_number = next(f for f in resources["person"]["fields"] if f["name"] == "id_number")
+    assert id_number["personal_info"] is True
+    assert id_number["grade"] in {"核心", "重要", "一般"}
+    assert id_number["sharing"] in {"无条件", "有条件", "不予共享"}
+    assert "TRIAL" in {p["code"] for p in catalog["purposes"]}
+    assert gw.client.get("/v1/catalog").status_code == 401
+    assert gw.client.get("/v1/catalog", headers=gw.auth("regulator")).status_code == 403
