@@ -29,6 +29,7 @@ __all__ = [
     "ClientRegistry",
     "ClientService",
     "IssuedCredentials",
+    "client_info",
 ]
 
 AGENCY_CODE = re.compile(r"^[A-Z]{2}\d{6}$")
@@ -59,7 +60,8 @@ class IssuedCredentials:
     scopes: list[str]
 
 
-def _info(row: OAuthClient) -> ClientInfo:
+def client_info(row: OAuthClient) -> ClientInfo:
+    """The registry's immutable view of a client row."""
     return ClientInfo(
         client_id=row.client_id,
         name=row.name,
@@ -138,10 +140,10 @@ class ClientService:
         if not client.disabled:
             client.disabled = True
             client.disabled_at = utcnow()
-        return _info(client)
+        return client_info(client)
 
     def list(self) -> list[ClientInfo]:
-        return [_info(row) for row in self.repository.list_all()]
+        return [client_info(row) for row in self.repository.list_all()]
 
     def get(self, client_id: str) -> OAuthClient | None:
         return self.repository.get(client_id)

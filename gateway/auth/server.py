@@ -23,7 +23,7 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.auth.clients import ClientInfo, ClientService
+from gateway.auth.clients import ClientService, client_info
 from gateway.auth.models import OAuthClient
 from gateway.auth.passwords import burn_equal_time, verify_secret
 from gateway.auth.scopes import ALL_SCOPES
@@ -139,16 +139,7 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             raise InvalidScopeError(
                 description=f"this client may request only: {' '.join(row.scope_list)}"
             )
-        info = ClientInfo(
-            client_id=row.client_id,
-            name=row.name,
-            agency=row.agency_code,
-            scopes=frozenset(row.scope_list),
-            disabled=row.disabled,
-            rate_limit_per_second=row.rate_limit_per_second,
-            rate_limit_burst=row.rate_limit_burst,
-        )
-        return self._issuer.issue(info, sorted(requested))
+        return self._issuer.issue(client_info(row), sorted(requested))
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal receivers."""
