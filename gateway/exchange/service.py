@@ -14,6 +14,7 @@ cannot be written the caller gets 503 and no data (fail closed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,12 +278,21 @@ class ExchangeService:
         self._validate(resource, page.records)
         outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
         released_records = []
+        concealed = decision.outcome is Outcome.NOT_FOUND
         for record in page.records:
+            if concealed:
+                # The whole request is concealed: an empty page, like a search that found
+                # nothing (the upstream call still ran, so the timing matches).
+                outcome.record_ids.append(str(record.get(resource.id_field)))
+                continue
             verdict = pdp.filter_record(decision, access, record)
             self._account(outcome, verdict, str(record.get(resource.id_field)))
             if verdict.released:
                 released_records.append(verdict.record)
-        draft.decision = Decision.ALLOW
+        draft.decision = Decision.DENY if concealed else Decision.ALLOW
+        if concealed:
+            draft.detail = "concealed: neither confirm nor deny"
+            page = dataclasses.replace(page, records=[], next_after=None)
         outcome.body = {
             "resource": resource.name,
             "records": released_records,

@@ -219,6 +219,12 @@ class PolicyAdministration:
             base_files = await run_in_threadpool(self._base_files, base)
             merged = {**base_files, **{k: v for k, v in files.items() if v is not None}}
             files = {k: v for k, v in merged.items() if files.get(k, "") is not None}
+        if not any(path.startswith("tests/") for path in files):
+            # The suites gate every change; a candidate cannot drop them to skip the gate.
+            raise UnprocessableContent(
+                "a candidate keeps at least one policy test suite (tests/NAME.yaml)",
+                [{"field": "files", "reason": "no tests/*.yaml in the bundle"}],
+            )
         try:
             loaded = await run_in_threadpool(load_bundle, files, self.standard, run_tests=True)
         except PolicyError as exc:

@@ -294,3 +294,24 @@ def test_catalog_serves_the_standard(gw: Gateway) -> None:
     assert "TRIAL" in {p["code"] for p in catalog["purposes"]}
     assert gw.client.get("/v1/catalog").status_code == 401
     assert gw.client.get("/v1/catalog", headers=gw.auth("regulator")).status_code == 403
+
+
+def test_state_secret_case_is_concealed_for_fetch_and_search(
+    exchange_gateway: Callable[..., Gateway], dataset: Dataset
+) -> None:
+    gateway = exchange_gateway()
+    gateway.register("court_xixia", "FY640105", ["exchange"])  # handles case 13
+    case = _case(dataset, 13)
+    assert case["secrecy_mark"] != "NONE"
+    headers = exchange_headers(gateway, "court_xixia", "TRIAL", case["court_case_number"])
+    fetched = gateway.client.get("/v1/resources/person/P0000001301", headers=headers)
+    assert fetched.status_code == 404
+    searched = gateway.client.get("/v1/resources/person?case_id=C00000013", headers=headers)
+    assert searched.status_code == 200
+    body = searched.json()
+    assert body["records"] == []
+    assert body["next_cursor"] is None
+    entry = _entry(gateway, searched)
+    assert entry["decision"] == "deny"
+    assert entry["record_ids"]  # the audit log records what was concealed
+    assert entry["fields"]["released"] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,17 @@ from gateway.policy import (
     load_policy_set,
 )
 from gateway.standard import Standard, load_standard
+from tests.conftest import Gateway, postgres_schema, started_gateway
+from tests.exchange.conftest import (  # the sample agency systems, for the admin API tests
+    _exchange_overrides,
+    _register_exchange_clients,
+    agency_urls,
+    dataset,
+    exchange_gateway,
+)
+
+# Fixtures re-exported from tests/exchange for the administration tests.
+__all__ = ["agency_urls", "dataset", "exchange_gateway"]
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -188,3 +199,39 @@ def copy_policies(destination: Path) -> Path:
     """A copy of the shipped policy directory (standard included)."""
     shutil.copytree(POLICIES, destination)
     return destination
+
+
+# --- the administration API: gateways wired to the sample agency systems ------------------
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database per module and backend (SQLite file, or a PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('admin-db') / 'gateway.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    with postgres_schema(server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def admin_gateway(
+    module_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    agency_urls: dict[str, str],
+) -> Iterator[Gateway]:
+    """One exchange-wired gateway per module and backend, with a second administrator
+    ("approver") for maker-checker. Tests that publish restore the shipped set afterwards."""
+    with started_gateway(
+        tmp_path_factory.mktemp("admin"),
+        module_database_url,
+        **_exchange_overrides(agency_urls, {}),
+    ) as gateway:
+        _register_exchange_clients(gateway)
+        gateway.register("approver", "ZF640000", ["policy:admin"])
+        yield gateway
