@@ -118,9 +118,12 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         audit_writer=audit_writer,
         audit_service=AuditService(engine),
         checkpointer=Checkpointer(
-            engine, signer, settings.audit_origin, settings.checkpoint_interval_seconds
+            engine,
+            signer,
+            settings.audit_origin,
+            settings.checkpoint_interval_seconds,
+            key_loader=lambda: load_signer(settings.resolved_checkpoint_key_path),
         ),
-        checkpoint_signer=signer,
         standard=standard,
         catalog=catalog_document(standard),
         policy=policy,
@@ -135,11 +138,14 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
 
 def _audit_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def check() -> dict[str, Any]:
+        runtime.checkpointer.reload_key()
+        writer_problem = await run_in_threadpool(runtime.audit_writer.probe)
+        # This route is public: name the failure's kind only; the details are in the log.
         problems = [
-            problem
+            problem.split(":")[0]
             for problem in (
                 None if runtime.checkpoint_signer else "no checkpoint signing key",
-                runtime.audit_writer.last_error,
+                writer_problem,
                 runtime.checkpointer.last_error,
             )
             if problem

@@ -50,7 +50,6 @@ class Runtime:
     audit_writer: AuditWriter
     audit_service: AuditService
     checkpointer: Checkpointer
-    checkpoint_signer: CheckpointSigner | None
     standard: Standard
     catalog: dict[str, Any]
     policy: PolicyHolder
@@ -62,6 +61,11 @@ class Runtime:
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict
     )
+
+    @property
+    def checkpoint_signer(self) -> CheckpointSigner | None:
+        """The key that signs checkpoints now (re-read by the checkpointer as it signs)."""
+        return self.checkpointer.signer
 
 
 def get_runtime(connection: HTTPConnection) -> Runtime:

@@ -7,6 +7,7 @@ primary key, so a checkpoint for a size already signed is simply skipped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy import Engine, insert, select, update
@@ -27,17 +28,39 @@ log = structlog.get_logger(__name__)
 
 
 class Checkpointer:
+    """``key_loader``, when given, is called before every signing: a key file that was
+    removed stops signing (and readiness says so), a restored or rotated one is used
+    at once, without a restart."""
+
     def __init__(
-        self, engine: Engine, signer: CheckpointSigner | None, origin: str, interval_s: float
+        self,
+        engine: Engine,
+        signer: CheckpointSigner | None,
+        origin: str,
+        interval_s: float,
+        *,
+        key_loader: Callable[[], CheckpointSigner] | None = None,
     ) -> None:
         self.engine = engine
         self.signer = signer
         self.origin = origin
         self.interval_s = interval_s
+        self.key_loader = key_loader
         self.last_error: str | None = None
+
+    def reload_key(self) -> None:
+        if self.key_loader is None:
+            return
+        try:
+            self.signer = self.key_loader()
+        except (OSError, ValueError) as exc:
+            if self.signer is not None:
+                log.error("checkpoint signing key unavailable", error=str(exc))
+            self.signer = None
 
     def checkpoint_now(self) -> int | None:
         """Sign the current tree if it grew since the last checkpoint; return the size signed."""
+        self.reload_key()
         if self.signer is None:
             self.last_error = "no checkpoint signing key"
             return None

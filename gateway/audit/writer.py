@@ -90,6 +90,28 @@ class AuditWriter:
             self._thread = None
         self.engine.dispose()
 
+    def probe(self) -> str | None:
+        """Can the writer take the log's write lock now? None if so, else why not.
+
+        Readiness asks this instead of trusting the last commit's outcome, so an instance
+        becomes ready again when the database is back, before any request succeeds, and
+        is not ready on a database it cannot write.
+        """
+        try:
+            with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE takes the write lock
+                # A no-op write, rolled back: refused on a read-only database, and it waits
+                # for the same row lock an append takes. (A full disk shows only at commit.)
+                conn.execute(
+                    update(AuditTreeHead)
+                    .where(AuditTreeHead.id == TREE_HEAD_ID)
+                    .values(size=AuditTreeHead.size)
+                )
+                conn.rollback()
+        except (SQLAlchemyError, OSError) as exc:
+            return f"{exc.__class__.__name__}: {exc}"
+        self.last_error = None
+        return None
+
     # --- appending -----------------------------------------------------------------------------
 
     def submit(self, draft: EntryDraft) -> concurrent.futures.Future[int]:
@@ -167,6 +189,9 @@ class AuditWriter:
             failure = AuditUnavailable("the audit log cannot be written")
             for pending in batch:
                 pending.future.set_exception(failure)
+            # Drop pooled connections: one opened on a read-only or vanished file would
+            # keep failing after the database is writable again.
+            self.engine.dispose()
             return
         self.last_error = None
         if committed:
