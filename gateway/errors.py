@@ -39,6 +39,9 @@ from gateway.observability.context import current_request_id
 __all__ = [
     "INTERNAL_ERROR_DETAIL",
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_SCHEMA",
+    "RETRY_AFTER_HEADER",
+    "WWW_AUTHENTICATE_HEADER",
     "BadRequest",
     "Conflict",
     "FieldError",
@@ -56,6 +59,7 @@ __all__ = [
     "UpstreamTimeout",
     "install_error_handlers",
     "problem_response",
+    "problem_responses",
     "validation_problem",
 ]
 
@@ -64,6 +68,44 @@ PROBLEM_BASE = "/problems/"
 INTERNAL_ERROR_DETAIL = (
     "the gateway failed to handle this request; quote the request id to the operators"
 )
+
+# The OpenAPI schema of every problem :func:`problem_response` renders. Members beyond these
+# (``errors``, ``rule_ids``, ``header``, ``agency``, ``required_scope``…) depend on the error.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "instance", "request_id"],
+    "properties": {
+        "type": {"type": "string", "description": "/problems/<slug>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the request path"},
+        "request_id": {"type": "string", "description": "also the X-Request-Id header"},
+        "errors": {
+            "type": "array",
+            "description": "422: the offending fields",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+# OpenAPI header objects of the problems that carry one.
+WWW_AUTHENTICATE_HEADER: dict[str, Any] = {
+    "description": 'Bearer error="invalid_token" (401) or error="insufficient_scope" (403)',
+    "schema": {"type": "string"},
+}
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "seconds to wait before the next request",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
 
 log = structlog.get_logger(__name__)
 
@@ -227,7 +269,33 @@ def problem_response(
     )
 
 
+def problem_responses(
+    descriptions: Mapping[int, str], headers: Mapping[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status documented as a problem.
+
+    ``headers`` (OpenAPI header objects by name) go on every status; 401 also gets
+    ``WWW-Authenticate`` (required), 403 ``WWW-Authenticate`` (with a missing scope), 429
+    ``Retry-After``.
+    """
+    implied: dict[int, dict[str, Any]] = {
+        401: {"WWW-Authenticate": {**WWW_AUTHENTICATE_HEADER, "required": True}},
+        403: {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER},
+        429: {"Retry-After": RETRY_AFTER_HEADER},
+    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, text in descriptions.items():
+        response_headers = {**(headers or {}), **implied.get(status, {})}
+        responses[status] = {
+            "description": text,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}},
+            **({"headers": response_headers} if response_headers else {}),
+        }
+    return responses
+
+
 _STARLETTE_SLUGS = {
+    400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Request body too large"),

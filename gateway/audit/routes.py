@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
@@ -23,12 +25,12 @@ from gateway.auth.deps import AuditOrExchange, AuditReader, RuntimeDep
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
 from gateway.errors import (
-    PROBLEM_CONTENT_TYPE,
     Forbidden,
     GatewayError,
     NotFound,
     ServiceUnavailable,
     UnprocessableContent,
+    problem_responses,
     validation_problem,
 )
 from gateway.observability.context import current_request_id
@@ -95,20 +97,103 @@ async def _append_query_entry(
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=AuditedQueryRoute)
 
+_RECEIPT: dict[str, Any] = {
+    "X-Audit-Index": {
+        "description": "index of this query's own audit entry",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+# Refusals of an authenticated caller are entries too (X-Audit-Index); 401 (no accountable
+# caller) and 503 (the log cannot take the entry) are not.
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
-    for code, text in {
-        400: "out of range (index, tree size, from > to)",
-        401: "invalid token",
-        403: "missing scope",
-        404: "no such entry",
-        422: "malformed parameter",
-        503: "the audit log cannot record this query",
-    }.items()
+    **problem_responses(
+        {
+            400: "out of range (index, tree size, from > to)",
+            403: "missing scope",
+            404: "no such entry",
+            422: "malformed parameter",
+            429: "rate limited",
+        },
+        headers=_RECEIPT,
+    ),
+    **problem_responses({401: "invalid token", 503: "the audit log cannot record this query"}),
+}
+_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the answer (itself an audit entry)", "headers": _RECEIPT}
 }
 
+
+class _Requester(BaseModel):
+    agency: str | None
+    client_id: str | None
+    operator_id: str | None
+
+
+class _Fields(BaseModel):
+    released: list[str]
+    withheld: list[str]
+    masked: list[str]
+
+
+class _Upstream(BaseModel):
+    status: int | None
+    latency_us: int | None
+
+
+class AuditEntryBody(BaseModel):
+    """An audit entry: its leaf bytes (base64) and the JSON document they encode."""
+
+    index: int
+    leaf: str = Field(description="the exact leaf bytes, base64")
+    time: str
+    kind: str
+    request_id: str | None
+    requester: _Requester
+    owner_agency: str | None
+    resource: str | None
+    record_ids: list[str]
+    purpose: str | None
+    case_number: str | None
+    decision: str
+    status: int | None
+    fields: _Fields
+    rule_ids: list[str]
+    policy_version: str | None
+    upstream: _Upstream
+    body_sha256: str | None
+    detail: str | None
+    action: dict[str, Any] | None = None
+
+
+class EntriesPage(BaseModel):
+    entries: list[AuditEntryBody]
+    next_cursor: str | None
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int
+    hashes: list[str] = Field(description="RFC 9162 audit path, base64")
+
+
+class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    first: int = Field(alias="from")
+    second: int = Field(alias="to")
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64")
+
+
+class StatsBody(BaseModel):
+    group_by: list[str]
+    interval: str | None
+    rows: list[dict[str, Any]]
+
+
 AgencyCode = Annotated[str | None, Query(pattern=r"^[A-Z]{2}\d{6}$")]
-ShortText = Annotated[str | None, Query(min_length=1, max_length=128)]
+# No NUL: no audit value holds one, and PostgreSQL refuses it in a query parameter.
+ShortText = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 
 
 class DecisionName(StrEnum):
@@ -129,9 +214,20 @@ class Interval(StrEnum):
     MONTH = "month"
 
 
+def _iso_8601_only(value: Any) -> Any:
+    # Pydantic would read a bare number as Unix seconds: since=2024 would mean 1970-01-01
+    # 00:33:44 and quietly select nearly everything.
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value):
+        raise ValueError("an ISO 8601 date-time with a time zone, not a number")
+    return value
+
+
+Instant = Annotated[datetime | None, BeforeValidator(_iso_8601_only)]
+
+
 def entry_filter(
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[Instant, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[Instant, Query(description="ISO 8601, exclusive")] = None,
     requester_agency: AgencyCode = None,
     owner_agency: Annotated[str | None, Query(pattern=r"^[a-z_]{2,32}$")] = None,
     resource: Annotated[str | None, Query(pattern=r"^[a-z_]{2,64}$")] = None,
@@ -142,10 +238,18 @@ def entry_filter(
     rule_id: ShortText = None,
 ) -> EntryFilter:
     for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise UnprocessableContent(
                 f"{name} needs a time zone", [{"field": name, "reason": "naive datetime"}]
             )
+        try:
+            moment.astimezone(UTC)  # what the database is asked: years 1-9999 in UTC
+        except OverflowError:
+            raise UnprocessableContent(
+                f"{name} is out of range", [{"field": name, "reason": "not a year 1-9999 in UTC"}]
+            ) from None
     return EntryFilter(
         since=since,
         until=until,
@@ -175,7 +279,10 @@ async def _record_query(
 
 
 @router.get(
-    "/key", summary="The checkpoint verifier key (public)", response_class=PlainTextResponse
+    "/key",
+    summary="The checkpoint verifier key (public)",
+    response_class=PlainTextResponse,
+    responses=problem_responses({503: "no checkpoint signing key is configured"}),
 )
 async def verifier_key(runtime: RuntimeDep) -> PlainTextResponse:
     signer = runtime.checkpoint_signer
@@ -188,7 +295,7 @@ async def verifier_key(runtime: RuntimeDep) -> PlainTextResponse:
     "/checkpoint",
     summary="The latest signed checkpoint (C2SP tlog-checkpoint)",
     response_class=PlainTextResponse,
-    responses=_PROBLEMS,
+    responses={**_OK, **_PROBLEMS},
 )
 async def latest_checkpoint(
     request: Request, runtime: RuntimeDep, caller: AuditOrExchange
@@ -197,7 +304,12 @@ async def latest_checkpoint(
     return await _record_query(runtime, request, caller, PlainTextResponse(note))
 
 
-@router.get("/entries/{index}", summary="One entry with its exact leaf bytes", responses=_PROBLEMS)
+@router.get(
+    "/entries/{index}",
+    summary="One entry with its exact leaf bytes",
+    response_model=AuditEntryBody,
+    responses={**_OK, **_PROBLEMS},
+)
 async def get_entry(
     request: Request,
     runtime: RuntimeDep,
@@ -208,7 +320,12 @@ async def get_entry(
     return await _record_query(runtime, request, caller, JSONResponse(view.as_json()))
 
 
-@router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof", responses=_PROBLEMS)
+@router.get(
+    "/proofs/inclusion",
+    summary="RFC 9162 inclusion proof",
+    response_model=InclusionProof,
+    responses={**_OK, **_PROBLEMS},
+)
 async def inclusion(
     request: Request,
     runtime: RuntimeDep,
@@ -233,7 +350,12 @@ async def inclusion(
     return await _record_query(runtime, request, caller, JSONResponse(body))
 
 
-@router.get("/proofs/consistency", summary="RFC 9162 consistency proof", responses=_PROBLEMS)
+@router.get(
+    "/proofs/consistency",
+    summary="RFC 9162 consistency proof",
+    response_model=ConsistencyProof,
+    responses={**_OK, **_PROBLEMS},
+)
 async def consistency(
     request: Request,
     runtime: RuntimeDep,
@@ -250,7 +372,12 @@ async def consistency(
     return await _record_query(runtime, request, caller, JSONResponse(body))
 
 
-@router.get("/entries", summary="Entries by filter, in index order", responses=_PROBLEMS)
+@router.get(
+    "/entries",
+    summary="Entries by filter, in index order",
+    response_model=EntriesPage,
+    responses={**_OK, **_PROBLEMS},
+)
 async def list_entries(
     request: Request,
     runtime: RuntimeDep,
@@ -281,7 +408,18 @@ async def list_entries(
 @router.get(
     "/export",
     summary="A filtered range as streamed JSON Lines or CSV",
-    responses={**_PROBLEMS, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "one entry per line (format=jsonl) or CSV with a header row",
+            "headers": _RECEIPT,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        **_PROBLEMS,
+    },
 )
 async def export(
     request: Request,
@@ -300,7 +438,12 @@ async def export(
     return await _record_query(runtime, request, caller, response)
 
 
-@router.get("/stats", summary="Counts, denials and latency percentiles", responses=_PROBLEMS)
+@router.get(
+    "/stats",
+    summary="Counts, denials and latency percentiles",
+    response_model=StatsBody,
+    responses={**_OK, **_PROBLEMS},
+)
 async def stats(
     request: Request,
     runtime: RuntimeDep,

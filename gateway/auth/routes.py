@@ -17,7 +17,7 @@ from gateway.auth.deps import AnyClient, RuntimeDep
 from gateway.auth.keys import SIGNING_ALG
 from gateway.auth.scopes import ALL_SCOPES
 from gateway.auth.server import TOKEN_AUTH_METHODS, TokenRequest
-from gateway.errors import PROBLEM_CONTENT_TYPE
+from gateway.errors import problem_responses
 from gateway.responses import JSONResponse
 
 __all__ = ["router"]
@@ -122,7 +122,7 @@ def _check_client_auth(headers: Mapping[str, str], form: dict[str, list[str]]) -
     responses={
         400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error"},
         401: {"model": OAuthErrorBody, "description": "invalid_client"},
-        413: {"description": "body too large", "content": {PROBLEM_CONTENT_TYPE: {}}},
+        **problem_responses({413: "body too large"}),
     },
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
@@ -181,7 +181,13 @@ async def authorization_server_metadata(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/me", tags=["auth"], summary="Who the caller's token says it is")
+@router.get(
+    "/v1/me",
+    tags=["auth"],
+    summary="Who the caller's token says it is",
+    response_model=MeResponse,
+    responses=problem_responses({401: "invalid token", 429: "rate limited"}),
+)
 async def me(caller: AnyClient) -> MeResponse:
     return MeResponse(
         client_id=caller.client_id,

@@ -190,7 +190,7 @@ class TokenVerifier:
         scopes = frozenset(str(claims.get("scope", "")).split())
         return Principal(
             client_id=client.client_id,
-            agency=str(claims.get("agency", client.agency)),
+            agency=client.agency,  # the registry decides, not a claim
             scopes=scopes & client.scopes,
             issuer=self.issuer,
             expires_at=int(claims["exp"]),

@@ -50,6 +50,8 @@ MAX_LIMIT = 100
 _OPERATOR = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # The standard's record-id alphabet: nothing to traverse, encode or inject.
 _RECORD_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,63}$")
+# ASCII digits only: str.isdigit() also takes ² and full-width or Arabic-Indic digits.
+_LIMIT = re.compile(r"[0-9]{1,3}")
 _RESERVED_PARAMS = frozenset({"fields", "limit", "cursor"})
 
 
@@ -169,7 +171,7 @@ def parse_search_query(
     limit = DEFAULT_LIMIT
     raw_limit = params.get("limit")
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             errors.append({"field": "limit", "reason": f"an integer from 1 to {MAX_LIMIT}"})
         else:
             limit = int(raw_limit)
@@ -189,7 +191,12 @@ def parse_search_query(
     raw_cursor = params.get("cursor")
     if raw_cursor is not None:
         cursor = decode_cursor(raw_cursor, kind="search")
-        if cursor.get("q") != fingerprint or not isinstance(cursor.get("a"), str):
+        position = cursor.get("a")
+        if (
+            cursor.get("q") != fingerprint
+            or not isinstance(position, str)
+            or not _RECORD_ID.fullmatch(position)
+        ):
             raise UnprocessableContent(
                 "the cursor belongs to another search",
                 [{"field": "cursor", "reason": "resource or filters differ from the first page"}],

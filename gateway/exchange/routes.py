@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from gateway.auth.deps import ExchangeClient, RuntimeDep, audited_scope
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
-from gateway.errors import PROBLEM_CONTENT_TYPE, GatewayError
+from gateway.errors import GatewayError, problem_responses
 from gateway.responses import JSONResponse
 
 __all__ = ["router"]
@@ -51,31 +52,62 @@ _HEADERS_DOC: list[dict[str, Any]] = [
     },
 ]
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
-    for code, text in {
-        400: "missing or malformed X-Purpose, X-Operator-Id or X-Case-Number",
-        401: "invalid token",
-        403: "denied by policy, or missing scope",
-        404: "unknown resource type, or no such record available to you",
-        422: "malformed id, fields, filter, limit or cursor",
-        429: "rate limited",
-        502: "the owning agency's system failed or sent a record that breaks the standard",
-        503: "the audit log cannot record the request; nothing released",
-        504: "the owning agency's system did not answer in time",
-    }.items()
-}
-_AUDIT_HEADER = {
+_AUDIT_HEADER: dict[str, Any] = {
     "X-Audit-Index": {
-        "description": "index of this request's audit entry",
-        "schema": {"type": "integer"},
+        "description": "index of this request's audit entry (your receipt)",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
     }
 }
-for _response in _RESPONSES.values():
-    _response["headers"] = _AUDIT_HEADER
+# Fail closed: a 503 means no entry could be written, so it carries no receipt either.
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(
+        {
+            400: "missing or malformed X-Purpose, X-Operator-Id or X-Case-Number",
+            401: "invalid token",
+            403: "denied by policy, or missing scope",
+            404: "unknown resource type, or no such record available to you",
+            422: "malformed id, fields, filter, limit or cursor",
+            429: "rate limited",
+            502: "the owning agency's system failed or sent a record that breaks the standard",
+            504: "the owning agency's system did not answer in time",
+        },
+        headers=_AUDIT_HEADER,
+    ),
+    **problem_responses({503: "the audit log cannot record the request; nothing released"}),
+}
 
 
-@router.get("/v1/catalog", summary="The unified sharing standard (统一标准)")
+class RecordResponse(BaseModel):
+    """One record in standard form, filtered by policy."""
+
+    resource: str
+    id: str
+    record: dict[str, Any]
+    withheld: list[str]
+    masked: list[str]
+    policy_version: str
+
+
+class SearchResponse(BaseModel):
+    """One page of a search, filtered by policy."""
+
+    resource: str
+    records: list[dict[str, Any]]
+    withheld: list[str]
+    masked: list[str]
+    next_cursor: str | None
+    policy_version: str
+
+
+@router.get(
+    "/v1/catalog",
+    summary="The unified sharing standard (统一标准)",
+    response_model=dict[str, Any],
+    responses=problem_responses(
+        {401: "invalid token", 403: "missing scope (exchange)", 429: "rate limited"}
+    ),
+)
 async def catalog(runtime: RuntimeDep, caller: ExchangeClient) -> Response:
     return JSONResponse(runtime.catalog)
 
@@ -83,6 +115,7 @@ async def catalog(runtime: RuntimeDep, caller: ExchangeClient) -> Response:
 @router.get(
     "/v1/resources/{resource}/{record_id}",
     summary="One record, in standard form, filtered by policy",
+    response_model=RecordResponse,
     responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
     openapi_extra={"parameters": _HEADERS_DOC},
 )
@@ -101,6 +134,7 @@ async def fetch_record(
     summary="Search records by standard filters (keyset pagination)",
     description="Query parameters: one or more filters of the resource (see GET /v1/catalog), "
     "`fields`, `limit` (1-100, default 20) and `cursor` (the previous page's next_cursor).",
+    response_model=SearchResponse,
     responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
     openapi_extra={
         "parameters": [

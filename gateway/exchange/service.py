@@ -94,6 +94,15 @@ def _case_context(record: Mapping[str, Any]) -> CaseContext:
     )
 
 
+def _auditable(text: str) -> str:
+    """Caller-chosen text as the audit log can hold it: 64 characters at most, and no NUL.
+
+    PostgreSQL text refuses NUL, and the writer commits entries in batches: one such entry
+    would fail its whole batch (503 for every request in it).
+    """
+    return text[:64].replace("\x00", "\N{REPLACEMENT CHARACTER}")
+
+
 def _not_found(resource: str, record_id: str) -> NotFound:
     # One wording for "really absent" and "concealed": neither confirm nor deny.
     return NotFound(f"no {resource} record {record_id!r} is available to you")
@@ -133,8 +142,8 @@ class ExchangeService:
         draft = EntryDraft(
             kind=AuditKind.EXCHANGE,
             request_id=current_request_id(),
-            resource=resource_name[:64],
-            record_ids=[record_id[:64]] if record_id else [],
+            resource=_auditable(resource_name),
+            record_ids=[_auditable(record_id)] if record_id else [],
         )
         pdp = self.policy.current
         draft.policy_version = pdp.version
@@ -194,6 +203,9 @@ class ExchangeService:
         pdp: PolicyDecisionPoint,
     ) -> _Outcome:
         if isinstance(caller, GatewayError):
+            # Refused after authentication (scope, rate limit): still tie it to the caller.
+            draft.client_id = getattr(request.state, "client_id", None)
+            draft.requester_agency = getattr(request.state, "agency", None)
             raise caller
         draft.client_id = caller.client_id
         draft.requester_agency = caller.agency

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -18,6 +19,11 @@ __all__ = ["router"]
 router = APIRouter(tags=["operations"])
 
 
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, dict[str, Any]]
+
+
 @router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -26,7 +32,8 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Database, signing key and agency systems are usable",
-    responses={503: {"description": "a dependency is not ready"}},
+    response_model=Readiness,
+    responses={503: {"description": "a dependency is not ready", "model": Readiness}},
 )
 async def readyz(runtime: RuntimeDep) -> Response:
     checks: dict[str, Any] = {}
@@ -50,6 +57,16 @@ async def readyz(runtime: RuntimeDep) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

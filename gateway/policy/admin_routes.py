@@ -32,8 +32,13 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Comments go to the database and the audit log: no control characters (NUL breaks
+# PostgreSQL text), but line breaks and tabs are fine.
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
 class CandidateBody(BaseModel):
-    comment: str = Field(min_length=1, max_length=2000)
+    comment: str = Field(min_length=1, max_length=2000, pattern=_PRINTABLE)
     files: dict[str, str | None] = Field(
         description="bundle path → YAML text (permissions/NAME.yaml, negative_list/NAME.yaml, "
         "tests/NAME.yaml); with base, null deletes a file"
@@ -44,12 +49,12 @@ class CandidateBody(BaseModel):
 
 
 class ReviewBody(BaseModel):
-    comment: str = Field(min_length=1, max_length=2000)
+    comment: str = Field(min_length=1, max_length=2000, pattern=_PRINTABLE)
 
 
 class RollbackBody(BaseModel):
     version_id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
-    comment: str = Field(min_length=1, max_length=2000)
+    comment: str = Field(min_length=1, max_length=2000, pattern=_PRINTABLE)
 
 
 class ExplainBody(BaseModel):

@@ -140,11 +140,15 @@ class PolicyEngine:
 
     def _binding_problem(self, request: AccessRequest) -> str | None:
         case = request.case
-        if case is None:
-            named = f" {request.case_number!r} was not found" if request.case_number else ""
-            return f"the purpose needs a case and the request's case{named or ' is missing'}"
-        if request.requester_agency not in case.handling_agencies:
-            return f"{request.requester_agency} is not a handling agency of case {case.case_id}"
+        # One wording whether the case is unknown or only not handled by the requester:
+        # a refusal must not tell which (it would reveal that a sealed case exists).
+        if case is None and not request.case_number:
+            return "the purpose needs a case: send X-Case-Number"
+        if case is None or request.requester_agency not in case.handling_agencies:
+            return (
+                f"case binding: {request.requester_agency} handles no case numbered "
+                f"{request.case_number!r}"
+            )
         return None
 
     def _decide_or_raise(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:

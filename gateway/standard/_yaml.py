@@ -124,7 +124,12 @@ def read_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
         raise StandardError.single("file is not valid UTF-8", file, bad_line) from None
-    loader = _StrictLoader(text)
+    try:
+        # The reader refuses control characters (e.g. NUL) as it is created.
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as exc:
+        at_line = text[: getattr(exc, "position", 0)].count("\n") + 1
+        raise StandardError.single(f"YAML error: {exc}", file, at_line) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -312,9 +312,14 @@ def test_case_binding(standard: Standard, write_policies: PolicyWriter) -> None:
     assert no_case.outcome is Outcome.DENY
     assert no_case.reason.startswith("case binding")
     assert no_case.rule_ids == ("a",)
-    other = engine.decide(request(handling=("FY640105",)))
+    number = "(2024)宁0104刑初1号"
+    other = engine.decide(replace(request(handling=("FY640105",)), case_number=number))
     assert other.outcome is Outcome.DENY
-    assert "not a handling agency" in other.reason
+    assert "handles no case numbered" in other.reason
+    # a case the requester does not handle reads exactly like an unknown one (no leak)
+    unknown = engine.decide(replace(request(case=None), case_number=number))
+    assert unknown.reason == other.reason
+    assert "C1" not in other.reason
     req = request()
     decision = engine.decide(req)
     assert decision.bound_case_id == "C1"
