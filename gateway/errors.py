@@ -31,6 +31,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -355,6 +356,19 @@ def install_error_handlers(app: FastAPI) -> None:
             extra=problem.extra,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        # The database is down or refusing: a 503 the client can retry, not a 500. Nothing
+        # was released: every data path writes its audit entry first, which failed too.
+        log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+        return problem_response(
+            503,
+            "Service unavailable",
+            "the gateway's database is unavailable; retry later",
+            slug="service-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Starlette calls this handler outside the middleware that holds the request id.
         request_id = current_request_id() or request.scope.get("state", {}).get("request_id")
@@ -370,4 +384,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(SQLAlchemyError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -142,13 +142,6 @@ def test_database_lost_mid_run_then_back(
     gw.assert_log_whole()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with the database down, a request whose client snapshot is stale (always at "
-    "a start during an outage; after GATEWAY_CLIENT_CACHE_SECONDS otherwise) and the token "
-    "endpoint raise SQLAlchemyError from ClientRegistry.refresh / the client lookup: an "
-    "unhandled 500 instead of the documented 503. Nothing is released (fail closed holds).",
-)
 def test_database_outage_is_503_not_500(
     fault_gateway: Callable[..., FaultGateway], tmp_path: Path
 ) -> None:
