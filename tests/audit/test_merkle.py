@@ -41,6 +41,7 @@ _DEFAULT_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "tes
 TESTDATA = Path(os.environ.get("GATEWAY_MERKLE_TESTDATA") or _DEFAULT_TESTDATA)
 VECTOR_FILES = sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []
 
+
 def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
