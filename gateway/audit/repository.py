@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.audit.merkle import NodeKey
@@ -19,7 +19,7 @@ from gateway.audit.models import (
 )
 from gateway.audit.writer import TREE_HEAD_ID
 
-__all__ = ["AuditRepository", "EntryFilter", "NodeTable"]
+__all__ = ["AuditRepository", "EntryFilter", "NodeTable", "node_keys_match"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,23 @@ class EntryFilter:
         if self.until is not None:
             query = query.where(AuditEntry.created_at < self.until)
         if self.rule_id is not None:
-            hits = select(AuditRuleHit.idx).where(AuditRuleHit.rule_id == self.rule_id)
-            query = query.where(AuditEntry.idx.in_(hits))
+            # A join on the hits' primary key (rule_id, idx) walks that rule's entries in
+            # index order; an IN (subquery) made SQLite read every hit of the rule first.
+            query = query.join(
+                AuditRuleHit,
+                and_(AuditRuleHit.idx == AuditEntry.idx, AuditRuleHit.rule_id == self.rule_id),
+            )
         return query
+
+
+def node_keys_match(keys: Sequence[NodeKey]) -> ColumnElement[bool]:
+    """``(level, idx) IN keys`` as an OR of primary-key lookups.
+
+    SQLite plans a row-value ``IN`` as a scan of the whole table (proofs then grow
+    linearly with the log); an OR of equalities on the primary key is one index probe
+    per key on both SQLite and PostgreSQL.
+    """
+    return or_(*(and_(AuditNode.level == level, AuditNode.idx == idx) for level, idx in keys))
 
 
 class NodeTable:
@@ -73,9 +87,7 @@ class NodeTable:
         if not keys:
             return {}
         rows = self.session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(list(keys))
-            )
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(node_keys_match(keys))
         )
         return {(row.level, row.idx): row.hash for row in rows}
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, select, tuple_
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
@@ -41,6 +41,7 @@ from gateway.audit.models import (
     AuditRuleHit,
     AuditTreeHead,
 )
+from gateway.audit.repository import node_keys_match
 from gateway.audit.writer import TREE_HEAD_ID
 
 __all__ = ["VerifyReport", "verify_database", "verify_export"]
@@ -297,9 +298,7 @@ def _check_nodes(session: Session, writes: Sequence[NodeWrite], report: VerifyRe
     for chunk_start in range(0, len(keys), 500):
         chunk = keys[chunk_start : chunk_start + 500]
         for row in session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
-            )
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(node_keys_match(chunk))
         ):
             stored[(row.level, row.idx)] = bytes(row.hash)
     for write in writes:
