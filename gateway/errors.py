@@ -31,7 +31,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -384,5 +384,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(SQLAlchemyError, on_database_error)
+    # Only "cannot reach or use the database" is a retryable 503; a data error (a value
+    # the database refuses) is a validation gap, left to the unexpected-error handler.
+    for unavailable in (OperationalError, InterfaceError, DisconnectionError):
+        app.add_exception_handler(unavailable, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway.auth.deps import PolicyAdmin, RuntimeDep
-from gateway.errors import PROBLEM_CONTENT_TYPE, UnprocessableContent
+from gateway.errors import UnprocessableContent, problem_responses
 from gateway.policy.admin import Actor
 from gateway.policy.render import request_from_json, request_to_json
 
@@ -19,17 +19,18 @@ router = APIRouter(prefix="/v1/admin/policies", tags=["policy administration"])
 
 VersionId = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
 
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {PROBLEM_CONTENT_TYPE: {}}}
-    for code, text in {
+_PROBLEMS = problem_responses(
+    {
+        400: "a body that is not UTF-8 JSON",
         401: "invalid token",
         403: "missing scope, or reviewing your own candidate (maker-checker)",
         404: "no such version",
         409: "not a candidate / already in force / exists already",
         422: "invalid candidate (file:line:column problems) or failing policy tests",
+        429: "rate limited",
         503: "the audit log cannot record the change; nothing changed",
-    }.items()
-}
+    }
+)
 
 
 # Comments go to the database and the audit log: no control characters (NUL breaks
