@@ -267,6 +267,10 @@ def entry_filter(
 Filters = Annotated[EntryFilter, Depends(entry_filter)]
 
 
+def _b64_hashes(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode("ascii") for h in hashes]
+
+
 async def _record_query(
     runtime: Runtime, request: Request, caller: Principal, response: Response
 ) -> Response:
@@ -345,7 +349,7 @@ async def inclusion(
     body = {
         "index": index,
         "tree_size": tree_size,
-        "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
+        "hashes": _b64_hashes(hashes),
     }
     return await _record_query(runtime, request, caller, JSONResponse(body))
 
@@ -367,7 +371,7 @@ async def consistency(
     body = {
         "from": first,
         "to": second,
-        "hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
+        "hashes": _b64_hashes(hashes),
     }
     return await _record_query(runtime, request, caller, JSONResponse(body))
 
