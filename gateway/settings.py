@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     # Limits
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # nginx's default large_client_header_buffers is 4 × 8 KiB: the same order of size.
+    max_header_bytes: Annotated[int, Field(ge=4096)] = 32_768
+    max_header_count: Annotated[int, Field(ge=16)] = 100
     rate_limit_per_second: Annotated[float, Field(gt=0)] = 200.0
     rate_limit_burst: Annotated[int, Field(ge=1)] = 400
     redis_url: str | None = Field(

@@ -174,3 +174,25 @@ def test_redact() -> None:
     assert "Z3c6c2VjcmV0" not in event["note"]
     assert event["raw"] == "token=[jwt]"
     assert event["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"X-Padding": "a" * 30_000}, 200),  # large but under 32 KiB
+        ({"X-Padding": "a" * 33_000}, 431),
+        ({f"X-Padding-{i}": "a" for i in range(90)}, 200),
+        ({f"X-Padding-{i}": "a" for i in range(101)}, 431),
+    ],
+    ids=["30KB-served", "33KB-refused", "90-fields-served", "101-fields-refused"],
+)
+def test_header_block_limits(observed: Gateway, headers: dict[str, str], status: int) -> None:
+    response = observed.client.get("/healthz", headers=headers)
+    assert response.status_code == status
+    if status == 431:
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == 431
+        assert "32768 bytes" in problem["detail"]
+        assert "a" * 100 not in response.text
+        assert response.headers["x-request-id"]

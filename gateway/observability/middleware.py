@@ -1,4 +1,5 @@
-"""One pure ASGI middleware for every request: request id, body limit, metrics, access log.
+"""One pure ASGI middleware for every request: request id, header and body limits, metrics,
+access log.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: the latter costs a task and a queue
 per request and breaks streaming. Work done here is a few dict operations.
@@ -26,10 +27,20 @@ class _BodyTooLarge(Exception):
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: GatewayMetrics,
+        max_body_bytes: int,
+        max_header_bytes: int = 32_768,
+        max_header_count: int = 100,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,7 +50,12 @@ class GatewayMiddleware:
         started = time.perf_counter()
         incoming_id: str | None = None
         content_length: int | None = None
-        for name, value in scope["headers"]:
+        # uvicorn's httptools protocol bounds neither the size nor the number of header lines;
+        # refusing here keeps oversize header blocks away from every header parser behind us.
+        header_bytes = 0
+        headers = scope["headers"]
+        for name, value in headers:
+            header_bytes += len(name) + len(value) + 4
             if name == b"x-request-id":
                 incoming_id = value.decode("latin-1")
             elif name == b"content-length":
@@ -74,7 +90,9 @@ class GatewayMiddleware:
             return message
 
         try:
-            if content_length is not None and content_length > self.max_body_bytes:
+            if header_bytes > self.max_header_bytes or len(headers) > self.max_header_count:
+                await self._reject(scope, send_with_id, 431, "request-header-fields-too-large")
+            elif content_length is not None and content_length > self.max_body_bytes:
                 await self._reject(scope, send_with_id, 413, "payload-too-large")
             elif content_length is not None and content_length < 0:
                 await self._reject(scope, send_with_id, 400, "bad-request")
@@ -113,6 +131,12 @@ class GatewayMiddleware:
             title, detail = (
                 "Request body too large",
                 f"the request body exceeds {self.max_body_bytes} bytes",
+            )
+        elif status == 431:
+            title, detail = (
+                "Request header fields too large",
+                f"the request headers exceed {self.max_header_bytes} bytes "
+                f"or {self.max_header_count} fields",
             )
         elif status == 500:
             title, detail = "Internal error", INTERNAL_ERROR_DETAIL
