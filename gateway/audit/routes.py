@@ -225,7 +225,7 @@ def _iso_8601_only(value: Any) -> Any:
 Instant = Annotated[datetime | None, BeforeValidator(_iso_8601_only)]
 
 
-def entry_filter(
+async def entry_filter(  # async: no thread-pool hand-off
     since: Annotated[Instant, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[Instant, Query(description="ISO 8601, exclusive")] = None,
     requester_agency: AgencyCode = None,
