@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "audit_scaling": ["--quick"],
     "transports": ["--quick"],
     "policy_decisions": ["--sizes", "100,1000,10000", "--budget", "0.6", "--rounds", "2"],
+    "token_verify": ["--quick"],
 }
 
 
