@@ -29,6 +29,7 @@ from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
 from gateway.errors import install_error_handlers
+from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.upstream import AgencyAdapters
@@ -51,6 +52,8 @@ _EXTERNAL_JWKS_REFRESH_SECONDS = 300.0
 
 
 def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
+    # First: a missing or bad cursor key stops the start before anything needs closing.
+    cursors = CursorSealer.from_settings(settings)
     engine = create_db_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
     keys = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
@@ -131,7 +134,12 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         policy_imported=imported,
         adapters=adapters,
         exchange=ExchangeService(
-            standard=standard, policy=policy, adapters=adapters, audit=audit_writer
+            standard=standard,
+            policy=policy,
+            adapters=adapters,
+            audit=audit_writer,
+            cursors=cursors,
+            search_upstream_calls=settings.search_upstream_calls,
         ),
     )
 

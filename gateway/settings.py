@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         default=None, description="shared rate-limit state for several workers or hosts"
     )
 
+    # Search paging (docs/exchange.md, "Search cursors"). Unset, the cursor key is made once in
+    # data_dir/keys/cursor.key; set it when the workers' hosts share no data directory.
+    cursor_secret: SecretStr | None = None
+    # Upstream calls one search page may make to fill itself past concealed records.
+    search_upstream_calls: Annotated[int, Field(ge=1, le=64)] = 8
+
     # Operations
     log_level: str = "INFO"
     log_json: bool = True

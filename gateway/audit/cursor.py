@@ -1,4 +1,9 @@
-"""Opaque keyset cursors: base64url of a small JSON object, refused clearly when malformed."""
+"""Audit listing cursors: base64url of a small JSON object, refused clearly when malformed.
+
+Readable on purpose: they hold an audit index, which is no secret to the regulators who page
+the log. Exchange search cursors, which would name records, are sealed instead
+(gateway/exchange/cursor.py).
+"""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ from urllib.parse import unquote
 
 from starlette.datastructures import Headers, QueryParams
 
-from gateway.audit.cursor import decode_cursor, encode_cursor
 from gateway.errors import InvalidHeader, UnprocessableContent
+from gateway.exchange.cursor import CursorBinding, CursorSealer, invalid_cursor
 from gateway.standard import (
     ResourceType,
     Standard,
@@ -133,21 +133,23 @@ class SearchQuery:
     fields: frozenset[str] | None
     limit: int
     after: str | None
-    fingerprint: str
-
-    def next_cursor(self, next_after: str | None) -> str | None:
-        if next_after is None:
-            return None
-        return encode_cursor({"k": "search", "a": next_after, "q": self.fingerprint})
+    # What this search's cursors are sealed to: the caller and the resource and filters.
+    binding: CursorBinding
 
 
 def _fingerprint(resource: str, filters: Mapping[str, str]) -> str:
     text = resource + "\n" + "\n".join(f"{k}={v}" for k, v in sorted(filters.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_search_query(
-    standard: Standard, resource: ResourceType, params: QueryParams
+    standard: Standard,
+    resource: ResourceType,
+    params: QueryParams,
+    *,
+    cursors: CursorSealer,
+    client_id: str,
+    agency: str,
 ) -> SearchQuery:
     errors: list[dict[str, str]] = []
     filters: dict[str, str] = {}
@@ -186,23 +188,16 @@ def parse_search_query(
             [{"field": "filters", "reason": "none given"}],
         )
     fields = parse_fields(resource, params.get("fields"))
-    fingerprint = _fingerprint(resource.name, filters)
+    binding = CursorBinding(client_id, agency, _fingerprint(resource.name, filters))
     after = None
     raw_cursor = params.get("cursor")
     if raw_cursor is not None:
-        cursor = decode_cursor(raw_cursor, kind="search")
-        position = cursor.get("a")
-        if (
-            cursor.get("q") != fingerprint
-            or not isinstance(position, str)
-            or not _RECORD_ID.fullmatch(position)
-        ):
-            raise UnprocessableContent(
-                "the cursor belongs to another search",
-                [{"field": "cursor", "reason": "resource or filters differ from the first page"}],
-            )
-        after = cursor["a"]
-    return SearchQuery(filters, fields, limit, after, fingerprint)
+        after = cursors.open(raw_cursor, binding)
+        if not _RECORD_ID.fullmatch(after):
+            # Only the gateway seals cursors, but an upstream id outside the alphabet must
+            # not travel back to the upstream as a position.
+            raise invalid_cursor()
+    return SearchQuery(filters, fields, limit, after, binding)
 
 
 def check_record_id(record_id: str) -> None:

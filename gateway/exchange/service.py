@@ -7,6 +7,9 @@ One way through, for every request, whatever happens::
       → standard validation of every record → policy.filter_record per record
       → audit.append (durable) → response with X-Audit-Index
 
+A search page is filled past the records the policy conceals, within a bound on upstream
+calls, and its cursor is sealed (gateway/exchange/paging.py, gateway/exchange/cursor.py).
+
 Every request gets exactly one audit entry, whether it is allowed, denied, invalid
 or failed upstream, and the entry is durable before any byte of data leaves. If it
 cannot be written the caller gets 503 and no data (fail closed).
@@ -14,7 +17,6 @@ cannot be written the caller gets 503 and no data (fail closed).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from starlette.responses import Response
 from adapters.base import (
     AdapterError,
     MappingError,
-    UnsupportedOperation,
+    StandardRecord,
     UpstreamTimeout,
 )
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
@@ -40,12 +42,14 @@ from gateway.errors import (
     GatewayError,
     NotFound,
     ServiceUnavailable,
-    UnprocessableContent,
     UpstreamError,
     problem_response,
 )
 from gateway.errors import UpstreamTimeout as UpstreamTimeoutProblem
+from gateway.exchange.cursor import CursorSealer
+from gateway.exchange.paging import FilledPage, UpstreamPages, fill_page, first_ask
 from gateway.exchange.request import (
+    SearchQuery,
     check_record_id,
     parse_fetch_query,
     parse_headers,
@@ -80,7 +84,6 @@ class _Outcome:
     withheld: set[str] = field(default_factory=set)
     masked: set[str] = field(default_factory=set)
     rule_ids: set[str] = field(default_factory=set)
-    record_ids: list[str] = field(default_factory=list)
 
 
 def _case_context(record: Mapping[str, Any]) -> CaseContext:
@@ -125,11 +128,15 @@ class ExchangeService:
         policy: PolicyHolder,
         adapters: AgencyAdapters,
         audit: AuditWriter,
+        cursors: CursorSealer,
+        search_upstream_calls: int = 8,
     ) -> None:
         self.standard = standard
         self.policy = policy
         self._adapters = adapters
         self.audit = audit
+        self._cursors = cursors
+        self._search_upstream_calls = search_upstream_calls
 
     async def handle(
         self,
@@ -159,8 +166,6 @@ class ExchangeService:
         draft.withheld = sorted(outcome.withheld)
         draft.masked = sorted(outcome.masked)
         draft.rule_ids = sorted(outcome.rule_ids)
-        if outcome.record_ids:
-            draft.record_ids = outcome.record_ids
         body_bytes = orjson.dumps(outcome.body) if outcome.body is not None else None
         if body_bytes is not None:
             draft.body_sha256 = hashlib.sha256(body_bytes).hexdigest()
@@ -222,7 +227,14 @@ class ExchangeService:
             fields = parse_fetch_query(resource, request.query_params)
             search = None
         else:
-            search = parse_search_query(self.standard, resource, request.query_params)
+            search = parse_search_query(
+                self.standard,
+                resource,
+                request.query_params,
+                cursors=self._cursors,
+                client_id=caller.client_id,
+                agency=caller.agency,
+            )
             fields = search.fields
         try:
             requester_kind = self.standard.agency(caller.agency).kind
@@ -267,50 +279,68 @@ class ExchangeService:
         if record_id is not None:
             return await self._fetch(access, decision, clearance, resource, record_id, draft, pdp)
         assert search is not None
+        return await self._search(access, decision, clearance, resource, search, draft, pdp)
+
+    async def _search(
+        self,
+        access: AccessRequest,
+        decision: RequestDecision,
+        clearance: Clearance,
+        resource: ResourceType,
+        search: SearchQuery,
+        draft: EntryDraft,
+        pdp: PolicyDecisionPoint,
+    ) -> _Outcome:
+        def examine(record: StandardRecord) -> RecordDecision:
+            self._validate(resource, [record])
+            return pdp.filter_record(decision, access, record)
+
+        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
+        fetch = UpstreamPages(self._adapters, clearance, resource, search.filters)
         try:
-            page = await self._adapters.search(
-                clearance,
-                resource.owner,
-                resource.name,
-                search.filters,
-                limit=search.limit,
-                after=search.after,
-                call=call,
-            )
-        except UnsupportedOperation as exc:
-            raise UnprocessableContent(
-                str(exc), [{"field": "filters", "reason": str(exc)}]
-            ) from exc
+            if decision.outcome is Outcome.NOT_FOUND:
+                # The whole request is concealed: an empty page, like a search that found
+                # nothing (the first upstream call of any search still runs: same timing).
+                page = await fetch(search.after, first_ask(search.limit))
+                draft.record_ids.extend(str(r.get(resource.id_field)) for r in page.records)
+                self._validate(resource, page.records)
+                filled = FilledPage()
+            else:
+                filled = await fill_page(
+                    fetch,
+                    examine,
+                    limit=search.limit,
+                    after=search.after,
+                    id_field=resource.id_field,
+                    max_calls=self._search_upstream_calls,
+                    seen=draft.record_ids,
+                )
         except AdapterError as exc:
-            draft.upstream_status, draft.upstream_latency_us = exc.upstream_status, call.latency_us
             raise _upstream_problem(exc) from exc
         finally:
-            draft.upstream_status = draft.upstream_status or call.status
-            draft.upstream_latency_us = call.latency_us
-        self._validate(resource, page.records)
-        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
-        released_records = []
-        concealed = decision.outcome is Outcome.NOT_FOUND
-        for record in page.records:
-            if concealed:
-                # The whole request is concealed: an empty page, like a search that found
-                # nothing (the upstream call still ran, so the timing matches).
-                outcome.record_ids.append(str(record.get(resource.id_field)))
-                continue
-            verdict = pdp.filter_record(decision, access, record)
-            self._account(outcome, verdict, str(record.get(resource.id_field)))
-            if verdict.released:
-                released_records.append(verdict.record)
-        draft.decision = Decision.DENY if concealed else Decision.ALLOW
-        if concealed:
+            draft.upstream_status, draft.upstream_latency_us = fetch.status, fetch.latency_us
+            # Ids come from the agency system, not all of them validated: keep the log writable.
+            draft.record_ids[:] = [_auditable(record_id) for record_id in draft.record_ids]
+        if decision.outcome is Outcome.NOT_FOUND:
+            draft.decision = Decision.DENY
             draft.detail = "concealed: neither confirm nor deny"
-            page = dataclasses.replace(page, records=[], next_after=None)
+        else:
+            for verdict in (*filled.refused, *filled.released):
+                self._account(outcome, verdict)
+            draft.decision = Decision.ALLOW
+            if filled.truncated:
+                # The caller sees a last page; the regulator sees where and why it ended.
+                draft.detail = (
+                    f"page fill stopped at its bound of {filled.calls} upstream calls: no cursor"
+                )
+                log.warning("search page fill reached its bound", request_id=draft.request_id)
+        after = filled.next_after
         outcome.body = {
             "resource": resource.name,
-            "records": released_records,
+            "records": [verdict.record for verdict in filled.released],
             "withheld": sorted(outcome.withheld | decision.withheld_fields),
             "masked": sorted(outcome.masked),
-            "next_cursor": search.next_cursor(page.next_after),
+            "next_cursor": None if after is None else self._cursors.seal(after, search.binding),
             "policy_version": decision.policy_version,
         }
         outcome.withheld |= decision.withheld_fields
@@ -346,7 +376,7 @@ class ExchangeService:
         self._validate(resource, [record])
         verdict = pdp.filter_record(decision, access, record)
         outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
-        self._account(outcome, verdict, record_id)
+        self._account(outcome, verdict)
         if not verdict.released:
             draft.decision = Decision.DENY
             draft.rule_ids = sorted(outcome.rule_ids)
@@ -384,9 +414,8 @@ class ExchangeService:
                 )
 
     @staticmethod
-    def _account(outcome: _Outcome, verdict: RecordDecision, record_id: str) -> None:
+    def _account(outcome: _Outcome, verdict: RecordDecision) -> None:
         outcome.rule_ids.update(verdict.rule_ids)
-        outcome.record_ids.append(record_id)
         if verdict.released:
             outcome.released.update(verdict.record.keys())
             outcome.withheld.update(verdict.withheld_fields)

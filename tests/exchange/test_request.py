@@ -9,7 +9,9 @@ import pytest
 from starlette.datastructures import Headers, QueryParams
 
 from gateway.errors import InvalidHeader, UnprocessableContent
+from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.request import (
+    SearchQuery,
     decode_case_number,
     parse_fetch_query,
     parse_headers,
@@ -25,6 +27,20 @@ POLICE_CASE = "A6401040000002021010001"
 @pytest.fixture(scope="module")
 def standard() -> Standard:
     return load_standard(Path(REPO_ROOT / "policies" / "standard"))
+
+
+SEALER = CursorSealer(bytes(range(32)))
+
+
+def _search(standard: Standard, resource: str, query: str, client: str = "c1") -> SearchQuery:
+    return parse_search_query(
+        standard,
+        standard.resource(resource),
+        QueryParams(query),
+        cursors=SEALER,
+        client_id=client,
+        agency="FY640104",
+    )
 
 
 def _headers(**values: str) -> Headers:
@@ -89,20 +105,12 @@ def test_missing_or_bad_headers(standard: Standard, headers: dict[str, str], hea
 
 
 def test_search_query(standard: Standard) -> None:
-    judgment = standard.resource("judgment")
-    query = parse_search_query(
-        standard, judgment, QueryParams(f"court_case_number={quote(COURT_CASE)}&limit=5")
-    )
+    query = _search(standard, "judgment", f"court_case_number={quote(COURT_CASE)}&limit=5")
     assert query.filters == {"court_case_number": COURT_CASE}
     assert query.limit == 5
     assert query.after is None
-    cursor = query.next_cursor("JD0000000101")
-    assert cursor is not None
-    again = parse_search_query(
-        standard,
-        judgment,
-        QueryParams(f"court_case_number={quote(COURT_CASE)}&cursor={cursor}"),
-    )
+    cursor = SEALER.seal("JD0000000101", query.binding)
+    again = _search(standard, "judgment", f"court_case_number={quote(COURT_CASE)}&cursor={cursor}")
     assert again.after == "JD0000000101"
 
 
@@ -124,16 +132,25 @@ def test_search_query(standard: Standard) -> None:
 )
 def test_bad_search_queries_name_the_field(standard: Standard, query: str, field: str) -> None:
     with pytest.raises(UnprocessableContent) as caught:
-        parse_search_query(standard, standard.resource("judgment"), QueryParams(query))
+        _search(standard, "judgment", query)
     assert field in {e["field"] for e in caught.value.extra["errors"]}
 
 
 def test_cursor_of_another_search_is_refused(standard: Standard) -> None:
-    judgment = standard.resource("judgment")
-    first = parse_search_query(standard, judgment, QueryParams("case_id=C00000001"))
-    cursor = first.next_cursor("JD0000000101")
-    with pytest.raises(UnprocessableContent, match="another search"):
-        parse_search_query(standard, judgment, QueryParams(f"case_id=C00000002&cursor={cursor}"))
+    first = _search(standard, "judgment", "case_id=C00000001")
+    cursor = SEALER.seal("JD0000000101", first.binding)
+    with pytest.raises(UnprocessableContent, match="not valid for this search"):
+        _search(standard, "judgment", f"case_id=C00000002&cursor={cursor}")
+    with pytest.raises(UnprocessableContent, match="not valid for this search"):
+        _search(standard, "judgment", f"case_id=C00000001&cursor={cursor}", client="c2")
+    assert _search(standard, "judgment", f"case_id=C00000001&cursor={cursor}").after
+
+
+def test_a_sealed_position_outside_the_id_alphabet_is_refused(standard: Standard) -> None:
+    first = _search(standard, "judgment", "case_id=C00000001")
+    cursor = SEALER.seal("../../admin", first.binding)
+    with pytest.raises(UnprocessableContent, match="not valid for this search"):
+        _search(standard, "judgment", f"case_id=C00000001&cursor={cursor}")
 
 
 def test_fetch_takes_fields_only(standard: Standard) -> None:

@@ -191,7 +191,8 @@ def _cursor(payload: Any) -> str:
 
 
 def _fingerprint(resource: str, filters: dict[str, str]) -> str:
-    """What the gateway binds a cursor to: computable by anyone, it is not a secret."""
+    """The unsealed cursor format's search fingerprint, as an attacker would forge it. Cursors
+    are sealed now (AES-GCM, docs/exchange.md), so every one of these must fail alike."""
     text = resource + "\n" + "\n".join(f"{k}={v}" for k, v in sorted(filters.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -275,11 +275,17 @@ def test_t11_kid_traversal_and_injection(sec: Gateway, kid: str) -> None:
 # T12
 def test_t12_very_long_token(sec: Gateway) -> None:
     real = sec.token("court")
-    for token in ("a" * 100_000, real + "." + "A" * 20_000, real[:20] + "A" * 50_000 + real[20:]):
+    # Within the 32 KiB header block: refused by the token check, before any parsing.
+    for token in ("a" * 20_000, real + "." + "A" * 20_000, real[:20] + "A" * 25_000 + real[20:]):
         started = time.perf_counter()
         body = assert_invalid_token(_me(sec, token))
         assert body["detail"] == "token too long"
         assert time.perf_counter() - started < 1.0
+    # Beyond it: refused with 431 before authentication runs at all (W9).
+    for token in ("a" * 100_000, real[:20] + "A" * 50_000 + real[20:]):
+        response = _me(sec, token)
+        assert response.status_code == 431, response.text[:300]
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 # T13

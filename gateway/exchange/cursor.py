@@ -1,0 +1,177 @@
+"""Sealed search cursors: opaque, tamper-proof, and good only for the search and client they serve.
+
+A search cursor carries a keyset position (a record id). Readable, it would name records; editable,
+it would let a caller steer the upstream search. So it is sealed with AES-256-GCM::
+
+    cursor = base64url( 0x01 | nonce (12 random bytes) | AES-GCM(position padded to 64 bytes) )
+    associated data = ["zhengfa-gateway/search-cursor/v1", client_id, agency, search fingerprint]
+
+The position is padded so that every cursor has the same length, and the associated data binds
+it to the requester and to the resource and filters: another client's cursor, or a cursor for
+other filters, fails authentication like a forged one. Every failure gets one and the same 422,
+so the answer is no oracle for what was wrong.
+
+The key is shared by every worker of a deployment, so a cursor made by one is accepted by all:
+
+* ``GATEWAY_CURSOR_SECRET`` (at least 32 characters; HKDF-SHA256 derives the key), for
+  deployments whose hosts do not share a data directory; or else
+* ``data_dir/keys/cursor.key``: 32 random bytes made once, by the first worker to start, in
+  the directory where the default token signing and audit checkpoint keys live (every worker
+  of a deployment must already share those).
+
+Rotation: change the secret (or delete the key file) and restart every worker. Outstanding
+cursors then fail with the 422, which asks the caller to restart the search from the first page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.errors import UnprocessableContent
+from gateway.settings import Settings, SettingsError
+
+__all__ = [
+    "KEY_FILE_NAME",
+    "MIN_SECRET_CHARS",
+    "CursorBinding",
+    "CursorSealer",
+    "invalid_cursor",
+    "load_cursor_key",
+]
+
+log = structlog.get_logger(__name__)
+
+KEY_FILE_NAME = "cursor.key"
+MIN_SECRET_CHARS = 32
+_CONTEXT = "zhengfa-gateway/search-cursor/v1"
+_VERSION = b"\x01"
+_NONCE_BYTES = 12
+_BLOCK = 64  # record ids are 64 characters at most: one block hides every id's length
+_MAX_CURSOR_CHARS = 512
+
+
+def invalid_cursor() -> UnprocessableContent:
+    """The one answer for every cursor that does not open: malformed, altered, foreign, stale."""
+    return UnprocessableContent(
+        "the cursor is not valid for this search: pass back next_cursor unchanged, with the same "
+        "client and filters, or restart the search from the first page (without a cursor)",
+        [
+            {
+                "field": "cursor",
+                "reason": "malformed, altered, issued for another search or client, "
+                "or sealed with a key that has since been rotated",
+            }
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class CursorBinding:
+    """What a cursor is good for: this client, of this agency, running this search."""
+
+    client_id: str
+    agency: str
+    search: str
+
+    def associated_data(self) -> bytes:
+        return orjson.dumps([_CONTEXT, self.client_id, self.agency, self.search])
+
+
+class CursorSealer:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a cursor key is 32 bytes (AES-256)")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CursorSealer:
+        return cls(load_cursor_key(settings))
+
+    def seal(self, position: str, binding: CursorBinding) -> str:
+        data = position.encode()
+        padded = data.ljust(max(_BLOCK, -(-len(data) // _BLOCK) * _BLOCK), b"\x00")
+        # Random 96-bit nonces: NIST SP 800-38D allows 2^32 seals per key, far more cursors
+        # than a key lives to see between rotations.
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, padded, binding.associated_data())
+        return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode("ascii").rstrip("=")
+
+    def open(self, cursor: str, binding: CursorBinding) -> str:
+        """The position a cursor holds, or :func:`invalid_cursor` raised."""
+        try:
+            if len(cursor) > _MAX_CURSOR_CHARS:
+                raise ValueError("too long")
+            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+            if raw[:1] != _VERSION or len(raw) < 1 + _NONCE_BYTES + _BLOCK + 16:
+                raise ValueError("not a sealed search cursor")
+            nonce, sealed = raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :]
+            padded = self._aead.decrypt(nonce, sealed, binding.associated_data())
+            return padded.rstrip(b"\x00").decode()
+        except (ValueError, binascii.Error, InvalidTag) as exc:
+            # UnicodeDecodeError is a ValueError; none of the reasons goes to the caller.
+            raise invalid_cursor() from exc
+
+
+def load_cursor_key(settings: Settings) -> bytes:
+    """The deployment's cursor key, from ``GATEWAY_CURSOR_SECRET`` or the shared key file."""
+    secret = settings.cursor_secret.get_secret_value() if settings.cursor_secret else ""
+    if secret:
+        if len(secret) < MIN_SECRET_CHARS and not settings.is_demo:
+            raise SettingsError(
+                f"GATEWAY_CURSOR_SECRET must be at least {MIN_SECRET_CHARS} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        material = secret.encode()
+    else:
+        path = settings.data_dir / "keys" / KEY_FILE_NAME
+        try:
+            material = _load_or_create_key_file(path)
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot read or create the search cursor key {path}: {exc.strerror or exc}; "
+                "make the directory writable or set GATEWAY_CURSOR_SECRET"
+            ) from exc
+    # HKDF also separates this key from any other use of the same secret.
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_CONTEXT.encode()).derive(material)
+
+
+def _load_or_create_key_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(base64.b64encode(secrets.token_bytes(32)).decode("ascii") + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # A hard link appears whole and refuses to replace: when workers start together,
+            # the first one's key wins and every other worker reads that one.
+            os.link(staged, path)
+            log.info("created the search cursor key", path=str(path))
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    try:
+        key = base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != 32:
+        raise SettingsError(
+            f"the search cursor key {path} is not 32 base64 bytes: delete it to make a new one "
+            "(outstanding cursors stop working) or set GATEWAY_CURSOR_SECRET"
+        )
+    return key
