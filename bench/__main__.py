@@ -1,4 +1,4 @@
-"""Run the component benchmarks in sequence: ``python -m bench [--quick] [--only NAME[,NAME]]``.
+"""Run every benchmark in sequence: ``python -m bench [--quick] [--only NAME[,NAME]]``.
 
 Each benchmark compares against its baseline in the same run, prints a markdown table and
 writes ``bench/results/<name>.json``; each also runs alone (``python -m bench.<name>``).
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "transports": ["--quick"],
     "policy_decisions": ["--sizes", "100,1000,10000", "--budget", "0.6", "--rounds", "2"],
     "token_verify": ["--quick"],
+    "e2e": ["--quick"],
 }
 
 

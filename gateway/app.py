@@ -262,6 +262,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "administration to share case data under one standard, a negative list and a "
         "permissions list, with a tamper-evident audit log.",
         lifespan=lifespan,
+        # The gateway exports its own Prometheus metrics and logs; FastAPI's native
+        # OpenTelemetry hooks, unconfigured, still cost provider look-ups on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.include_router(auth_router)

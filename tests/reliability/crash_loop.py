@@ -37,7 +37,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from urllib.parse import quote
 import httpx2
 from sqlalchemy import create_engine, text
 
+from bench.e2e.system import free_port, free_port_run
 from gateway.audit.checkpoint import Verifier, open_checkpoint, parse_verifier
 from gateway.audit.merkle import ProofError, leaf_hash, verify_inclusion
 
@@ -81,32 +81,6 @@ def log(message: str) -> None:
 
 
 # --- plumbing ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        base = random.randint(20_000, 60_000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def wait_http(url: str, timeout: float, *, want: int | None = 200) -> None:
