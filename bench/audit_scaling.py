@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, or_, select, tuple_
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from bench._audit_data import AGENCIES, PURPOSES, RESOURCES, rule_id
@@ -67,7 +67,7 @@ from bench._common import (
 )
 from gateway.audit.merkle import NodeKey, _inclusion_ranges, _range_keys, inclusion_proof
 from gateway.audit.models import AuditEntry, AuditNode, AuditRuleHit
-from gateway.audit.repository import AuditRepository, EntryFilter
+from gateway.audit.repository import AuditRepository, EntryFilter, node_keys_match
 from gateway.audit.service import AuditService
 from gateway.db import create_db_engine
 
@@ -126,17 +126,16 @@ def _proof_keys(index: int, size: int) -> list[NodeKey]:
 
 def _page_query(filters: EntryFilter, after: int | None) -> Any:
     """The statement ``AuditRepository.entries`` runs (limit 100 + 1 for the next cursor)."""
+    position = filters.position()
     query = filters.apply(select(AuditEntry))
     if after is not None:
-        query = query.where(AuditEntry.idx > after)
-    return query.order_by(AuditEntry.idx).limit(101)
+        query = query.where(position > after)
+    return query.order_by(position).limit(101)
 
 
 def _node_query(keys: Sequence[NodeKey]) -> Any:
     """The statement ``NodeTable.get_nodes`` runs."""
-    return select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-        tuple_(AuditNode.level, AuditNode.idx).in_(list(keys))
-    )
+    return select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(node_keys_match(keys))
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.audit.merkle import NodeKey
 from gateway.audit.models import (
@@ -66,6 +66,13 @@ class EntryFilter:
             )
         return query
 
+    def position(self) -> InstrumentedAttribute[int]:
+        """The column to page on: with a rule filter, the hit's own index (equal to the
+        entry's through the join). Ordering by it lets the planner walk the rule's hits in
+        its primary key; ordered by the entry's index, SQLite walked the whole log instead
+        and probed the hits for each entry (measured 9× slower at 10M than at 1M)."""
+        return AuditRuleHit.idx if self.rule_id is not None else AuditEntry.idx
+
 
 def node_keys_match(keys: Sequence[NodeKey]) -> ColumnElement[bool]:
     """``(level, idx) IN keys`` as an OR of primary-key lookups.
@@ -114,21 +121,23 @@ class AuditRepository:
         return self.session.get(AuditEntry, index)
 
     def entries(self, filters: EntryFilter, *, after: int | None, limit: int) -> list[AuditEntry]:
+        position = filters.position()
         query = filters.apply(select(AuditEntry))
         if after is not None:
-            query = query.where(AuditEntry.idx > after)
-        query = query.order_by(AuditEntry.idx).limit(limit)
+            query = query.where(position > after)
+        query = query.order_by(position).limit(limit)
         return list(self.session.scalars(query))
 
     def iter_entries(
         self, filters: EntryFilter, *, batch: int = 1000, start: int = 0, stop: int | None = None
     ) -> Iterator[AuditEntry]:
         after = start - 1
+        position = filters.position()
         while True:
-            query = filters.apply(select(AuditEntry)).where(AuditEntry.idx > after)
+            query = filters.apply(select(AuditEntry)).where(position > after)
             if stop is not None:
-                query = query.where(AuditEntry.idx < stop)
-            rows = list(self.session.scalars(query.order_by(AuditEntry.idx).limit(batch)))
+                query = query.where(position < stop)
+            rows = list(self.session.scalars(query.order_by(position).limit(batch)))
             if not rows:
                 return
             yield from rows
