@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.e2e.system import Server, system_pids, wait_http
+from bench.e2e.system import Server, process_tree, system_pids, wait_http
 
 __all__ = ["GatewayDeployment", "start_gateway", "start_nginx", "start_passthrough"]
 
@@ -134,15 +134,36 @@ def prepare_gateway(data_dir: Path, database_url: str, agency: str,
     )
 
 
+def _dump_stacks(process: subprocess.Popen[bytes], log: Path) -> None:
+    spy = BIN / "py-spy"
+    if not spy.exists():
+        return
+    with log.open("a") as out:
+        for pid in process_tree(process.pid):
+            out.write(f"\n--- py-spy dump --pid {pid}\n")
+            out.flush()
+            subprocess.run([str(spy), "dump", "--pid", str(pid)], stdout=out, stderr=out,
+                           check=False, timeout=30)  # fmt: skip
+
+
 def start_gateway(deployment: GatewayDeployment, port: int, upstream_urls: dict[str, str], *,
                   workers: int, cores: str | None, log: Path) -> Server:  # fmt: skip
     env = deployment.env(port, upstream_urls, workers=workers)
-    process = _popen(
-        [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        cores, log, env,
-    )  # fmt: skip
-    wait_http(f"http://127.0.0.1:{port}/healthz", process=process, log=log, timeout=60)
+    command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    for attempt in (1, 2):
+        process = _popen(command, cores, log, env)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", process=process, log=log, timeout=90)
+            break
+        except RuntimeError:
+            # Seen twice with two workers on a fresh database: no answer and nothing logged.
+            # Keep the workers' stacks for the report, then try once more.
+            _dump_stacks(process, log)
+            Server("gateway", process, log).stop()
+            if attempt == 2:
+                raise
+            print(f"… the gateway did not start; stacks in {log}; retrying", file=sys.stderr)
     others = (
         (lambda: system_pids("postgres"))
         if deployment.database_url.startswith("postgresql")
