@@ -16,7 +16,10 @@ Clients (each reads the whole body):
 * ``httpx2`` — ``httpx2.AsyncClient`` with its default transport (httpcore2);
 * ``httpx2 + AiohttpTransport`` — what the gateway configures (``httpx_aiohttp.httpx2``);
 * ``gateway UpstreamHttp.get`` — the gateway's adapter client itself (streamed body with a
-  size cap, deadline, circuit breaker, API-key header) on that transport;
+  size cap, deadline, circuit breaker, API-key header): for an API-key agency, its direct
+  ``aiohttp.ClientSession`` path;
+* ``gateway UpstreamHttp.get, httpx2 path`` — the same client forced onto its httpx2 +
+  ``AiohttpTransport`` path (what OAuth2 agencies use, and every agency used before);
 * ``aiohttp`` — a raw ``aiohttp.ClientSession`` (the floor for the aiohttp transport);
 * ``httpx`` — plain ``httpx.AsyncClient`` with its default transport (httpcore 1.x), if
   importable.
@@ -49,6 +52,7 @@ CLIENTS = (
     "httpx2",
     "httpx2 + AiohttpTransport",
     "gateway UpstreamHttp.get",
+    "gateway UpstreamHttp.get, httpx2 path",
     "aiohttp",
     "httpx",
 )
@@ -124,15 +128,25 @@ async def _client(name: str, base: str, concurrency: int) -> AsyncIterator[Fetch
                     return len(await response.read())
 
             yield fetch_aiohttp
-    elif name == "gateway UpstreamHttp.get":
+    elif name.startswith("gateway UpstreamHttp.get"):
+        import httpx2
+        from httpx_aiohttp.httpx2 import AiohttpTransport
+
         from adapters.config import ApiKeyAuth, ConnectionConfig
         from adapters.transports.http import UpstreamHttp
 
+        transport = None
+        if name.endswith("httpx2 path"):  # as UpstreamHttp builds it for OAuth2 agencies
+            limits = httpx2.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
+            transport = AiohttpTransport(limits=limits, trust_env=False)
         upstream = UpstreamHttp(
             "GA640104",
             ConnectionConfig(base_url=base, max_connections=concurrency),
             ApiKeyAuth(kind="api_key", secret="public_security"),  # noqa: S106 (a name)
             {"public_security": "bench-secret"},
+            transport=transport,
         )
         try:
 

@@ -1,9 +1,16 @@
 """One long-lived HTTP client per agency: deadline, size cap, bounded read retries, circuit breaker.
 
-The client speaks the httpx API through ``httpx2`` (the continuation of httpx that
-authlib's OAuth2 client and Starlette's TestClient now target) on an aiohttp
-transport: httpx's default transport costs several times more CPU per request
-(docs/performance.md). Tests pass an ``httpx2.MockTransport`` instead.
+Two clients, one behaviour:
+
+* agencies authenticated by API key, HTTP Basic, mutual TLS or nothing talk to one
+  ``aiohttp.ClientSession`` directly (:mod:`adapters.transports.aiohttp_client`): the
+  httpx layer cost ~2/3 of the upstream client's CPU per request (docs/performance.md §3);
+* OAuth2 agencies (authlib's client needs the httpx API) and injected transports (tests
+  pass an ``httpx2.MockTransport``) use ``httpx2`` (the continuation of httpx that authlib
+  and Starlette's TestClient target) on an aiohttp transport.
+
+Both send the same request (URL, query encoding, headers), follow no redirect, cap decoded
+bytes, and map the same failures to the same adapter errors.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx2
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -31,6 +39,7 @@ from adapters.config import (
     MutualTlsAuth,
     OAuth2ClientCredentialsAuth,
 )
+from adapters.transports.aiohttp_client import AiohttpSession, basic_authorization
 from adapters.transports.circuit import CircuitBreaker, CircuitState
 
 __all__ = ["UpstreamHttp", "UpstreamResponse"]
@@ -52,16 +61,17 @@ def _default_tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _transport(connection: ConnectionConfig, auth: AuthConfig) -> httpx2.AsyncBaseTransport:
-    verify: ssl.SSLContext | bool = _default_tls_context()
-    cert: tuple[str, str] | None = None
+def _tls_context(auth: AuthConfig) -> ssl.SSLContext:
     if isinstance(auth, MutualTlsAuth):
-        verify = ssl.create_default_context(cafile=str(auth.ca_file) if auth.ca_file else None)
-        verify.load_cert_chain(str(auth.cert_file), str(auth.key_file))
-        cert = None
+        context = ssl.create_default_context(cafile=str(auth.ca_file) if auth.ca_file else None)
+        context.load_cert_chain(str(auth.cert_file), str(auth.key_file))
+        return context
+    return _default_tls_context()
+
+
+def _transport(connection: ConnectionConfig, auth: AuthConfig) -> httpx2.AsyncBaseTransport:
     return AiohttpTransport(
-        verify=verify,
-        cert=cert,
+        verify=_tls_context(auth),
         trust_env=False,
         limits=httpx2.Limits(
             max_connections=connection.max_connections,
@@ -85,24 +95,43 @@ class UpstreamHttp:
         self.breaker = CircuitBreaker(
             connection.circuit.failure_threshold, connection.circuit.reset_seconds
         )
+        self._oauth = isinstance(auth, OAuth2ClientCredentialsAuth)
+        #: The httpx2 client (OAuth2 agencies, injected transports), or None.
+        self.client: httpx2.AsyncClient | None = None
+        #: The aiohttp session of every other agency, or None.
+        self.session: AiohttpSession | None = None
+        headers: dict[str, str] = {"Accept": "application/json, application/xml"}
+        if transport is None and not isinstance(auth, OAuth2ClientCredentialsAuth):
+            if isinstance(auth, ApiKeyAuth):
+                headers[auth.header] = _secret(agency, secrets, auth.secret)
+            if isinstance(auth, BasicAuth):
+                password = _secret(agency, secrets, auth.secret)
+                headers["Authorization"] = basic_authorization(auth.username, password)
+            self.session = AiohttpSession(
+                connection.base_url,
+                headers,
+                tls=_tls_context(auth),
+                connect_timeout=connection.connect_timeout_seconds,
+                max_connections=connection.max_connections,
+            )
+            self._once = self._once_aiohttp
+            return
+        self._once = self._once_httpx
         timeout = httpx2.Timeout(
             connection.timeout_seconds, connect=connection.connect_timeout_seconds
         )
-        transport = transport or _transport(connection, auth)
-        headers: dict[str, str] = {"Accept": "application/json, application/xml"}
         common: dict[str, Any] = {
             "base_url": connection.base_url,
             "timeout": timeout,
-            "transport": transport,
+            "transport": transport or _transport(connection, auth),
             "headers": headers,
             "follow_redirects": False,
         }
-        self._oauth = isinstance(auth, OAuth2ClientCredentialsAuth)
         if isinstance(auth, OAuth2ClientCredentialsAuth):
             token_url = auth.token_url
             if not token_url.startswith(("http://", "https://")):
                 token_url = connection.base_url.rstrip("/") + "/" + token_url.lstrip("/")
-            self.client: httpx2.AsyncClient = AsyncOAuth2Client(
+            self.client = AsyncOAuth2Client(
                 client_id=auth.client_id,
                 client_secret=_secret(agency, secrets, auth.secret),
                 scope=auth.scope,
@@ -136,17 +165,21 @@ class UpstreamHttp:
                     self.agency, f"upstream token endpoint gave no usable token: {exc}"
                 ) from exc
 
-    async def _once(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
+    def _too_large(self, status: int, declared: str | None = None) -> UpstreamProtocolError:
+        limit = self.connection.max_body_bytes
+        size = "response" if declared is None else f"response of {declared} bytes"
+        return UpstreamProtocolError(
+            self.agency, f"{size} exceeds the {limit}-byte limit", upstream_status=status
+        )
+
+    async def _once_httpx(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
         started = time.perf_counter()
         limit = self.connection.max_body_bytes
+        assert self.client is not None
         async with self.client.stream("GET", path, params=params) as response:
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise UpstreamProtocolError(
-                    self.agency,
-                    f"response of {declared} bytes exceeds the {limit}-byte limit",
-                    upstream_status=response.status_code,
-                )
+                raise self._too_large(response.status_code, declared)
             chunks: list[bytes] = []
             size = 0
             # Decoded bytes (gzip/deflate…): the transport does not decompress, and the cap
@@ -154,16 +187,36 @@ class UpstreamHttp:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise UpstreamProtocolError(
-                        self.agency,
-                        f"response exceeds the {limit}-byte limit",
-                        upstream_status=response.status_code,
-                    )
+                    raise self._too_large(response.status_code)
                 chunks.append(chunk)
             return UpstreamResponse(
                 status=response.status_code,
                 body=b"".join(chunks),
                 content_type=response.headers.get("content-type", ""),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+
+    async def _once_aiohttp(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
+        started = time.perf_counter()
+        limit = self.connection.max_body_bytes
+        assert self.session is not None
+        url = self.session.url(path, params)
+        async with self.session.session.get(url, allow_redirects=False) as response:
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise self._too_large(response.status, declared)
+            chunks: list[bytes] = []
+            size = 0
+            # aiohttp decompresses (gzip/deflate): these are decoded bytes, as on the httpx path.
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(response.status)
+                chunks.append(chunk)
+            return UpstreamResponse(
+                status=response.status,
+                body=b"".join(chunks),
+                content_type=response.headers.get("Content-Type", ""),
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
 
@@ -182,12 +235,8 @@ class UpstreamHttp:
                     attempt += 1
                     try:
                         response = await self._once(path, params)
-                    except (
-                        httpx2.ConnectError,
-                        httpx2.RemoteProtocolError,
-                        httpx2.ConnectTimeout,
-                    ) as exc:
-                        if isinstance(exc, httpx2.ConnectTimeout) and not _not_a_timeout(exc):
+                    except _UNREACHABLE as exc:
+                        if _timed_out(exc):
                             raise
                         if attempt >= attempts:
                             raise UpstreamUnavailable(
@@ -201,15 +250,18 @@ class UpstreamHttp:
                         if response.status not in _RETRYABLE_STATUS or attempt >= attempts:
                             break
                     await asyncio.sleep(self.connection.retry_backoff_seconds * attempt)
+        except (httpx2.TimeoutException, aiohttp.ServerTimeoutError) as exc:
+            # Before TimeoutError: aiohttp's connect timeout is one, but not the deadline.
+            self.breaker.record_failure()
+            raise UpstreamTimeout(self.agency, f"timed out: {exc.__class__.__name__}") from exc
         except TimeoutError as exc:
             self.breaker.record_failure()
             raise UpstreamTimeout(
                 self.agency, f"no answer within {self.connection.timeout_seconds:g} s"
             ) from exc
-        except httpx2.TimeoutException as exc:
-            self.breaker.record_failure()
-            raise UpstreamTimeout(self.agency, f"timed out: {exc.__class__.__name__}") from exc
-        except (UpstreamUnavailable, httpx2.TransportError) as exc:
+        except (UpstreamUnavailable, httpx2.TransportError, aiohttp.ClientError) as exc:
+            # aiohttp.ClientError: the fast path's other failures (a body cut short, an
+            # unparsable answer…), and those httpx-aiohttp passes through unmapped.
             self.breaker.record_failure()
             if isinstance(exc, UpstreamUnavailable):
                 raise
@@ -236,15 +288,33 @@ class UpstreamHttp:
         return self.breaker.state
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self.session is not None:
+            await self.session.aclose()
+        if self.client is not None:
+            await self.client.aclose()
 
 
-def _not_a_timeout(exc: httpx2.ConnectTimeout) -> bool:
-    """Whether a ConnectTimeout from the aiohttp transport is really a refused or lost
-    connection: httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (refused, reset,
-    server disconnected) to ConnectTimeout; only a cause that is a TimeoutError timed out."""
-    cause = exc.__cause__
-    return cause is not None and not isinstance(cause, TimeoutError)
+#: Failures to reach the agency, retried: refused, reset or dropped connections.
+#: aiohttp.ClientConnectionError also covers its connect timeout, which ``_timed_out`` spots.
+_UNREACHABLE = (
+    httpx2.ConnectError,
+    httpx2.RemoteProtocolError,
+    httpx2.ConnectTimeout,
+    aiohttp.ClientConnectionError,
+)
+
+
+def _timed_out(exc: Exception) -> bool:
+    """Whether a connection failure is a connect timeout (not retried: the deadline is near).
+
+    httpx-aiohttp maps every ``aiohttp.ClientConnectionError`` (refused, reset, server
+    disconnected) to ConnectTimeout; only one caused by a TimeoutError timed out. On the
+    aiohttp path a connect timeout is ``aiohttp.ServerTimeoutError``, itself a TimeoutError.
+    """
+    if isinstance(exc, httpx2.ConnectTimeout):
+        cause = exc.__cause__
+        return cause is None or isinstance(cause, TimeoutError)
+    return isinstance(exc, TimeoutError)
 
 
 def _secret(agency: str, secrets: Mapping[str, str], name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from adapters.base import (
     Adapter,
@@ -179,7 +180,9 @@ async def test_oauth_token_lost_by_the_agency_is_fetched_again(
     record = next(sandbox_dataset.records("indictment"))
     assert await adapter.fetch("indictment", str(record["indictment_id"])) is not None
     assert isinstance(adapter, MappedAdapter)
-    adapter.http.client.token["access_token"] = "forgotten-by-a-restart"  # type: ignore[attr-defined]
+    client = adapter.http.client
+    assert isinstance(client, AsyncOAuth2Client)
+    client.token["access_token"] = "forgotten-by-a-restart"
     assert await adapter.fetch("indictment", str(record["indictment_id"])) is not None
 
 
