@@ -267,10 +267,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    # Routes are matched in order, router by router: the exchange routes carry nearly all
+    # the traffic, so they are tried first (no path of another router starts like them).
+    app.include_router(exchange_router)
     app.include_router(auth_router)
     app.include_router(health_router)
     app.include_router(audit_router)
-    app.include_router(exchange_router)
     app.include_router(policy_admin_router)
     app.add_middleware(
         GatewayMiddleware,
