@@ -31,7 +31,7 @@ from gateway.policy.admin import PolicyAdministration, PolicyHolder
 from gateway.settings import Settings
 from gateway.standard import Standard
 
-__all__ = ["Runtime", "get_runtime"]
+__all__ = ["Runtime", "get_runtime", "runtime_of"]
 
 
 @dataclass
@@ -68,8 +68,13 @@ class Runtime:
         return self.checkpointer.signer
 
 
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The app's runtime, for code that has the request but not the dependency."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
 async def get_runtime(connection: HTTPConnection) -> Runtime:
     # async: FastAPI runs a plain ``def`` dependency in its thread pool, which costs a
     # thread hand-off (~250 µs here) on every request for one attribute read.
-    runtime: Runtime = connection.app.state.runtime
-    return runtime
+    return runtime_of(connection)

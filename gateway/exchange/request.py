@@ -64,7 +64,7 @@ class ExchangeHeaders:
 
 def decode_case_number(raw: str) -> str:
     """Percent-decode an ``X-Case-Number`` value and check it is a case number."""
-    if any(ord(ch) > 0x7F for ch in raw):
+    if not raw.isascii():
         raise InvalidHeader(
             "X-Case-Number",
             "X-Case-Number carries raw non-ASCII bytes; send it percent-encoded UTF-8, "
@@ -86,8 +86,17 @@ def decode_case_number(raw: str) -> str:
     return decoded
 
 
+_EXCHANGE_HEADERS = (b"x-purpose", b"x-operator-id", b"x-case-number")
+
+
 def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
-    purpose = headers.get("x-purpose")
+    # One pass over the raw list (names arrive lower-cased); each ``Headers.get`` would scan
+    # and decode the whole list again. The first of a repeated header wins, as with ``get``.
+    found: dict[bytes, str] = {}
+    for name, value in headers.raw:
+        if name in _EXCHANGE_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    purpose = found.get(b"x-purpose")
     if not purpose:
         raise InvalidHeader("X-Purpose", "X-Purpose is required: the purpose code of the request")
     try:
@@ -96,13 +105,13 @@ def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
         raise InvalidHeader(
             "X-Purpose", f"unknown purpose {purpose[:64]!r}; GET /v1/catalog lists the codes"
         ) from None
-    operator = headers.get("x-operator-id")
+    operator = found.get(b"x-operator-id")
     if not operator or not _OPERATOR.match(operator):
         raise InvalidHeader(
             "X-Operator-Id",
             "X-Operator-Id is required: the acting officer's id, 1-64 of [A-Za-z0-9_.:-]",
         )
-    raw_case = headers.get("x-case-number")
+    raw_case = found.get(b"x-case-number")
     case_number = decode_case_number(raw_case) if raw_case else None
     return ExchangeHeaders(purpose=purpose, operator_id=operator, case_number=case_number)
 

@@ -245,14 +245,17 @@ class ExchangeService:
         call = UpstreamCall()
         case = None
         if headers.case_number is not None:
+            case_type = self.standard.resource("case")
             try:
-                case_record = await self._adapters.resolve_case(headers.case_number, call)
+                # The policy trusts handling_agencies: only a valid case record may decide.
+                # It is validated once, when fetched, not again on every cached use.
+                case_record = await self._adapters.resolve_case(
+                    headers.case_number, call, lambda record: self._validate(case_type, [record])
+                )
             except AdapterError as exc:
                 draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
                 raise _upstream_problem(exc) from exc
             if case_record is not None:
-                # The policy trusts handling_agencies: only a valid case record may decide.
-                self._validate(self.standard.resource("case"), [case_record])
                 case = _case_context(case_record)
         access = AccessRequest(
             requester_agency=caller.agency,

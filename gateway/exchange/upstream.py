@@ -9,7 +9,7 @@ choke-point test looks for (tests/exchange/test_choke_point.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from adapters.base import Adapter, AdapterHealth, Page, StandardRecord
@@ -54,11 +54,18 @@ class AgencyAdapters:
         self._case_owner = case_owner
         self._case_cache: dict[str, tuple[float, StandardRecord | None]] = {}
 
-    async def resolve_case(self, case_number: str, call: UpstreamCall) -> StandardRecord | None:
+    async def resolve_case(
+        self,
+        case_number: str,
+        call: UpstreamCall,
+        check: Callable[[StandardRecord], None] | None = None,
+    ) -> StandardRecord | None:
         """The case record a request names, for the policy decision only; never released.
 
         A 案号 is looked up as ``court_case_number``, anything else as
-        ``police_case_number``, in the case owner's system. Answers are cached briefly.
+        ``police_case_number``, in the case owner's system. Answers are cached briefly;
+        ``check`` (standard validation) runs on a fresh record before it is cached, and
+        whatever it raises leaves nothing cached, so a cached record has passed it.
         """
         now = time.monotonic()
         cached = self._case_cache.get(case_number)
@@ -74,6 +81,8 @@ class AgencyAdapters:
             call.latency_us = int((time.perf_counter() - started) * 1_000_000)
         call.status = page.upstream_status
         context = page.records[0] if len(page.records) == 1 else None
+        if context is not None and check is not None:
+            check(context)
         if len(self._case_cache) >= _CASE_CACHE_SIZE:
             self._case_cache.clear()
         self._case_cache[case_number] = (now, context)

@@ -118,7 +118,7 @@ def test_every_route_is_classified_and_data_routes_go_through_handle() -> None:
         seen[path] = seen.get(path, frozenset()) | frozenset(route.methods)
         if path in DATA_ROUTES:
             assert route.endpoint.__module__ == exchange_routes.__name__
-            assert "runtime.exchange.handle(" in inspect.getsource(route.endpoint)
+            assert "runtime_of(request).exchange.handle(" in inspect.getsource(route.endpoint)
     unclassified = sorted(set(seen) - set(ROUTES))
     assert unclassified == [], f"classify the new route(s) in ROUTES: {unclassified}"
     for path, (methods, _) in ROUTES.items():
