@@ -107,13 +107,15 @@ class Target:
     headers: dict[str, str]
 
 
-def _example() -> dict[str, Any]:
+def example_request() -> dict[str, Any]:
     from gateway.demo_examples import demo_examples
 
     return next(e for e in demo_examples() if e["name"] == EXAMPLE)
 
 
-def _record(workdir: Path, example: dict[str, Any]) -> tuple[Recording, dict[str, str], str]:
+def record_upstream(
+    workdir: Path, example: dict[str, Any]
+) -> tuple[Recording, dict[str, str], str]:
     """Run the real sample systems and the gateway once; keep what the gateway asked."""
     from gateway.demo import DEMO_CLIENTS
     from gateway.sandbox_runner import start_sandbox_systems
@@ -195,8 +197,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, PathResult] = {}
     workdir = Path(tempfile.mkdtemp(prefix="e2e-", dir=SCRATCH))
     with _kept_on_failure(workdir):
-        example = _example()
-        recording, secrets, agency = _record(workdir, example)
+        example = example_request()
+        recording, secrets, agency = record_upstream(workdir, example)
         ports = {name: free_port() for name in recording.agencies()}
         fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
         upstream = start_nginx("upstream (nginx, files)", tools["nginx"],

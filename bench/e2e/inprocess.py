@@ -1,0 +1,136 @@
+"""The gateway's exchange path in one process, without an HTTP server: for A/B of changes.
+
+Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--profile]``.
+
+Records the sample systems' answers and serves them with nginx as ``python -m bench.e2e``
+does, builds the gateway app in this process (SQLite, the benchmark's request) and calls it
+as ASGI, ``--concurrency`` requests at a time, after 500 warm-up requests. Prints the
+process's CPU time per request (every thread: the event loop and the audit writer) and the
+rate. Far less noisy than the HTTP benchmark for a before/after of one change; the absolute
+figure leaves out uvicorn's HTTP parsing. ``--profile`` adds a cProfile of the event-loop
+thread's CPU time (``time.thread_time``), sorted by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import SCRATCH
+from bench.e2e.run import example_request, record_upstream
+from bench.e2e.servers import prepare_gateway, start_nginx
+from bench.e2e.system import ensure_tools, free_port
+from bench.e2e.upstream import nginx_upstream_conf
+
+__all__ = ["main"]
+
+
+async def _drive(app: Any, token: str, example: dict[str, Any], args: argparse.Namespace) -> None:
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in example["headers"].items()]
+    path = example["path"]
+
+    async def one() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        if sent[0]["status"] != example["expect_status"]:
+            raise RuntimeError(f"unexpected answer: {sent}")
+
+    async def batch(n: int) -> None:
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def gated() -> None:
+            async with gate:
+                await one()
+
+        await asyncio.gather(*(gated() for _ in range(n)))
+
+    await batch(500)
+    profile = cProfile.Profile(time.thread_time) if args.profile else None
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profile:
+        profile.enable()
+    await batch(args.requests)
+    if profile:
+        profile.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(f"{args.requests / wall:,.0f} requests/s, {cpu / args.requests * 1e6:,.0f} µs CPU "
+          f"per request (process, all threads)")  # fmt: skip
+    if profile:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+
+
+async def _serve(app: Any, client: tuple[str, str], example: dict[str, Any],
+                 args: argparse.Namespace) -> None:  # fmt: skip
+    import httpx2
+
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            answer = await c.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=client
+            )
+            answer.raise_for_status()
+        await _drive(app, answer.json()["access_token"], example, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    tools = ensure_tools()
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="e2e-inprocess-", dir=SCRATCH) as tmp:
+        workdir = Path(tmp)
+        example = example_request()
+        recording, secrets, agency = record_upstream(workdir, example)
+        ports = {name: free_port() for name in recording.agencies()}
+        fetch = next(e for e in recording.exchanges if not e.query)
+        upstream = start_nginx("upstream", tools["nginx"],
+                               nginx_upstream_conf(recording, ports, workdir / "upstream"),
+                               workdir / "upstream", None,
+                               f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
+        try:
+            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            deployment = prepare_gateway(
+                workdir / "gateway", f"sqlite:///{workdir / 'gateway.db'}", agency, secrets
+            )
+            env = deployment.env(8000, urls, workers=1)
+            os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
+            import uvloop
+
+            from gateway.app import create_app
+
+            app = create_app()
+            client = (deployment.client_id, deployment.client_secret)
+            uvloop.run(_serve(app, client, example, args))
+        finally:
+            upstream.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
