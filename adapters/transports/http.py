@@ -19,7 +19,7 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,51 +174,56 @@ class UpstreamHttp:
 
     async def _once_httpx(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
         started = time.perf_counter()
-        limit = self.connection.max_body_bytes
         assert self.client is not None
         async with self.client.stream("GET", path, params=params) as response:
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise self._too_large(response.status_code, declared)
-            chunks: list[bytes] = []
-            size = 0
-            # Decoded bytes (gzip/deflate…): the transport does not decompress, and the cap
-            # must bound what we hold in memory, not what crossed the wire.
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise self._too_large(response.status_code)
-                chunks.append(chunk)
-            return UpstreamResponse(
-                status=response.status_code,
-                body=b"".join(chunks),
-                content_type=response.headers.get("content-type", ""),
-                latency_ms=(time.perf_counter() - started) * 1000,
+            return await self._collect(
+                response.status_code,
+                response.headers.get("content-length"),
+                response.headers.get("content-type", ""),
+                response.aiter_bytes(),
+                started,
             )
 
     async def _once_aiohttp(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
         started = time.perf_counter()
-        limit = self.connection.max_body_bytes
         assert self.session is not None
         url = self.session.url(path, params)
         async with self.session.session.get(url, allow_redirects=False) as response:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise self._too_large(response.status, declared)
-            chunks: list[bytes] = []
-            size = 0
-            # aiohttp decompresses (gzip/deflate): these are decoded bytes, as on the httpx path.
-            async for chunk in response.content.iter_any():
-                size += len(chunk)
-                if size > limit:
-                    raise self._too_large(response.status)
-                chunks.append(chunk)
-            return UpstreamResponse(
-                status=response.status,
-                body=b"".join(chunks),
-                content_type=response.headers.get("Content-Type", ""),
-                latency_ms=(time.perf_counter() - started) * 1000,
+            return await self._collect(
+                response.status,
+                response.headers.get("Content-Length"),
+                response.headers.get("Content-Type", ""),
+                response.content.iter_any(),
+                started,
             )
+
+    async def _collect(
+        self,
+        status: int,
+        declared: str | None,
+        content_type: str,
+        chunks: AsyncIterator[bytes],
+        started: float,
+    ) -> UpstreamResponse:
+        """The body within the size cap: a declared length over it fails before any read, and
+        the bytes are counted as they arrive. Both clients decompress (gzip/deflate), so the
+        cap bounds what we hold in memory, not what crossed the wire."""
+        limit = self.connection.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(status, declared)
+        body: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(status)
+            body.append(chunk)
+        return UpstreamResponse(
+            status=status,
+            body=b"".join(body),
+            content_type=content_type,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> UpstreamResponse:
         """GET with the agency's deadline; retries connection failures and 502/503 only."""
