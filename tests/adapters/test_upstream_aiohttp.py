@@ -32,10 +32,11 @@ from httpx_aiohttp.httpx2 import AiohttpTransport
 from pydantic import TypeAdapter
 
 from adapters.base import UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
-from adapters.config import AuthConfig, ConnectionConfig
+from adapters.config import AuthConfig
 from adapters.transports.aiohttp_client import AiohttpSession
 from adapters.transports.circuit import CircuitState
 from adapters.transports.http import UpstreamHttp
+from tests.adapters.test_transport import connection
 
 AGENCY = "test_agency"
 OK = b'{"code":0}'
@@ -126,17 +127,6 @@ class RawServer:
             yield self
         finally:
             server.close()
-
-
-def connection(**changes: Any) -> ConnectionConfig:
-    values: dict[str, Any] = {
-        "base_url": "http://agency.test",
-        "timeout_seconds": 2.0,
-        "retry_backoff_seconds": 0.0,
-        "max_body_bytes": 4096,
-    }
-    values.update(changes)
-    return ConnectionConfig.model_validate(values)
 
 
 Make = Callable[..., UpstreamHttp]
