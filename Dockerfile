@@ -9,6 +9,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY adapters ./adapters
+# The sample agency systems, for `gateway demo` only: nothing on the serve path imports them.
+COPY sandbox ./sandbox
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && /opt/venv/bin/pip install .

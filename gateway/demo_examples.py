@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from adapters.sandbox.generator import DEFAULT_SEED, Dataset
+from sandbox.generator import DEFAULT_SEED, Dataset
 
 __all__ = ["demo_examples"]
 

@@ -1,6 +1,6 @@
 """Starting the five sample agency systems for the demo, as one child process.
 
-The child is ``python -m adapters.sandbox serve-all``; the secrets are made here
+The child is ``python -m sandbox serve-all``; the secrets are made here
 and handed over through its environment, never on its command line.
 """
 
@@ -49,7 +49,7 @@ def start_sandbox_systems(
         [
             sys.executable,
             "-m",
-            "adapters.sandbox",
+            "sandbox",
             "serve-all",
             "--host",
             host,

@@ -1,7 +1,7 @@
 """The benchmark's upstream: recorded native responses of the sample agency systems, served by
 nginx, so that the upstream costs almost nothing and the figures measure the proxies.
 
-Recording: the real sample systems (``python -m adapters.sandbox serve-all``) run behind a
+Recording: the real sample systems (``python -m sandbox serve-all``) run behind a
 small recording proxy; the gateway is pointed at the proxy and answers the benchmark request
 once; every native request it made and the answer it got are kept. nginx then serves each
 recorded answer from a file at its exact path (``location =``), whatever the query string.
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.sandbox.server import serve_in_thread
+from sandbox.server import serve_in_thread
 
 __all__ = ["Recording", "nginx_proxy_conf", "nginx_upstream_conf", "recording_proxies"]
 

@@ -4,7 +4,7 @@ The sandbox fixtures start the five sample agency systems once per session, each
 uvicorn on a free loopback port (``serve_in_thread``), with fault switches enabled: a test
 asks for a fault by setting :attr:`FaultInjector.fault`, which adds ``X-Sandbox-Fault`` to
 the requests of that adapter only. Fixture names are prefixed (``sandbox_…``, ``agency_…``)
-so that the modules under ``tests/adapters/sandbox`` keep their own ``dataset`` fixtures.
+so that the modules under ``tests/sandbox`` keep their own ``dataset`` fixtures.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from adapters.base import Adapter
 from adapters.config import AgencyConfig, load_agency_configs
 from adapters.mapped import MappedAdapter
 from adapters.registry import build_adapters
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.server import serve_in_thread
-from adapters.sandbox.systems import AGENCY_KINDS, Credentials, create_app
 from gateway.standard import Standard, load_standard
+from sandbox.generator import Dataset
+from sandbox.server import serve_in_thread
+from sandbox.systems import AGENCY_KINDS, Credentials, create_app
 
 REPO = Path(__file__).resolve().parents[2]
 AGENCIES_DIR = REPO / "adapters" / "agencies"

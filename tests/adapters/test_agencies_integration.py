@@ -26,10 +26,10 @@ from adapters.base import (
 )
 from adapters.config import AgencyConfig
 from adapters.mapped import MappedAdapter
-from adapters.sandbox.generator import Dataset, Record
-from adapters.sandbox.records import RESOURCES
-from adapters.sandbox.systems import AGENCY_KINDS
 from gateway.standard import Standard, validate_record
+from sandbox.generator import Dataset, Record
+from sandbox.records import RESOURCES
+from sandbox.systems import AGENCY_KINDS
 
 Adapters = tuple[dict[str, Adapter], dict[str, Any]]
 SandboxAdapters = Callable[..., Adapters]

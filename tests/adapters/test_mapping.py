@@ -17,8 +17,8 @@ from adapters.config import (
     load_agency_configs,
 )
 from adapters.mapping import CompiledResourceMap, get_path
-from adapters.sandbox.systems import AGENCY_KINDS, DEFAULT_PORTS
 from gateway.standard import Standard
+from sandbox.systems import AGENCY_KINDS, DEFAULT_PORTS
 
 
 def resource_map(fields: dict[str, Any], **search: Any) -> CompiledResourceMap:

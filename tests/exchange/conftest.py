@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.server import serve_in_thread
-from adapters.sandbox.systems import AGENCY_KINDS, Credentials, create_app
+from sandbox.generator import Dataset
+from sandbox.server import serve_in_thread
+from sandbox.systems import AGENCY_KINDS, Credentials, create_app
 from tests.conftest import Gateway, started_gateway
 
 SANDBOX_SEED = 2021

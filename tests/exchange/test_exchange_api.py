@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapters.sandbox.generator import Dataset
 from gateway.audit.service import AuditService
+from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.sandbox.server import serve_in_thread
+from sandbox.server import serve_in_thread
 from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers
 from tests.exchange.test_exchange_api import CourtCase, _entry

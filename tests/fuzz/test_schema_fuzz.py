@@ -41,12 +41,12 @@ from schemathesis.generation.case import Case as _Case
 from schemathesis.specs.openapi.checks import negative_data_rejection
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from adapters.sandbox.generator import Dataset
 from gateway.audit.routes import router as audit_router
 from gateway.auth.routes import router as auth_router
 from gateway.exchange.routes import router as exchange_router
 from gateway.health.routes import router as health_router
 from gateway.policy.admin_routes import router as policy_admin_router
+from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.exchange.conftest import EXCHANGE_CLIENTS
 from tests.fuzz.harness import (

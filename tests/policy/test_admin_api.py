@@ -18,7 +18,6 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.sandbox.generator import Dataset
 from gateway.app import create_app
 from gateway.audit.repository import EntryFilter
 from gateway.audit.service import AuditService
@@ -26,6 +25,7 @@ from gateway.policy.bundle import bundle_from_directory
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.store import PolicyRepository
 from gateway.runtime import Runtime
+from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers
 from tests.policy.conftest import POLICIES

@@ -24,9 +24,6 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.server import serve_in_thread
-from adapters.sandbox.systems import create_app as create_sample_system
 from gateway.app import create_app
 from gateway.audit.checkpoint import load_signer
 from gateway.audit.service import AuditService
@@ -40,6 +37,9 @@ from gateway.policy.admin import PolicyAdministration
 from gateway.runtime import Runtime
 from gateway.settings import REPO_ROOT, Settings
 from gateway.standard import load_standard
+from sandbox.generator import Dataset
+from sandbox.server import serve_in_thread
+from sandbox.systems import create_app as create_sample_system
 from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, make_settings
 from tests.exchange.conftest import CREDENTIALS, EXCHANGE_CLIENTS, SANDBOX_CASES, SANDBOX_SEED
 from tests.reliability.tcp_proxy import TcpProxy

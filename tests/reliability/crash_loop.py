@@ -2,7 +2,7 @@
 
     python -m tests.reliability.crash_loop --rounds 20 [--backend sqlite|postgresql|both]
 
-Starts the five sample agency systems (``python -m adapters.sandbox serve-all``, known
+Starts the five sample agency systems (``python -m sandbox serve-all``, known
 secrets via ``SANDBOX_SECRET_<KIND>``) and the gateway (``gateway serve``, production
 mode, keys made with ``gateway keys rotate`` / ``gateway audit init-key``, clients with
 ``gateway clients add``), all on loopback. Each round drives concurrent exchange
@@ -286,7 +286,7 @@ def sandbox_systems(base_port: int, secrets_: dict[str, str], workdir: Path) -> 
         [
             sys.executable,
             "-m",
-            "adapters.sandbox",
+            "sandbox",
             "serve-all",
             "--base-port",
             str(base_port),

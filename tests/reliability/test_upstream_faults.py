@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from adapters.sandbox.server import serve_in_thread
+from sandbox.server import serve_in_thread
 from tests.conftest import make_settings
 from tests.exchange.test_exchange_faults import FaultProxy
 from tests.reliability.conftest import (

@@ -24,13 +24,13 @@ import pytest
 import uvicorn
 from sqlalchemy.exc import OperationalError
 
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.systems import AGENCY_KINDS
 from gateway.app import create_app
 from gateway.auth.clients import IssuedCredentials
 from gateway.auth.keys import KeyStore
 from gateway.migrate import upgrade
 from gateway.settings import Settings
+from sandbox.generator import Dataset
+from sandbox.systems import AGENCY_KINDS
 from tests.conftest import Gateway, make_settings, started_gateway
 from tests.exchange.conftest import CREDENTIALS, EXCHANGE_CLIENTS, agency_urls, dataset
 

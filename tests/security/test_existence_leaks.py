@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.sandbox.generator import Dataset
+from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers
 from tests.security.conftest import MISSING_PERSON, SEALED_PERSON, security_gateway, serve_app

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.sandbox.server import serve_in_thread
+from sandbox.server import serve_in_thread
 from tests.auth.helpers import assert_invalid_token, claims_for, disable_client, sign, signing_key
 from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers

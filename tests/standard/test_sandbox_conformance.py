@@ -1,6 +1,6 @@
 """The sandbox generator emits STANDARD records: every one must validate against the standard.
 
-The generator's code values (``adapters.sandbox.codes``) are the agreed ones; the standard's
+The generator's code values (``sandbox.codes``) are the agreed ones; the standard's
 project-defined code tables carry exactly these codes (``person_role`` may list more roles
 than the generator produces).
 """
@@ -11,10 +11,10 @@ from collections.abc import Collection
 
 import pytest
 
-from adapters.sandbox import codes
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.records import RESOURCES
 from gateway.standard import Standard, validate_record
+from sandbox import codes
+from sandbox.generator import Dataset
+from sandbox.records import RESOURCES
 
 SEED = 2021
 N_CASES = 600

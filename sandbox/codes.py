@@ -1,7 +1,7 @@
 """Code tables and reference data used by the synthetic-data generator.
 
 Every code here is a STANDARD code (the unified sharing standard's values), not a native one:
-native systems translate them in ``adapters.sandbox.systems``. The agency codes and names are
+native systems translate them in ``sandbox.systems``. The agency codes and names are
 exactly those of ``docs/standard-outline.md``.
 """
 

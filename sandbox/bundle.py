@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from adapters.sandbox.codes import CASE_CATEGORIES, DIVISIONS, INTERMEDIATE_COURT, SECRECY_MARKS
-from adapters.sandbox.flow import (
+from sandbox.codes import CASE_CATEGORIES, DIVISIONS, INTERMEDIATE_COURT, SECRECY_MARKS
+from sandbox.flow import (
     AS_OF,
     CaseState,
     add_people,
@@ -18,8 +18,8 @@ from adapters.sandbox.flow import (
     iso,
     prosecute,
 )
-from adapters.sandbox.header import case_header, rng_for
-from adapters.sandbox.records import (
+from sandbox.header import case_header, rng_for
+from sandbox.records import (
     ArrestReviewRecord,
     CaseRecord,
     CoerciveMeasureRecord,
@@ -33,7 +33,7 @@ from adapters.sandbox.records import (
     TechnicalInvestigationRecord,
     case_id,
 )
-from adapters.sandbox.sentencing import try_and_execute
+from sandbox.sentencing import try_and_execute
 
 #: Any standard record, read-only view.
 Record = Mapping[str, object]
@@ -86,7 +86,7 @@ class CaseBundle:
 
     def by_type(self) -> dict[str, Sequence[Record]]:
         """Every resource type (including empty ones) → its records."""
-        from adapters.sandbox.records import RESOURCES
+        from sandbox.records import RESOURCES
 
         return {name: self.records(name) for name in RESOURCES}
 

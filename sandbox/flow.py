@@ -2,7 +2,7 @@
 investigation, transfer for prosecution and indictment.
 
 The flow is first planned with real dates (possibly after :data:`AS_OF`); the generator then
-cuts everything that lies after the reference date (see ``adapters.sandbox.generator``).
+cuts everything that lies after the reference date (see ``sandbox.generator``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Final
 
-from adapters.sandbox.codes import (
+from sandbox.codes import (
     AS_OF_ISO,
     CASE_CATEGORIES,
     CATEGORY_DANGEROUS_DRIVING,
@@ -28,9 +28,9 @@ from adapters.sandbox.codes import (
     TI_APPROVERS,
     TI_MEASURE_TYPES,
 )
-from adapters.sandbox.header import CaseHeader, primary_suspect, rng_for
-from adapters.sandbox.people import Identity, age_on, make_identity, shift_years
-from adapters.sandbox.records import (
+from sandbox.header import CaseHeader, primary_suspect, rng_for
+from sandbox.people import Identity, age_on, make_identity, shift_years
+from sandbox.records import (
     ArrestReviewRecord,
     CoerciveMeasureRecord,
     CommunityCorrectionRecord,

@@ -1,4 +1,4 @@
-"""In-memory search indices over a :class:`~adapters.sandbox.generator.Dataset`.
+"""In-memory search indices over a :class:`~sandbox.generator.Dataset`.
 
 Filters on ``case_id`` and on person references are answered by decoding the case index from
 the id and need no index. The others (police_case_number, court_case_number, id_number) and
@@ -9,12 +9,11 @@ O(n_cases), fine up to ~50k cases (the systems' default ``index_limit``).
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterable
+from typing import Final
 
-from adapters.sandbox.records import PERSON_REF_FIELDS, RESOURCES
-
-if TYPE_CHECKING:
-    from adapters.sandbox.generator import Dataset
+from sandbox.bundle import CaseBundle
+from sandbox.records import PERSON_REF_FIELDS, RESOURCES
 
 DECODABLE_FIELDS: Final = frozenset({"case_id"}) | PERSON_REF_FIELDS
 #: resource → filter fields that need a value index.
@@ -34,8 +33,8 @@ class DatasetIndex:
         self._values = values
 
     @classmethod
-    def build(cls, dataset: Dataset) -> DatasetIndex:
-        """Index every resource of ``dataset`` (one pass, generating every case once)."""
+    def build(cls, dataset: Iterable[CaseBundle]) -> DatasetIndex:
+        """Index every case bundle of ``dataset`` (one pass, generating every case once)."""
         ids: dict[str, list[str]] = {name: [] for name in RESOURCES}
         values: dict[tuple[str, str], dict[str, list[str]]] = {
             (name, f): {} for name, fields in INDEXED_FIELDS.items() for f in fields

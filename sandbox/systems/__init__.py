@@ -12,10 +12,10 @@ from typing import Final, Protocol
 
 from starlette.applications import Starlette
 
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.systems import court, justice, prison, procuratorate, public_security
-from adapters.sandbox.systems.auth import Credentials
-from adapters.sandbox.systems.common import DEFAULT_INDEX_LIMIT, SystemSpec
+from sandbox.generator import Dataset
+from sandbox.systems import court, justice, prison, procuratorate, public_security
+from sandbox.systems.auth import Credentials
+from sandbox.systems.common import DEFAULT_INDEX_LIMIT, SystemSpec
 
 __all__ = ["AGENCY_KINDS", "DEFAULT_PORTS", "Credentials", "create_app", "system_spec"]
 

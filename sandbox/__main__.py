@@ -1,15 +1,15 @@
 """CLI of the sandbox.
 
-``python -m adapters.sandbox serve --agency public_security --port 18101 [--host 127.0.0.1]
+``python -m sandbox serve --agency public_security --port 18101 [--host 127.0.0.1]
 [--seed 2021] [--cases 2000] [--api-key KEY] [--client-id gateway] [--faults]``
     Serve one sample system with uvicorn.
 
-``python -m adapters.sandbox serve-all --base-port 18101 [same options]``
+``python -m sandbox serve-all --base-port 18101 [same options]``
     Serve all five systems in ONE process (five uvicorn servers on one event loop, one shared
     dataset and index) on ports base+0 … base+4 in the order public_security, procuratorate,
     court, prison, justice.
 
-``python -m adapters.sandbox dump --agency court [--resource judgment] --limit 20
+``python -m sandbox dump --agency court [--resource judgment] --limit 20
 [--after ID] [--format page|jsonl]``
     Print native records: ``page`` (default) = the exact body of one search page,
     ``jsonl`` = one native record per line as JSON.
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import orjson
 
-from adapters.sandbox.generator import DEFAULT_CASES, DEFAULT_SEED, Dataset
-from adapters.sandbox.records import RESOURCES
-from adapters.sandbox.server import serve_apps
-from adapters.sandbox.systems import AGENCY_KINDS, Credentials, create_app, system_spec
-from adapters.sandbox.systems.common import DEFAULT_INDEX_LIMIT, NativeRecord
+from sandbox.generator import DEFAULT_CASES, DEFAULT_SEED, Dataset
+from sandbox.records import RESOURCES
+from sandbox.server import serve_apps
+from sandbox.systems import AGENCY_KINDS, Credentials, create_app, system_spec
+from sandbox.systems.common import DEFAULT_INDEX_LIMIT, NativeRecord
 
 AUTH_SCHEMES = {
     "public_security": "api-key header X-Api-Key",
@@ -114,7 +114,7 @@ def _dump(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m adapters.sandbox",
+        prog="python -m sandbox",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from adapters.sandbox.generator import Dataset, Record
-from adapters.sandbox.index import DatasetIndex
-from adapters.sandbox.systems.auth import Authenticator
-from adapters.sandbox.systems.search import UnsupportedFilterError, search
+from sandbox.generator import Dataset, Record
+from sandbox.index import DatasetIndex
+from sandbox.systems.auth import Authenticator
+from sandbox.systems.search import UnsupportedFilterError, search
 
 NativeRecord = dict[str, object]
 Corrupter = Callable[[NativeRecord], None]
@@ -284,7 +284,7 @@ def set_field(key: str, value: object) -> Corrupter:
 
 def break_id_number(id_number: str) -> str:
     """Same ID number with a wrong GB 11643 check character."""
-    from adapters.sandbox.people import id_check_char
+    from sandbox.people import id_check_char
 
     good = id_check_char(id_number[:17]) if len(id_number) == 18 else "0"
     return id_number[:17] + ("1" if good != "1" else "2")

@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Final
 
-from adapters.sandbox.codes import (
+from sandbox.codes import (
     CASE_CATEGORIES,
     CATEGORY_DANGEROUS_DRIVING,
     COURT_CASE_CODES,
     PRISONS,
 )
-from adapters.sandbox.flow import AS_OF, CaseState, add_months, days_after, iso
-from adapters.sandbox.records import PersonRecord
+from sandbox.flow import AS_OF, CaseState, add_months, days_after, iso
+from sandbox.records import PersonRecord
 
 _ONE_DAY: Final = timedelta(days=1)
 

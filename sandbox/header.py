@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from adapters.sandbox.codes import (
+from sandbox.codes import (
     CASE_CATEGORIES,
     CASE_DIVISION_WEIGHTS,
     CASE_DIVISIONS,
@@ -26,7 +26,7 @@ from adapters.sandbox.codes import (
     POLICE_SUBUNITS,
     SEX_MALE,
 )
-from adapters.sandbox.people import Identity, age_on, make_identity, shift_years
+from sandbox.people import Identity, age_on, make_identity, shift_years
 
 SPECIAL_MODULUS: Final = 100
 #: kind → residues of ``index % SPECIAL_MODULUS``; the residues of different kinds are disjoint.

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from adapters.sandbox.codes import (
+from sandbox.codes import (
     AGENCIES,
     CASE_CATEGORIES,
     COURT_CASE_CODES,
@@ -16,8 +16,8 @@ from adapters.sandbox.codes import (
     PROCURATORATE_ABBREVIATIONS,
     STAGES,
 )
-from adapters.sandbox.generator import CaseBundle, Dataset, special_cases
-from adapters.sandbox.records import RESOURCES
+from sandbox.generator import CaseBundle, Dataset, special_cases
+from sandbox.records import RESOURCES
 
 N = 600
 AS_OF = date(2024, 12, 31)

@@ -11,9 +11,9 @@ from typing import Final
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from adapters.sandbox.generator import Dataset, Record
-from adapters.sandbox.systems.auth import Credentials, OAuthServer
-from adapters.sandbox.systems.common import (
+from sandbox.generator import Dataset, Record
+from sandbox.systems.auth import Credentials, OAuthServer
+from sandbox.systems.common import (
     DEFAULT_INDEX_LIMIT,
     NativeRecord,
     NativeResource,

@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from adapters.sandbox.__main__ import main
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.server import serve_in_thread
-from adapters.sandbox.systems import Credentials, create_app
+from sandbox.__main__ import main
+from sandbox.generator import Dataset
+from sandbox.server import serve_in_thread
+from sandbox.systems import Credentials, create_app
 
 CREDS = Credentials(secret="fault-secret-42")
 KEY = {"X-Api-Key": CREDS.secret}

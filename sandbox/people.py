@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from adapters.sandbox.codes import DIVISIONS, ETHNICITY_WEIGHTS, PREFECTURES, SEX_FEMALE, SEX_MALE
+from sandbox.codes import DIVISIONS, ETHNICITY_WEIGHTS, PREFECTURES, SEX_FEMALE, SEX_MALE
 
 _WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS: Final = "10X98765432"

@@ -25,15 +25,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from adapters.sandbox.bundle import CaseBundle, Record, build_case
-from adapters.sandbox.header import SPECIAL_MODULUS, SPECIAL_RESIDUES, special_kind
-from adapters.sandbox.people import id_check_char, id_number_valid
-from adapters.sandbox.records import MAX_CASES, RESOURCES, case_id, case_index_of
-
-if TYPE_CHECKING:
-    from adapters.sandbox.index import DatasetIndex
+from sandbox.bundle import CaseBundle, Record, build_case
+from sandbox.header import SPECIAL_MODULUS, SPECIAL_RESIDUES, special_kind
+from sandbox.index import DatasetIndex
+from sandbox.people import id_check_char, id_number_valid
+from sandbox.records import MAX_CASES, RESOURCES, case_id, case_index_of
 
 __all__ = [
     "SPECIAL_MODULUS",
@@ -140,7 +137,5 @@ class Dataset:
     def index(self) -> DatasetIndex:
         """In-memory search indices over every case (built once, on first call; O(n_cases))."""
         if self._index is None:
-            from adapters.sandbox.index import DatasetIndex
-
             self._index = DatasetIndex.build(self)
         return self._index

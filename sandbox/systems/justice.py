@@ -10,9 +10,9 @@ from typing import Final
 
 from starlette.applications import Starlette
 
-from adapters.sandbox.generator import Dataset, Record
-from adapters.sandbox.systems.auth import Credentials, api_key
-from adapters.sandbox.systems.common import (
+from sandbox.generator import Dataset, Record
+from sandbox.systems.auth import Credentials, api_key
+from sandbox.systems.common import (
     DEFAULT_INDEX_LIMIT,
     NativeRecord,
     NativeResource,

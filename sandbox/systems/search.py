@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from adapters.sandbox.generator import Dataset, Record
-from adapters.sandbox.index import DECODABLE_FIELDS, DatasetIndex
-from adapters.sandbox.records import RESOURCES
+from sandbox.generator import Dataset, Record
+from sandbox.index import DECODABLE_FIELDS, DatasetIndex
+from sandbox.records import RESOURCES
 
 
 class UnsupportedFilterError(Exception):

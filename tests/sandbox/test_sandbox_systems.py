@@ -10,9 +10,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from adapters.sandbox.generator import Dataset
-from adapters.sandbox.systems import AGENCY_KINDS, Credentials, create_app, system_spec
-from adapters.sandbox.systems.common import NativeRecord
+from sandbox.generator import Dataset
+from sandbox.systems import AGENCY_KINDS, Credentials, create_app, system_spec
+from sandbox.systems.common import NativeRecord
 
 N = 300
 CREDS = Credentials(secret="test-secret-0123", client_id="gateway")
@@ -242,7 +242,7 @@ async def test_oauth_token_endpoint(dataset: Dataset) -> None:
 
 
 async def test_oauth_token_expires(dataset: Dataset) -> None:
-    from adapters.sandbox.systems import procuratorate
+    from sandbox.systems import procuratorate
 
     app = procuratorate.create_app(dataset, CREDS, token_ttl_seconds=0)
     async with make_client(app) as client:
