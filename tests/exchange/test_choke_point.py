@@ -89,13 +89,9 @@ def _imports(path: Path) -> set[str]:
 
 def test_only_the_exchange_package_and_the_factory_import_adapters() -> None:
     allowed = {GATEWAY / "app.py", *(GATEWAY / "exchange").glob("*.py")}
-    # The demo's examples read the sample systems' synthetic data, never an adapter.
-    sample_data_only = {GATEWAY / "demo_examples.py"}
     offenders = []
     for path in _modules():
         imported = {n for n in _imports(path) if n.split(".")[0] == "adapters"}
-        if path in sample_data_only:
-            imported = {n for n in imported if not n.startswith("sandbox")}
         if imported and path not in allowed:
             offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
@@ -161,3 +157,15 @@ def test_no_clearance_for_a_denied_request_nor_a_forged_one() -> None:
     with pytest.raises(RuntimeError):
         Clearance(allowed, object())
     assert Clearance.for_decision(allowed).decision is allowed
+
+
+def test_product_code_does_not_import_the_sample_systems() -> None:
+    # Only the demo command starts the sample systems and reads their synthetic data.
+    demo_only = {GATEWAY / "demo.py", GATEWAY / "demo_examples.py", GATEWAY / "sandbox_runner.py"}
+    product = [*_modules(), *sorted((REPO_ROOT / "adapters").rglob("*.py"))]
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for path in product
+        if path not in demo_only and any(n.split(".")[0] == "sandbox" for n in _imports(path))
+    ]
+    assert offenders == []
