@@ -13,10 +13,12 @@ basis) — a catalogue lists what exists; access decisions are made elsewhere. S
                     "fields": [{"name", "label", "description", "type", "list", "code_table",
                                 "pattern", "max_length", "minimum", "maximum", "agency_kind",
                                 "grade", "sharing", "condition", "basis", "personal_info",
-                                "sensitive", "required", "filterable"}]}],
+                                "sensitive", "required", "filterable", "refers_to",
+                                "mirrors": {"via", "field"}}]}],
      "code_tables": [{"id", "name", "source", "description", "codes": {code: label}}]}
 
-Optional field keys (``code_table`` ... ``basis``) are present only when set.
+Optional field keys (``code_table`` ... ``basis``, ``refers_to``, ``mirrors``) are present only
+when set.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _OPTIONAL = (
     "agency_kind",
     "condition",
     "basis",
+    "refers_to",
 )
 
 
@@ -57,6 +60,8 @@ def _field(spec: FieldSpec) -> dict[str, object]:
         required=spec.required,
         filterable=spec.filterable,
     )
+    if spec.mirrors is not None:
+        out["mirrors"] = {"via": spec.mirrors.via, "field": spec.mirrors.field}
     return out
 
 

@@ -18,6 +18,9 @@ the kind, division is in code table ``division``; codes match the table's ``code
 resource owner is an agency kind; ``id_field`` is a required non-list field; ``code_table`` and
 ``agency_kind`` references exist; every resource type except ``case`` has a required string
 field ``case_id``; ``case`` has a list field ``handling_agencies`` of agency codes.
+References: ``refers_to`` names another resource type (every ``case_id`` outside ``case``
+refers to ``case``); a ``mirrors`` field names a ``refers_to`` field of its own resource
+(``via``) and a field of the resource that one refers to.
 
 ``Standard.version`` is ``"sha256:" + hex`` of: for each YAML file in sorted relative POSIX
 path order, ``"<path>\\n<byte length>\\n"`` + contents (CRLF normalised to LF) + ``"\\n"``.
@@ -320,6 +323,47 @@ class _Loader:
                 doc.problem(("fields", i), f"{_CASE_ID!r} must be a required string, not a list")
             )
 
+    def check_references(
+        self, doc: YamlDocument, resource: ResourceType, resources: dict[str, ResourceType]
+    ) -> None:
+        for i, spec in enumerate(resource.fields):
+            where: YamlPath = ("fields", i)
+            if spec.refers_to is not None:
+                if spec.refers_to not in resources:
+                    self.problems.append(
+                        doc.problem(
+                            (*where, "refers_to"), f"unknown resource type {spec.refers_to!r}"
+                        )
+                    )
+                elif spec.name == resource.id_field:
+                    self.problems.append(
+                        doc.problem((*where, "refers_to"), "the id field cannot refer elsewhere")
+                    )
+            elif spec.name == _CASE_ID and resource.name != _CASE:
+                self.problems.append(
+                    doc.problem(where, f"{_CASE_ID!r} must declare refers_to: {_CASE}")
+                )
+            if spec.mirrors is None:
+                continue
+            via = resource.field(spec.mirrors.via) if resource.has_field(spec.mirrors.via) else None
+            if via is None or via.refers_to is None or via.is_list:
+                self.problems.append(
+                    doc.problem(
+                        (*where, "mirrors", "via"),
+                        f"{spec.mirrors.via!r} is not a single-valued refers_to field "
+                        f"of {resource.name!r}",
+                    )
+                )
+                continue
+            target = resources.get(via.refers_to)
+            if target is not None and not target.has_field(spec.mirrors.field):
+                self.problems.append(
+                    doc.problem(
+                        (*where, "mirrors", "field"),
+                        f"{via.refers_to!r} has no field {spec.mirrors.field!r}",
+                    )
+                )
+
     def _dup(self, doc: YamlDocument, path: YamlPath, what: str, value: str) -> None:
         self.problems.append(doc.problem(path, f"duplicate {what} {value!r}"))
 
@@ -373,8 +417,10 @@ class _Loader:
         if purposes is not None:
             self.check_purposes(*purposes)
         kind_codes = {k.code for k in agencies[1].kinds} if agencies is not None else set()
+        by_name = {resource.name: resource for _, resource in resources}
         for doc, resource in resources:
             self.check_resource(doc, resource, kind_codes, table_ids)
+            self.check_references(doc, resource, by_name)
 
         if self.problems or info is None or agencies is None or purposes is None:
             raise StandardError(self.problems or [StandardProblem("standard is incomplete")])

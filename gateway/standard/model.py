@@ -36,6 +36,7 @@ __all__ = [
     "FieldSpec",
     "FieldType",
     "Grade",
+    "Mirror",
     "Purpose",
     "ResourceType",
     "SharingClass",
@@ -169,6 +170,17 @@ class CodeTable(_Frozen):
         return self.codes[code]
 
 
+class Mirror(_Frozen):
+    """A field that repeats a field of the subject another field refers to.
+
+    ``judgment.defendant_name`` mirrors ``person.name`` via ``defendant_id``: a negative-list
+    item that withholds or masks the defendant's ``name`` does the same to ``defendant_name``.
+    """
+
+    via: _Name
+    field: _Name
+
+
 class FieldSpec(_Frozen):
     """One field of a resource type.
 
@@ -178,6 +190,11 @@ class FieldSpec(_Frozen):
     ``integer``; ``agency_kind`` only on ``agency_code``. ``sensitive`` (PIPL 第28条) implies
     ``personal_info``. ``condition`` (共享条件) is only meaningful for 有条件 fields; ``basis``
     (legal basis) is required for 不予共享 fields.
+
+    ``refers_to`` names the resource type whose records this field's value identifies (a
+    ``person_id`` refers to ``person``, a ``case_id`` to ``case``): protection that belongs to
+    that subject (a sealed person, a secret case) follows it to this record. ``mirrors``
+    declares that the field repeats a field of such a subject (see :class:`Mirror`).
     """
 
     name: _Name
@@ -199,6 +216,8 @@ class FieldSpec(_Frozen):
     sensitive: StrictBool = False
     required: StrictBool
     filterable: StrictBool = False
+    refers_to: _Name | None = None
+    mirrors: Mirror | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -237,6 +256,10 @@ class FieldSpec(_Frozen):
             problems.append("text and boolean fields cannot be filterable")
         if self.filterable and self.sharing is SharingClass.NOT_SHARED:
             problems.append("a 不予共享 field cannot be filterable")
+        if self.refers_to is not None and self.type is not FieldType.STRING:
+            problems.append("refers_to is only allowed on string fields (record ids)")
+        if self.refers_to is not None and self.mirrors is not None:
+            problems.append("a field either refers to a subject or mirrors one of its fields")
         if problems:
             raise ValueError(f"field {self.name!r}: " + "; ".join(problems))
         return self
@@ -288,6 +311,11 @@ class ResourceType(_Frozen):
     def filterable_fields(self) -> tuple[str, ...]:
         """Names of fields usable as request filters."""
         return tuple(spec.name for spec in self.fields if spec.filterable)
+
+    @property
+    def references(self) -> tuple[FieldSpec, ...]:
+        """Fields whose value identifies a record of another resource (``refers_to``)."""
+        return tuple(spec for spec in self.fields if spec.refers_to is not None)
 
     @property
     def grade(self) -> Grade:
