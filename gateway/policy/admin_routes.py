@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.auth.deps import PolicyAdmin, RuntimeDep
 from gateway.errors import UnprocessableContent, problem_responses
 from gateway.policy.admin import Actor
-from gateway.policy.render import request_from_json, request_to_json
+from gateway.policy.render import request_from_json, request_to_json, subjects_from_json
 
 __all__ = ["router"]
 
@@ -61,6 +61,8 @@ class RollbackBody(BaseModel):
 class ExplainBody(BaseModel):
     request: dict[str, Any]
     records: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    # The persons and cases the records refer to: {"person": [...], "case_persons": [...]}.
+    subjects: dict[str, list[dict[str, Any]]] | None = None
     version: str = "current"
 
 
@@ -160,6 +162,10 @@ async def explain(
         request = request_from_json(body.request, runtime.standard)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "request", "reason": str(exc)}]) from exc
+    try:
+        subjects = subjects_from_json(body.subjects, runtime.standard, request)
+    except ValueError as exc:
+        raise UnprocessableContent(str(exc), [{"field": "subjects", "reason": str(exc)}]) from exc
     # The parsed request, not the body: it is all strings (the audit log refuses floats,
     # deep nesting …), so a dry run is never refused for how its JSON was spelled.
     await admin.record_read(
@@ -167,7 +173,7 @@ async def explain(
         "explain",
         {"version_id": engine.version, "request": request_to_json(request)},
     )
-    return engine.explain(request, body.records)
+    return engine.explain(request, body.records, subjects)
 
 
 @router.post(

@@ -22,7 +22,7 @@ from gateway.policy.engine import PolicyEngine
 from gateway.policy.errors import PolicyError
 from gateway.policy.loader import load_policy_set
 from gateway.policy.policy_set import PolicySet
-from gateway.policy.render import request_from_json
+from gateway.policy.render import request_from_json, subjects_from_json
 from gateway.policy.suite import run_suite
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main", "register_policy_commands"]
@@ -113,6 +113,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         records = _read_json(args.records, "records") if args.records else []
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ValueError("records must be a JSON array of objects")
+        raw_subjects = _read_json(args.subjects, "subjects") if args.subjects else None
     except ValueError as exc:
         print(f"gateway policy explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -127,7 +128,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gateway policy explain: {args.request}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    document = PolicyEngine(policy_set).explain(request, records)
+    try:
+        subjects = subjects_from_json(raw_subjects, policy_set.standard, request)
+    except ValueError as exc:
+        print(f"gateway policy explain: {args.subjects}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    document = PolicyEngine(policy_set).explain(request, records, subjects)
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return EXIT_OK
 
@@ -156,6 +162,11 @@ def register_policy_commands(subparsers: Any) -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="explain the decision on a request (JSON)")
     explain.add_argument("--request", required=True, help="request JSON file")
     explain.add_argument("--records", help="JSON array of standard records to filter")
+    explain.add_argument(
+        "--subjects",
+        help='JSON object of the persons and cases the records refer to: {"person": [...], '
+        '"case_persons": [...]}',
+    )
     explain.add_argument("--dir", default=str(_DEFAULT_DIR), help="policy directory")
     explain.set_defaults(func=cmd_explain)
     return policy

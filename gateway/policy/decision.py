@@ -3,7 +3,9 @@
 The exchange service builds an :class:`AccessRequest`, asks :meth:`PolicyDecisionPoint.decide`
 *before* any upstream call, then runs every upstream record through
 :meth:`PolicyDecisionPoint.filter_record`. The PDP never does I/O: the exchange
-hands it everything it needs (including the case the request names).
+hands it everything it needs: the case the request names, and the records of the subjects
+(persons, cases) that each record refers to (:class:`SubjectRecords`), because protection
+belongs to a subject, not to one resource. The decision says which subjects it needs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "PolicyDecisionPoint",
     "RecordDecision",
     "RequestDecision",
+    "SubjectRecords",
 ]
 
 
@@ -34,6 +37,21 @@ class CaseContext:
     handling_agencies: frozenset[str]
     stage: str | None = None
     secrecy_mark: str | None = None
+    # The whole case record: the subject of every record that belongs to the case.
+    record: Mapping[str, Any] | None = None
+
+    def as_record(self) -> Mapping[str, Any]:
+        """The case as a subject record: the whole record if known, else what is known here."""
+        if self.record is not None:
+            return self.record
+        return {
+            "case_id": self.case_id,
+            "police_case_number": self.police_case_number,
+            "court_case_number": self.court_case_number,
+            "handling_agencies": sorted(self.handling_agencies),
+            "stage": self.stage,
+            "secrecy_mark": self.secrecy_mark,
+        }
 
 
 @dataclass(frozen=True)
@@ -71,10 +89,23 @@ class RequestDecision:
     permitted_fields: frozenset[str] = frozenset()
     # Requested fields that no permission grants.
     withheld_fields: frozenset[str] = frozenset()
-    # If set, each record must belong to this case (case binding).
+    # If set, each record must belong to this case (case binding), or be reached by a rule.
     bound_case_id: str | None = None
     # Opaque to the exchange: whatever the PDP needs to filter records quickly.
     plan: Any = None
+    # Requested fields masked for every record (the request-level masks).
+    masked_fields: frozenset[str] = frozenset()
+    # Fields this caller would receive in the clear for any record, requested or not: a search
+    # may filter only on these (a filter is a read).
+    clear_fields: frozenset[str] = frozenset()
+    # Subject resource types (e.g. person, case) whose records filter_record needs for the
+    # records' references; empty: none.
+    subject_resources: frozenset[str] = frozenset()
+    # filter_record needs the bound case's persons (SubjectRecords.case_persons).
+    needs_case_persons: bool = False
+    # Every released record belongs to the bound case: a search may ask the upstream for
+    # that case's records only.
+    records_bound: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -95,6 +126,29 @@ class RecordDecision:
     conceal: bool = False
 
 
+@dataclass
+class SubjectRecords:
+    """Subject records the exchange resolved for one request, as the standard has them.
+
+    ``records`` maps ``(resource, record id)`` to the record, or None when the owner's system
+    has no such record (or it could not be checked): a record referring to an unresolved
+    subject is withheld and concealed (fail closed). ``case_persons`` maps a case id to every
+    person record of that case.
+    """
+
+    records: dict[tuple[str, str], Mapping[str, Any] | None] = field(default_factory=dict)
+    case_persons: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+
+    def get(self, resource: str, record_id: str) -> Mapping[str, Any] | None:
+        return self.records.get((resource, record_id))
+
+    def add(self, resource: str, id_field: str, records: Sequence[Mapping[str, Any]]) -> None:
+        for record in records:
+            record_id = record.get(id_field)
+            if isinstance(record_id, str):
+                self.records[(resource, record_id)] = record
+
+
 class PolicyDecisionPoint(Protocol):
     @property
     def version(self) -> str:
@@ -103,7 +157,16 @@ class PolicyDecisionPoint(Protocol):
     def decide(self, request: AccessRequest) -> RequestDecision: ...
 
     def filter_record(
-        self, decision: RequestDecision, request: AccessRequest, record: Mapping[str, Any]
+        self,
+        decision: RequestDecision,
+        request: AccessRequest,
+        record: Mapping[str, Any],
+        subjects: SubjectRecords | None = None,
     ) -> RecordDecision: ...
 
-    def explain(self, request: AccessRequest, records: Sequence[Mapping[str, Any]]) -> Any: ...
+    def explain(
+        self,
+        request: AccessRequest,
+        records: Sequence[Mapping[str, Any]],
+        subjects: SubjectRecords | None = None,
+    ) -> Any: ...

@@ -53,17 +53,20 @@ from gateway.policy.decision import (
     PolicyDecisionPoint,
     RecordDecision,
     RequestDecision,
+    SubjectRecords,
 )
-from gateway.policy.index import (
-    CompiledException,
-    CompiledItem,
-    CompiledPermission,
-    compile_index,
-)
-from gateway.policy.model import Action, CaseBinding
+from gateway.policy.index import CompiledItem, CompiledPermission, compile_index
+from gateway.policy.model import CaseBinding
 from gateway.policy.policy_set import PolicySet
-from gateway.policy.records import MaskEntry, Plan, Residual, filter_with_plan, stronger_entry
+from gateway.policy.records import (
+    MaskEntry,
+    Plan,
+    SubjectCheck,
+    filter_with_plan,
+    stronger_entry,
+)
 from gateway.policy.render import explain_document
+from gateway.policy.screen import screen_items
 from gateway.standard import Standard
 
 __all__ = ["PolicyEngine", "Trace"]
@@ -172,7 +175,7 @@ class PolicyEngine:
         attrs = _union(
             [p.condition for p in candidates if p.condition is not None], "request_attrs"
         )
-        item_attrs = idx.item_request_attrs.get(res, _NOTHING)
+        item_attrs = idx.request_attrs_with_subjects.get(res, _NOTHING)
         wanted = None if attrs is None or item_attrs is None else attrs | item_attrs
         env: dict[str, Any] = {}
 
@@ -228,123 +231,180 @@ class PolicyEngine:
             if request.requested_fields is None
             else request.requested_fields & all_fields
         )
-        candidate_fields = (granted & requested) - idx.not_shared[res]
-
-        withheld_by: dict[str, str] = {}
-        masks: dict[str, MaskEntry] = {}
-        record_items: list[Residual] = []
-        field_items: list[Residual] = []
-        withhold_all: CompiledItem | None = None
-        for item in items:
-            if item.action in (Action.WITHHOLD_FIELDS, Action.MASK_FIELDS) and not (
-                item.fields & candidate_fields
-            ):
-                continue
-            active: bool | None = None
-            if item.condition is None:
-                active = True
-            elif not item.record_level:
-                active = check(item.condition, item.id, item.conceal)
-            if active is False:
-                _note(trace, item.id, "negative", "skip", "condition is false")
-                continue
-            pending: list[CompiledException] = []
-            lifted = None
-            for exc in item.exceptions:
-                if not exc.in_force(day):
-                    _note(trace, exc.id, "exception", "skip", "outside its validity window")
-                elif exc.record_level:
-                    pending.append(exc)
-                elif check(exc.condition, exc.id, item.conceal):
-                    lifted = exc.id
-                    break
-                else:
-                    _note(trace, exc.id, "exception", "skip", "condition is false")
-            if lifted is not None:
-                rule_ids.append(lifted)
-                _note(trace, lifted, "exception", "lift", f"lifts {item.id}")
-                continue
-            if active is None or pending:
-                residual = Residual(item, active is None, tuple(pending))
-                (record_items if item.action is Action.WITHHOLD_RECORD else field_items).append(
-                    residual
-                )
-                _note(trace, item.id, "negative", "per-record", "depends on the record")
-                continue
-            _note(trace, item.id, "negative", item.action.value, item.legal_basis)
-            if item.action is Action.DENY_REQUEST:
-                raise _Denied(
-                    f"negative list {item.id}: {item.legal_basis}", (item.id,), item.conceal
-                )
-            rule_ids.append(item.id)
-            if item.action is Action.WITHHOLD_RECORD:
-                withhold_all = withhold_all or item
-            elif item.action is Action.WITHHOLD_FIELDS:
-                for name in item.fields:
-                    withheld_by.setdefault(name, item.id)
-            elif item.mask is not None and item.mask_fn is not None:
-                for name in item.fields & candidate_fields:
-                    masks[name] = stronger_entry(
-                        masks.get(name), (item.mask, item.mask_fn, item.id)
-                    )
-
-        permitted = frozenset(candidate_fields - withheld_by.keys())
+        grantable = frozenset(granted) - idx.not_shared[res]
+        own = screen_items(
+            items,
+            fields_of=lambda item: item.fields,
+            candidates=grantable,
+            check=check,
+            day=day,
+            trace=trace,
+        )
+        rule_ids.extend(own.rule_ids)
+        if own.denied_by is not None:
+            item = own.denied_by
+            raise _Denied(f"negative list {item.id}: {item.legal_basis}", (item.id,))
+        # Exceptions that lift a subject's item for the whole request are not listed: they
+        # decide nothing unless a record refers to such a subject (then the record says so).
+        subjects = self._screen_subjects(res, grantable, check, day, trace)
+        for _, subject_withheld, subject_masks in subjects:
+            applied = [*subject_withheld.values(), *(entry[2] for entry in subject_masks.values())]
+            rule_ids.extend(r for r in dict.fromkeys(applied) if r not in rule_ids)
+        withheld_by = dict(own.withheld_by)
+        masks = dict(own.masks)
+        for subject in subjects:
+            withheld_by.update({k: v for k, v in subject[1].items() if k not in withheld_by})
+            for name, entry in subject[2].items():
+                masks[name] = stronger_entry(masks.get(name), entry)
+        checks = tuple(subject[0] for subject in subjects)
+        permitted = frozenset((grantable & requested) - withheld_by.keys())
         withheld = frozenset(requested - permitted)
         if not permitted:
             raise _Denied("no requested field may be released", rule_ids)
         record_perms = tuple(p for p in matched if p.record_level)
         conds: list[Condition] = [p.condition for p in record_perms if p.condition]
-        for res_item in (*record_items, *field_items):
+        residuals = [
+            *own.record_items,
+            *own.field_items,
+            *(r for c in checks for r in (*c.record_items, *c.field_items)),
+        ]
+        for res_item in residuals:
             if res_item.check_condition and res_item.item.condition is not None:
                 conds.append(res_item.item.condition)
             conds.extend(e.condition for e in res_item.exceptions)
         req_conds = [c for c in conds if c.uses_request]
-        bound = any(p.binding is CaseBinding.RECORD for p in matched)
+        bound = any(p.binding is not CaseBinding.NONE for p in matched)
+        reaching = [p for p in matched if p.reach is not None]
+        reach_fields = (
+            frozenset().union(*(p.fields for p in reaching)) if reaching and bound else None
+        )
+        records_bound = bound and reach_fields is None and request.case is not None
+        case = request.case
         plan = Plan(
             released=tuple(f for f in idx.field_order[res] if f in permitted),
             permitted=permitted,
             withheld=withheld,
             base_fields=frozenset(base) if record_perms else permitted,
             record_perms=record_perms,
-            record_items=tuple(record_items),
-            field_items=tuple(field_items),
+            record_items=tuple(own.record_items),
+            field_items=tuple(own.field_items),
             masks={k: v for k, v in masks.items() if k in permitted},
-            withhold_all=withhold_all,
-            bound_case_id=request.case.case_id if bound and request.case else None,
-            projection=_union(conds, "record_fields"),
+            withhold_all=own.withhold_all,
+            bound_case_id=case.case_id if bound and case else None,
+            projection=_union(
+                [p.condition for p in record_perms if p.condition]
+                + [
+                    c
+                    for r in (*own.record_items, *own.field_items)
+                    for c in (r.item.condition, *(e.condition for e in r.exceptions))
+                    if c is not None
+                ],
+                "record_fields",
+            ),
             record_request=request_map(request, _union(req_conds, "request_attrs"))
             if req_conds
             else None,
             rule_ids=tuple(rule_ids),
+            subjects=checks,
+            reach_fields=reach_fields,
+            reach_rule_ids=tuple(p.id for p in reaching),
+            filter_fields=frozenset(request.filters) & all_fields,
+            clear=frozenset(grantable - withheld_by.keys() - masks.keys()),
+            case_record=case.as_record() if case is not None else None,
         )
-        reason = "allowed by " + ", ".join(p.id for p in matched)
+        outcome, reason = Outcome.ALLOW, "allowed by " + ", ".join(p.id for p in matched)
+        rules = plan.rule_ids
+        if own.concealed_by is not None:
+            item = own.concealed_by
+            outcome, reason = Outcome.NOT_FOUND, f"negative list {item.id}: {item.legal_basis}"
+            rules = (item.id,)
+            _note(trace, item.id, "decision", outcome.value, reason)
+        needed = frozenset(c.resource for c in checks if c.needs_record)
         return RequestDecision(
-            Outcome.ALLOW,
+            outcome,
             reason,
-            plan.rule_ids,
+            rules,
             self.version,
             permitted,
             withheld,
             plan.bound_case_id,
-            plan,
+            plan if outcome is Outcome.ALLOW else None,
+            masked_fields=frozenset(plan.masks),
+            clear_fields=plan.clear,
+            subject_resources=needed,
+            needs_case_persons=reach_fields is not None,
+            records_bound=records_bound,
         )
+
+    def _screen_subjects(
+        self,
+        res: str,
+        grantable: frozenset[str],
+        check: Any,
+        day: Any,
+        trace: Trace | None,
+    ) -> list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry]]]:
+        """Screen the items of every subject ``res`` refers to (gateway/policy/screen.py)."""
+        out: list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry]]] = []
+        for ref in self._index.references.get(res, ()):
+            mirrors = ref.mirrors
+
+            def fields_of(item: CompiledItem, mirrors: Any = mirrors) -> frozenset[str]:
+                return frozenset(f for name in item.fields for f in mirrors.get(name, ()))
+
+            screened = screen_items(
+                self._index.items.get(ref.resource, ()),
+                fields_of=fields_of,
+                candidates=grantable,
+                check=check,
+                day=day,
+                trace=trace,
+                kind=f"subject {ref.resource} ({ref.field})",
+                requests=False,
+            )
+            conds = [
+                c
+                for r in (*screened.record_items, *screened.field_items)
+                for c in (r.item.condition, *(e.condition for e in r.exceptions))
+                if c is not None
+            ]
+            subject = SubjectCheck(
+                field=ref.field,
+                resource=ref.resource,
+                is_list=ref.is_list,
+                withhold_all=screened.withhold_all,
+                record_items=tuple(screened.record_items),
+                field_items=tuple(screened.field_items),
+                projection=_union(conds, "record_fields"),
+            )
+            out.append((subject, screened.withheld_by, screened.masks))
+        return out
 
     # -- records -------------------------------------------------------------------------
 
     def _plan_for(self, decision: RequestDecision, request: AccessRequest) -> RequestDecision:
-        if isinstance(decision.plan, Plan) and decision.policy_version == self.version:
+        if decision.policy_version == self.version and (
+            isinstance(decision.plan, Plan) or not decision.allowed
+        ):
             return decision
         return self.decide(request)  # a decision from another policy version: decide anew
 
     def filter_record(
-        self, decision: RequestDecision, request: AccessRequest, record: Mapping[str, Any]
+        self,
+        decision: RequestDecision,
+        request: AccessRequest,
+        record: Mapping[str, Any],
+        subjects: SubjectRecords | None = None,
     ) -> RecordDecision:
         """Filter one upstream record under an allowed ``decision``; never raises.
 
         A record under a denied decision is withheld (concealed if the decision was
-        ``NOT_FOUND``). See :mod:`gateway.policy.records` for the per-record steps.
+        ``NOT_FOUND``). ``subjects`` holds the records of the persons and cases the record
+        refers to, as far as ``decision.subject_resources`` needs them; a reference that is
+        needed and missing withholds and conceals the record. See
+        :mod:`gateway.policy.records` for the per-record steps.
         """
-        return self._filter(decision, request, record, None)
+        return self._filter(decision, request, record, None, subjects)
 
     def _filter(
         self,
@@ -352,6 +412,7 @@ class PolicyEngine:
         request: AccessRequest,
         record: Mapping[str, Any],
         trace: Trace | None,
+        subjects: SubjectRecords | None = None,
     ) -> RecordDecision:
         decision = self._plan_for(decision, request)
         if not decision.allowed or not isinstance(decision.plan, Plan):
@@ -359,15 +420,19 @@ class PolicyEngine:
                 False, {}, decision.withheld_fields, frozenset(), decision.rule_ids,
                 f"request not allowed: {decision.reason}", decision.outcome is Outcome.NOT_FOUND,
             )  # fmt: skip
-        return filter_with_plan(decision.plan, record, self._eval, trace, self._memo)
+        return filter_with_plan(decision.plan, record, self._eval, trace, self._memo, subjects)
 
     def explain(
-        self, request: AccessRequest, records: Sequence[Mapping[str, Any]] = ()
+        self,
+        request: AccessRequest,
+        records: Sequence[Mapping[str, Any]] = (),
+        subjects: SubjectRecords | None = None,
     ) -> dict[str, Any]:
         """The request decision and each record's, with rule ids, reasons and a trace.
 
         JSON-ready (see :func:`gateway.policy.render.explain_document`); for
-        ``POST /v1/admin/policies/explain`` and ``gateway policy explain``.
+        ``POST /v1/admin/policies/explain`` and ``gateway policy explain``. ``subjects`` are
+        the persons and cases the records refer to (the request's case is one already).
         """
         trace: Trace = []
         decision = self._decide(request, trace)
@@ -375,7 +440,11 @@ class PolicyEngine:
         for record in records:
             record_trace: Trace = []
             outcomes.append(
-                (record, self._filter(decision, request, record, record_trace), record_trace)
+                (
+                    record,
+                    self._filter(decision, request, record, record_trace, subjects),
+                    record_trace,
+                )
             )
         return explain_document(self._policy_set, request, decision, trace, outcomes)
 

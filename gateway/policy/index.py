@@ -6,6 +6,10 @@ decision touches only the permissions filed under its ``(resource, purpose, requ
 resource. Field sets (``"*"`` expanded, 不予共享 fields removed), case bindings, mask
 functions and whether each condition needs the record are all precomputed here.
 
+``references`` lists, per resource, the fields that refer to a subject (``refers_to`` in the
+standard) with the fields of this resource that mirror the subject's fields: the engine screens
+the subject's items for them (gateway/policy/screen.py).
+
 Negative-list items of a resource are ordered for the engine: ``deny_request`` first, then
 ``withhold_record`` (concealing items before the others, so that concealment wins), then
 ``withhold_fields`` and ``mask_fields``.
@@ -20,15 +24,23 @@ from datetime import date
 
 from gateway.policy.cel_env import Condition
 from gateway.policy.masks import MaskFunction, mask_function
-from gateway.policy.model import ALL_RESOURCES, Action, CaseBinding, Mask, NegativeItem
+from gateway.policy.model import (
+    ALL_RESOURCES,
+    Action,
+    CaseBinding,
+    Mask,
+    NegativeItem,
+    ReachKind,
+)
 from gateway.policy.policy_set import PolicySet
-from gateway.standard import SharingClass
+from gateway.standard import ResourceType, SharingClass
 
 __all__ = [
     "CompiledException",
     "CompiledItem",
     "CompiledPermission",
     "PolicyIndex",
+    "Reference",
     "compile_index",
 ]
 
@@ -59,6 +71,7 @@ class CompiledPermission:
     valid_until: date | None
     binding: CaseBinding
     role: str | None
+    reach: ReachKind | None = None
 
     def in_force(self, day: date) -> bool:
         """True if ``day`` is inside the permission's validity window."""
@@ -97,6 +110,20 @@ class CompiledItem:
     legal_basis: str
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Reference:
+    """A field of a resource that refers to a subject, and the fields that mirror it.
+
+    ``mirrors`` maps a field of the subject to the fields of the referring resource that
+    repeat it through this reference (``person.name`` → ``judgment.defendant_name``).
+    """
+
+    field: str
+    resource: str
+    is_list: bool
+    mirrors: Mapping[str, frozenset[str]]
+
+
 @dataclass(frozen=True, eq=False)
 class PolicyIndex:
     """Everything :class:`~gateway.policy.engine.PolicyEngine` looks up per decision.
@@ -112,6 +139,9 @@ class PolicyIndex:
     not_shared: Mapping[str, frozenset[str]]
     agency_kind: Mapping[str, str]
     purposes: frozenset[str]
+    references: Mapping[str, tuple[Reference, ...]]
+    # item_request_attrs of a resource and of every subject it refers to, together.
+    request_attrs_with_subjects: Mapping[str, frozenset[str] | None]
 
 
 def _item(item: NegativeItem, conditions: Mapping[str, Condition]) -> CompiledItem:
@@ -176,6 +206,7 @@ def compile_index(policy_set: PolicySet) -> PolicyIndex:
             valid_until=rule.valid_until,
             binding=rule.binding(any(needs_case.get(p, False) for p in rule.purposes)),
             role=rule.grantee.role,
+            reach=None if rule.reach is None else rule.reach.kind,
         )
         for purpose in dict.fromkeys(rule.purposes):
             buckets[(rule.resource, purpose, rule.grantee.key)].append(compiled)
@@ -193,13 +224,43 @@ def compile_index(policy_set: PolicySet) -> PolicyIndex:
         name: tuple(sorted(found, key=lambda i: (_ACTION_ORDER[i.action], not i.conceal)))
         for name, found in per_resource.items()
     }
+    item_attrs = {name: _request_attrs(found) for name, found in items.items()}
+    references = {r.name: _references(r) for r in std.resources}
+    with_subjects: dict[str, frozenset[str] | None] = {}
+    for name, refs in references.items():
+        attrs: frozenset[str] | None = item_attrs.get(name, frozenset())
+        for ref in refs:
+            more = item_attrs.get(ref.resource, frozenset())
+            attrs = None if attrs is None or more is None else attrs | more
+        with_subjects[name] = attrs
     return PolicyIndex(
         permissions={key: tuple(rules) for key, rules in buckets.items()},
         items=items,
-        item_request_attrs={name: _request_attrs(found) for name, found in items.items()},
+        item_request_attrs=item_attrs,
         field_order={r.name: r.field_names for r in std.resources},
         all_fields={r.name: frozenset(r.field_names) for r in std.resources},
         not_shared={r.name: frozenset(r.field_names) - shareable[r.name] for r in std.resources},
         agency_kind={a.code: a.kind for a in std.agencies},
         purposes=frozenset(needs_case),
+        references=references,
+        request_attrs_with_subjects=with_subjects,
     )
+
+
+def _references(resource: ResourceType) -> tuple[Reference, ...]:
+    out = []
+    for spec in resource.references:
+        assert spec.refers_to is not None
+        mirrors: dict[str, set[str]] = defaultdict(set)
+        for other in resource.fields:
+            if other.mirrors is not None and other.mirrors.via == spec.name:
+                mirrors[other.mirrors.field].add(other.name)
+        out.append(
+            Reference(
+                field=spec.name,
+                resource=spec.refers_to,
+                is_list=spec.is_list,
+                mirrors={k: frozenset(v) for k, v in mirrors.items()},
+            )
+        )
+    return tuple(out)

@@ -228,6 +228,17 @@ class _Loader:
                         "not-shared-field",
                         rule.id,
                     )
+        if rule.reach is not None and not any(
+            spec.refers_to == "person" for spec in resource.references
+        ):
+            self._problem(
+                doc,
+                (*path, "reach", "kind"),
+                f"reach {rule.reach.kind.value!r} needs a field of {rule.resource!r} that refers "
+                "to a person",
+                "reach-without-persons",
+                rule.id,
+            )
         self._condition(doc, path, rule.id, rule.condition, [self._fields[rule.resource]])
         self.permissions.append(rule)
 

@@ -23,6 +23,9 @@ File shapes (YAML)::
         valid_until: 2027-12-31               # optional
         legal_basis: 刑事诉讼法 第87条 …
         case_binding: true                    # true | false | request (default: see below)
+        reach:                                # only with case_binding: request
+          kind: bound_case_persons            # records about the bound case's own persons
+          reason: 前科审查：…                   # why records of other cases are needed
 
     # policies/negative_list/<any>.yaml
     negative_list:
@@ -60,6 +63,8 @@ __all__ = [
     "NegativeListFile",
     "Permission",
     "PermissionsFile",
+    "Reach",
+    "ReachKind",
     "RuleId",
 ]
 
@@ -90,6 +95,24 @@ class CaseBinding(StrEnum):
     RECORD = "record"
     REQUEST = "request"
     NONE = "none"
+
+
+class ReachKind(StrEnum):
+    """Which records outside the bound case a ``case_binding: request`` permission reaches.
+
+    ``bound_case_persons``: records about the bound case's own persons (the same 公民身份号码)
+    in other cases, e.g. their earlier judgments for 前科审查. Every person the record refers
+    to must be one of them.
+    """
+
+    BOUND_CASE_PERSONS = "bound_case_persons"
+
+
+class Reach(_Frozen):
+    """The records outside the bound case a permission reaches, and why."""
+
+    kind: ReachKind
+    reason: _Text
 
 
 class Grantee(_Frozen):
@@ -134,6 +157,18 @@ class Permission(_Window):
     condition: _Cel | None = None
     legal_basis: _Text
     case_binding: StrictBool | Literal["request"] | None = None
+    reach: Reach | None = None
+
+    @model_validator(mode="after")
+    def _reach_with_request_binding(self) -> Permission:
+        if self.case_binding == "request" and self.reach is None:
+            raise ValueError(
+                "case_binding 'request' needs 'reach': say which records of other cases the "
+                "permission reaches, and why"
+            )
+        if self.reach is not None and self.case_binding != "request":
+            raise ValueError("'reach' is only for case_binding 'request'")
+        return self
 
     def binding(self, needs_case: bool) -> CaseBinding:
         """Effective binding; unset defaults to ``record`` when a purpose needs a case."""

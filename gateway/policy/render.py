@@ -19,7 +19,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.policy.decision import AccessRequest, CaseContext, RecordDecision, RequestDecision
+from gateway.policy.decision import (
+    AccessRequest,
+    CaseContext,
+    RecordDecision,
+    RequestDecision,
+    SubjectRecords,
+)
 
 if TYPE_CHECKING:
     from gateway.policy.policy_set import PolicySet
@@ -31,6 +37,7 @@ __all__ = [
     "record_decision_to_json",
     "request_from_json",
     "request_to_json",
+    "subjects_from_json",
 ]
 
 _REQUEST_KEYS = frozenset(
@@ -177,6 +184,38 @@ def request_from_json(
         filters={str(k): str(v) for k, v in filters.items()},
         role=_opt_str(data, "role"),
     )
+
+
+def subjects_from_json(
+    data: object, standard: Standard, request: AccessRequest | None = None
+) -> SubjectRecords:
+    """The subject records of an explain or a policy test; ``ValueError`` names the problem.
+
+    Shape: ``{"<resource>": [records …], "case_persons": [person records …]}``: records of the
+    persons and cases the explained records refer to, by resource type (each identified by the
+    standard's id field), and the persons of the request's case (needed by a ``reach``). The
+    request's own case needs no entry: the ``case`` object of the request is that subject.
+    """
+    subjects = SubjectRecords()
+    if data is None:
+        return subjects
+    if not isinstance(data, Mapping):
+        raise ValueError("subjects must be an object: {resource: [records], case_persons: [...]}")
+    for key, records in data.items():
+        if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+            raise ValueError(f"subjects.{key} must be a list of records (objects)")
+        resource = "person" if key == "case_persons" else key
+        if not isinstance(resource, str) or not standard.has_resource(resource):
+            raise ValueError(f"subjects: unknown resource type {str(key)[:64]!r}")
+        id_field = standard.resource(resource).id_field
+        if not all(isinstance(r.get(id_field), str) for r in records):
+            raise ValueError(f"subjects.{key}: every record needs its {id_field}")
+        subjects.add(resource, id_field, records)
+        if key == "case_persons":
+            if request is None or request.case is None:
+                raise ValueError("subjects.case_persons needs a request with a case")
+            subjects.case_persons[request.case.case_id] = tuple(records)
+    return subjects
 
 
 def decision_to_json(decision: RequestDecision) -> dict[str, Any]:

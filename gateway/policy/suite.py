@@ -9,6 +9,9 @@ File shape (``policies/tests/*.yaml``; schema ``policies/schema/policy-tests.sch
         request: {requester_agency: FY640104, resource: person, purpose: TRIAL,
                   case: {case_id: C1, handling_agencies: [FY640104]}, fields: [name]}
         records: [{person_id: P1, case_id: C1, name: 张三, juvenile_record_sealed: true}]
+        subjects:                           # optional: persons and cases the records refer to
+          person: [{person_id: P1, …}]      # by resource type; the request's case is one already
+          case_persons: [{person_id: …}]    # the persons of the request's case (for a reach)
         expect:
           outcome: allow                    # allow | deny | not_found
           reason_contains: …                # optional
@@ -40,7 +43,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from gateway.policy.engine import PolicyEngine
-from gateway.policy.render import request_from_json
+from gateway.policy.render import request_from_json, subjects_from_json
 from gateway.standard import StandardError
 from gateway.standard._yaml import YamlDocument, read_yaml
 
@@ -78,6 +81,7 @@ class _Case(_Model):
     description: str = ""
     request: dict[str, Any]
     records: tuple[dict[str, Any], ...] = ()
+    subjects: dict[str, Any] | None = None
     expect: _Expect
 
 
@@ -167,6 +171,10 @@ def _run_case(engine: PolicyEngine, case: _Case, default_time: datetime | None) 
         request = request_from_json(data, engine.policy_set.standard)
     except ValueError as exc:
         return [f"request: {exc}"]
+    try:
+        subjects = subjects_from_json(case.subjects, engine.policy_set.standard, request)
+    except ValueError as exc:
+        return [f"subjects: {exc}"]
     decision = engine.decide(request)
     exp = case.expect
     if decision.outcome.value != exp.outcome:
@@ -188,7 +196,7 @@ def _run_case(engine: PolicyEngine, case: _Case, default_time: datetime | None) 
             f"expect.records has {len(exp.records)} entries for {len(case.records)} records",
         ]
     for i, (record, want) in enumerate(zip(case.records, exp.records, strict=True)):
-        got = engine.filter_record(decision, request, record)
+        got = engine.filter_record(decision, request, record, subjects)
         out: list[str] = []
         if want.released is not None and got.released != want.released:
             out.append(f"released: expected {want.released}, got {got.released} ({got.reason})")

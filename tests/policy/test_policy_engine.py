@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.policy import Outcome, PolicyEngine, load_policy_engine
+from gateway.policy.decision import SubjectRecords
 from gateway.standard import Standard
 from tests.policy.conftest import (
     CST,
@@ -331,6 +332,15 @@ def test_case_binding(standard: Standard, write_policies: PolicyWriter) -> None:
     assert "case binding" in outside.reason
 
 
+def _subject_person(person_id: str, case_id: str, id_number: str) -> dict[str, object]:
+    return {
+        "person_id": person_id, "case_id": case_id, "name": "某", "sex": "1",
+        "id_number": id_number, "role": "DEFENDANT", "is_minor": False,
+        "juvenile_record_sealed": False, "protected_witness": False,
+        "sexual_offence_victim": False,
+    }  # fmt: skip
+
+
 def test_case_binding_modes(standard: Standard, write_policies: PolicyWriter) -> None:
     engine = engine_for(
         standard,
@@ -341,6 +351,7 @@ def test_case_binding_modes(standard: Standard, write_policies: PolicyWriter) ->
                 resource="judgment",
                 purposes=["PRIOR_RECORD_CHECK"],
                 case_binding="request",
+                reach={"kind": "bound_case_persons", "reason": "前科审查"},
             ),
             perm("free", resource="judgment", purposes=["TRIAL"], case_binding=False),
         ],
@@ -348,9 +359,27 @@ def test_case_binding_modes(standard: Standard, write_policies: PolicyWriter) ->
     prior = request(resource="judgment", purpose="PRIOR_RECORD_CHECK")
     decision = engine.decide(prior)
     assert decision.allowed
-    assert decision.bound_case_id is None
-    other_case = {"judgment_id": "J1", "case_id": "C-OLD", "defendant_id": "P1"}
-    assert engine.filter_record(decision, prior, other_case).released
+    assert decision.bound_case_id == "C1"
+    assert decision.needs_case_persons
+    assert not decision.records_bound  # other cases' records are needed: no upstream case filter
+    same_person = "11010519491231002X"
+    subjects = SubjectRecords(case_persons={"C1": [_subject_person("P-NOW", "C1", same_person)]})
+    subjects.add("person", "person_id", [_subject_person("P-OLD", "C-OLD", same_person)])
+    subjects.add("person", "person_id", [_subject_person("P-X", "C-X", "440524188001010014")])
+    old_case = {"judgment_id": "J1", "case_id": "C-OLD", "defendant_id": "P-OLD"}
+    verdict = engine.filter_record(decision, prior, old_case, subjects)
+    assert verdict.released
+    assert "prior" in verdict.rule_ids
+    # Someone else's judgment, an unknown defendant, no case persons: not there at all.
+    for record, known in (
+        ({"judgment_id": "J2", "case_id": "C-X", "defendant_id": "P-X"}, subjects),
+        ({"judgment_id": "J3", "case_id": "C-Y", "defendant_id": "P-NOBODY"}, subjects),
+        (old_case, SubjectRecords()),
+        (old_case, None),
+    ):
+        refused = engine.filter_record(decision, prior, record, known)
+        assert not refused.released
+        assert refused.conceal
     assert not engine.decide(replace(prior, case=None)).allowed
     free = request(resource="judgment", case=None)
     assert engine.decide(free).allowed

@@ -346,6 +346,7 @@ def test_case_binding_default_follows_needs_case(
                     resource="judgment",
                     purposes=["PRIOR_RECORD_CHECK"],
                     case_binding="request",
+                    reach={"kind": "bound_case_persons", "reason": "前科审查"},
                 ),
             ]
         ),
@@ -354,6 +355,37 @@ def test_case_binding_default_follows_needs_case(
     assert ps.permission("trial").binding(True) is CaseBinding.RECORD
     assert ps.permission("oversight").binding(False) is CaseBinding.NONE
     assert ps.permission("prior").binding(True) is CaseBinding.REQUEST
+
+
+def test_request_binding_needs_a_reach_and_a_reach_needs_persons(
+    standard: Standard, write_policies: PolicyWriter
+) -> None:
+    # A permission reaching beyond the bound case must say how far, and why.
+    with pytest.raises(PolicyError) as without:
+        load(
+            write_policies(
+                [perm("prior", resource="judgment", purposes=["PRIOR_RECORD_CHECK"],
+                      case_binding="request")]
+            ),
+            standard,
+        )  # fmt: skip
+    assert "needs 'reach'" in str(without.value)
+    with pytest.raises(PolicyError) as stray:
+        load(
+            write_policies([perm("trial", reach={"kind": "bound_case_persons", "reason": "x"})]),
+            standard,
+        )
+    assert "only for case_binding 'request'" in str(stray.value)
+    with pytest.raises(PolicyError) as no_person:
+        load(
+            write_policies(
+                [perm("c", resource="case", purposes=["PRIOR_RECORD_CHECK"],
+                      case_binding="request",
+                      reach={"kind": "bound_case_persons", "reason": "x"})]
+            ),
+            standard,
+        )  # fmt: skip
+    assert no_person.value.problems[0].code == "reach-without-persons"
 
 
 def test_rule_locations_are_recorded(shipped_engine: object) -> None:
