@@ -42,26 +42,59 @@ StandardRecord = dict[str, Any]
 
 
 class AdapterError(Exception):
-    def __init__(self, agency: str, message: str, *, upstream_status: int | None = None) -> None:
+    """An agency system could not give a usable answer.
+
+    ``message`` is for the operator's log only: it may quote the agency's own error text,
+    which never reaches a caller or the audit log. ``category`` is the fixed word that does.
+    """
+
+    default_category = "upstream_error"
+
+    def __init__(
+        self,
+        agency: str,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        category: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.agency = agency
         self.message = message
         self.upstream_status = upstream_status
+        self._category = category
+
+    @property
+    def category(self) -> str:
+        """``upstream_timeout``, ``upstream_unavailable``, ``upstream_circuit_open``,
+        ``upstream_4xx``, ``upstream_5xx``, ``upstream_refused`` (an error answer in the
+        agency's envelope) or ``upstream_invalid``.
+        """
+        if self._category is not None:
+            return self._category
+        status = self.upstream_status
+        if status is not None and 400 <= status < 500:
+            return "upstream_4xx"
+        if status is not None and status >= 500:
+            return "upstream_5xx"
+        return self.default_category
 
 
 class UpstreamUnavailable(AdapterError):
-    pass
+    default_category = "upstream_unavailable"
 
 
 class UpstreamTimeout(AdapterError):
-    pass
+    default_category = "upstream_timeout"
 
 
 class UpstreamProtocolError(AdapterError):
-    pass
+    default_category = "upstream_invalid"
 
 
 class MappingError(AdapterError):
+    default_category = "upstream_invalid"
+
     def __init__(self, agency: str, message: str, *, field_name: str | None = None) -> None:
         super().__init__(agency, message)
         self.field_name = field_name
@@ -108,6 +141,10 @@ class Adapter(ABC):
         self, resource: str, filters: Mapping[str, str], *, limit: int, after: str | None
     ) -> Page:
         """Records matching all filters, in id order, ``limit`` at most, after ``after``."""
+
+    def search_filters(self, resource: str) -> frozenset[str]:
+        """Standard fields the agency's search over ``resource`` can filter on."""
+        return frozenset()
 
     @abstractmethod
     async def health(self) -> AdapterHealth:

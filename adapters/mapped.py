@@ -82,6 +82,7 @@ class MappedAdapter(Adapter):
                     self.agency,
                     f"agency system answered status {status!r}: {detail}",
                     upstream_status=response.status,
+                    category="upstream_refused",
                 )
         return body
 
@@ -92,6 +93,12 @@ class MappedAdapter(Adapter):
                 f"agency system answered HTTP {response.status}",
                 upstream_status=response.status,
             )
+
+    def search_filters(self, resource: str) -> frozenset[str]:
+        mapping = self.maps.get(resource)
+        if mapping is None or mapping.config.search is None:
+            return frozenset()
+        return frozenset(mapping.config.search.params)
 
     async def fetch(self, resource: str, record_id: str) -> StandardRecord | None:
         mapping = self._map(resource)

@@ -32,6 +32,7 @@ from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
+from gateway.exchange.subjects import SubjectResolver
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.health.routes import router as health_router
 from gateway.observability.logging import configure_logging
@@ -140,6 +141,9 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             audit=audit_writer,
             cursors=cursors,
             search_upstream_calls=settings.search_upstream_calls,
+            subjects=SubjectResolver(
+                adapters, standard, ttl_seconds=settings.subject_cache_seconds
+            ),
         ),
     )
 

@@ -46,6 +46,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "FieldError",
+    "FilterNotPermitted",
     "Forbidden",
     "GatewayError",
     "InsufficientScope",
@@ -173,6 +174,23 @@ class InsufficientScope(Forbidden):
             f"this route needs scope {required!r}",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required}"'},
             extra={"required_scope": required},
+        )
+
+
+class FilterNotPermitted(Forbidden):
+    """A search filtered (or would order) on a field the caller may not read in the clear.
+
+    A filter is a read: matching a guessed value tells whether it is right.
+    """
+
+    slug = "filter-not-permitted"
+    title = "Filter not permitted"
+
+    def __init__(self, field: str, resource: str, purpose: str) -> None:
+        super().__init__(
+            f"you may not filter {resource} by {field}: for purpose {purpose} this field is "
+            "not released to you in the clear (a filter reads the field it matches)",
+            extra={"field": field},
         )
 
 

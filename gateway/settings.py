@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = None
     # Upstream calls one search page may make to fill itself past concealed records.
     search_upstream_calls: Annotated[int, Field(ge=1, le=64)] = 8
+    # How long the subject records (persons, cases) that decide on records referring to them
+    # are cached: a record sealed upstream is concealed everywhere within this time.
+    subject_cache_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
 
     # Operations
     log_level: str = "INFO"

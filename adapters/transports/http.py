@@ -228,7 +228,11 @@ class UpstreamHttp:
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> UpstreamResponse:
         """GET with the agency's deadline; retries connection failures and 502/503 only."""
         if not self.breaker.allow():
-            raise UpstreamUnavailable(self.agency, "circuit open after repeated failures")
+            raise UpstreamUnavailable(
+                self.agency,
+                "circuit open after repeated failures",
+                category="upstream_circuit_open",
+            )
         attempts = self.connection.retries + 1
         refreshed = False
         try:

@@ -25,12 +25,13 @@ was taken out here". So a page is built by these rules:
   no agency system should pay.
 
 Every upstream record id received goes into ``seen`` (the request's audit entry) as it arrives, so
-the entry names them even when a later call fails.
+the entry names them even when a later call fails. ``before(records)`` runs on each upstream page
+before its records are examined (the exchange resolves the subjects they refer to there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adapters.base import AdapterError, Page, StandardRecord, UnsupportedOperation
@@ -53,6 +54,7 @@ MAX_ASK = 200
 
 Fetch = Callable[[str | None, int], Awaitable[Page]]
 Examine = Callable[[StandardRecord], RecordDecision]
+Before = Callable[[Sequence[StandardRecord]], Awaitable[None]]
 
 
 @dataclass
@@ -122,6 +124,7 @@ async def fill_page(
     id_field: str,
     max_calls: int,
     seen: list[str],
+    before: Before | None = None,
 ) -> FilledPage:
     """Build one page (module docstring); ``fetch(after, ask)`` reads one upstream page."""
     result = FilledPage()
@@ -132,6 +135,8 @@ async def fill_page(
         result.calls += 1
         ids = [str(record.get(id_field)) for record in page.records]
         seen.extend(ids)
+        if before is not None:
+            await before(page.records)
         for record, record_id in zip(page.records, ids, strict=True):
             verdict = examine(record)
             if not verdict.released:

@@ -3,12 +3,17 @@
 One way through, for every request, whatever happens::
 
     authenticate → parse headers and query (standard) → resolve the case
-      → policy.decide (before any data call) → adapter fetch/search (with a Clearance)
-      → standard validation of every record → policy.filter_record per record
-      → audit.append (durable) → response with X-Audit-Index
+      → policy.decide (before any data call) → filters checked against the decision
+      → subjects the request names resolved → adapter fetch/search (with a Clearance)
+      → subjects the records refer to resolved → policy.filter_record per record
+      → standard validation of what is released → audit.append (durable)
+      → response with X-Audit-Index
 
-A search page is filled past the records the policy conceals, within a bound on upstream
-calls, and its cursor is sealed (gateway/exchange/paging.py, gateway/exchange/cursor.py).
+What a response may carry is decided for the *subject*, not only for the record in hand
+(docs/security.md, "Inference channels"): a filter is a read; records about a sealed person or
+a secret case are concealed wherever they appear; a page's ``withheld`` and ``masked`` lists
+come from the request-level decision only; no agency error text passes through, and an
+agency's error about a record answers like the concealed case where it could be one.
 
 Every request gets exactly one audit entry, whether it is allowed, denied, invalid
 or failed upstream, and the entry is durable before any byte of data leaves. If it
@@ -28,24 +33,20 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.base import (
-    AdapterError,
-    MappingError,
-    StandardRecord,
-    UpstreamTimeout,
-)
+from adapters.base import AdapterError, MappingError
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.errors import (
+    FilterNotPermitted,
     Forbidden,
     GatewayError,
     NotFound,
     ServiceUnavailable,
     UpstreamError,
+    UpstreamTimeout,
     problem_response,
 )
-from gateway.errors import UpstreamTimeout as UpstreamTimeoutProblem
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.paging import FilledPage, UpstreamPages, fill_page, first_ask
 from gateway.exchange.request import (
@@ -55,6 +56,7 @@ from gateway.exchange.request import (
     parse_headers,
     parse_search_query,
 )
+from gateway.exchange.subjects import SubjectResolver
 from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
 from gateway.observability.context import current_request_id
 from gateway.policy.admin import PolicyHolder
@@ -65,6 +67,7 @@ from gateway.policy.decision import (
     PolicyDecisionPoint,
     RecordDecision,
     RequestDecision,
+    SubjectRecords,
 )
 from gateway.standard import ResourceType, Standard, record_validator
 
@@ -73,6 +76,11 @@ __all__ = ["AUDIT_INDEX_HEADER", "ExchangeService"]
 log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
+CONCEALED = "concealed: neither confirm nor deny"
+# Agency answers that may be about the record itself (a refusal, a 4xx): for a record the
+# caller might not have been allowed to see, they answer like the concealed case.
+_RECORD_SPECIFIC = frozenset({"upstream_4xx", "upstream_refused"})
+_NO_MATCH = RecordDecision(False, {}, frozenset(), frozenset(), (), "not a match", True)
 
 
 @dataclass
@@ -94,6 +102,7 @@ def _case_context(record: Mapping[str, Any]) -> CaseContext:
         handling_agencies=frozenset(str(a) for a in record.get("handling_agencies", ())),
         stage=record.get("stage"),
         secrecy_mark=record.get("secrecy_mark"),
+        record=record,
     )
 
 
@@ -112,12 +121,37 @@ def _not_found(resource: str, record_id: str) -> NotFound:
 
 
 def _upstream_problem(exc: AdapterError) -> GatewayError:
-    if isinstance(exc, UpstreamTimeout):
-        return UpstreamTimeoutProblem(exc.agency, exc.message)
-    extra: dict[str, Any] = {}
+    """The caller's problem for an agency failure: a fixed text, never the agency's own."""
+    if exc.category == "upstream_timeout":
+        return UpstreamTimeout(exc.agency, "the agency system did not answer in time")
+    extra: dict[str, Any] = {"category": exc.category}
     if isinstance(exc, MappingError) and exc.field_name:
         extra["field"] = exc.field_name
-    return UpstreamError(exc.agency, exc.message, **extra)
+    what = {
+        "upstream_unavailable": "the agency system cannot be reached",
+        "upstream_circuit_open": "the agency system cannot be reached (circuit open after "
+        "repeated failures: it is tried again shortly)",
+        "upstream_invalid": "the agency system's answer could not be used",
+    }.get(exc.category, "the agency system answered with an error")
+    return UpstreamError(exc.agency, what + "; nothing was released", **extra)
+
+
+def _note_upstream_failure(draft: EntryDraft, exc: AdapterError, latency_us: int | None) -> None:
+    """The entry records the category and status; the operator's log has the agency's text."""
+    draft.upstream_status, draft.upstream_latency_us = exc.upstream_status, latency_us
+    draft.detail = exc.category
+    log.warning(
+        "agency system error",
+        agency=exc.agency,
+        category=exc.category,
+        upstream_status=exc.upstream_status,
+        message=exc.message[:500],
+    )
+
+
+def _matches(record: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
+    """The record really has the filtered values (an upstream may match loosely)."""
+    return all(str(record.get(name)) == value for name, value in filters.items())
 
 
 class ExchangeService:
@@ -130,6 +164,7 @@ class ExchangeService:
         audit: AuditWriter,
         cursors: CursorSealer,
         search_upstream_calls: int = 8,
+        subjects: SubjectResolver | None = None,
     ) -> None:
         self.standard = standard
         self.policy = policy
@@ -137,6 +172,7 @@ class ExchangeService:
         self.audit = audit
         self._cursors = cursors
         self._search_upstream_calls = search_upstream_calls
+        self.subjects = subjects or SubjectResolver(adapters, standard)
 
     async def handle(
         self,
@@ -160,12 +196,15 @@ class ExchangeService:
             outcome = _Outcome(status=exc.status, error=exc)
             if draft.decision is Decision.ERROR and exc.status < 500:
                 draft.decision = Decision.INVALID
-            draft.detail = f"{exc.slug}: {exc.detail}"[:500]
+            if draft.detail is None:
+                draft.detail = f"{exc.slug}: {exc.detail}"[:500]
         draft.status = outcome.status
-        draft.released = sorted(outcome.released)
-        draft.withheld = sorted(outcome.withheld)
-        draft.masked = sorted(outcome.masked)
-        draft.rule_ids = sorted(outcome.rule_ids)
+        if outcome.error is None:
+            draft.released = sorted(outcome.released)
+            draft.withheld = sorted(outcome.withheld)
+            draft.masked = sorted(outcome.masked)
+            draft.rule_ids = sorted(outcome.rule_ids)
+        # else: the rules that refused (set along the way) stay in the entry.
         body_bytes = orjson.dumps(outcome.body) if outcome.body is not None else None
         if body_bytes is not None:
             draft.body_sha256 = hashlib.sha256(body_bytes).hexdigest()
@@ -242,21 +281,7 @@ class ExchangeService:
             raise Forbidden(
                 f"agency {caller.agency} is not in the standard's agency list"
             ) from None
-        call = UpstreamCall()
-        case = None
-        if headers.case_number is not None:
-            case_type = self.standard.resource("case")
-            try:
-                # The policy trusts handling_agencies: only a valid case record may decide.
-                # It is validated once, when fetched, not again on every cached use.
-                case_record = await self._adapters.resolve_case(
-                    headers.case_number, call, lambda record: self._validate(case_type, [record])
-                )
-            except AdapterError as exc:
-                draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
-                raise _upstream_problem(exc) from exc
-            if case_record is not None:
-                case = _case_context(case_record)
+        case = await self._resolve_case(headers.case_number, draft)
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,
@@ -278,131 +303,46 @@ class ExchangeService:
                 f"denied: {decision.reason}",
                 extra={"rule_ids": list(decision.rule_ids)},
             )
+        if search is not None:
+            # A filter is a read: refused on any field not released in the clear, before any
+            # upstream call. Decided from the request alone (concealed or not), so the refusal
+            # says nothing about the data.
+            for name in sorted(search.filters):
+                if name not in decision.clear_fields:
+                    draft.decision = Decision.DENY
+                    raise FilterNotPermitted(name, resource.name, headers.purpose)
+        subjects = await self.subjects.prepare(
+            decision, resource, search.filters if search else {}, case.record if case else None
+        )
         clearance = Clearance.for_decision(decision)
+        read = _Read(self, access, decision, clearance, resource, subjects, draft, pdp)
         if record_id is not None:
-            return await self._fetch(access, decision, clearance, resource, record_id, draft, pdp)
+            return await read.fetch(record_id)
         assert search is not None
-        return await self._search(access, decision, clearance, resource, search, draft, pdp)
+        return await read.search(search)
 
-    async def _search(
-        self,
-        access: AccessRequest,
-        decision: RequestDecision,
-        clearance: Clearance,
-        resource: ResourceType,
-        search: SearchQuery,
-        draft: EntryDraft,
-        pdp: PolicyDecisionPoint,
-    ) -> _Outcome:
-        def examine(record: StandardRecord) -> RecordDecision:
-            self._validate(resource, [record])
-            return pdp.filter_record(decision, access, record)
-
-        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
-        fetch = UpstreamPages(self._adapters, clearance, resource, search.filters)
-        try:
-            if decision.outcome is Outcome.NOT_FOUND:
-                # The whole request is concealed: an empty page, like a search that found
-                # nothing (the first upstream call of any search still runs: same timing).
-                page = await fetch(search.after, first_ask(search.limit))
-                draft.record_ids.extend(str(r.get(resource.id_field)) for r in page.records)
-                self._validate(resource, page.records)
-                filled = FilledPage()
-            else:
-                filled = await fill_page(
-                    fetch,
-                    examine,
-                    limit=search.limit,
-                    after=search.after,
-                    id_field=resource.id_field,
-                    max_calls=self._search_upstream_calls,
-                    seen=draft.record_ids,
-                )
-        except AdapterError as exc:
-            raise _upstream_problem(exc) from exc
-        finally:
-            draft.upstream_status, draft.upstream_latency_us = fetch.status, fetch.latency_us
-            # Ids come from the agency system, not all of them validated: keep the log writable.
-            draft.record_ids[:] = [_auditable(record_id) for record_id in draft.record_ids]
-        if decision.outcome is Outcome.NOT_FOUND:
-            draft.decision = Decision.DENY
-            draft.detail = "concealed: neither confirm nor deny"
-        else:
-            for verdict in (*filled.refused, *filled.released):
-                self._account(outcome, verdict)
-            draft.decision = Decision.ALLOW
-            if filled.truncated:
-                # The caller sees a last page; the regulator sees where and why it ended.
-                draft.detail = (
-                    f"page fill stopped at its bound of {filled.calls} upstream calls: no cursor"
-                )
-                log.warning("search page fill reached its bound", request_id=draft.request_id)
-        after = filled.next_after
-        outcome.body = {
-            "resource": resource.name,
-            "records": [verdict.record for verdict in filled.released],
-            "withheld": sorted(outcome.withheld | decision.withheld_fields),
-            "masked": sorted(outcome.masked),
-            "next_cursor": None if after is None else self._cursors.seal(after, search.binding),
-            "policy_version": decision.policy_version,
-        }
-        outcome.withheld |= decision.withheld_fields
-        return outcome
-
-    async def _fetch(
-        self,
-        access: AccessRequest,
-        decision: RequestDecision,
-        clearance: Clearance,
-        resource: ResourceType,
-        record_id: str,
-        draft: EntryDraft,
-        pdp: PolicyDecisionPoint,
-    ) -> _Outcome:
+    async def _resolve_case(self, case_number: str | None, draft: EntryDraft) -> CaseContext | None:
+        if case_number is None:
+            return None
+        case_type = self.standard.resource("case")
         call = UpstreamCall()
         try:
-            record = await self._adapters.fetch(
-                clearance, resource.owner, resource.name, record_id, call
+            # The policy trusts handling_agencies: only a valid case record may decide.
+            # It is validated once, when fetched, not again on every cached use.
+            case_record = await self._adapters.resolve_case(
+                case_number, call, lambda record: self.validate(case_type, [record])
             )
         except AdapterError as exc:
-            draft.upstream_status, draft.upstream_latency_us = exc.upstream_status, call.latency_us
+            _note_upstream_failure(draft, exc, call.latency_us)
+            if exc.category in _RECORD_SPECIFIC:
+                # The case system refused this case: it reads like a case that is not there
+                # (the policy then answers as for any case the caller does not handle).
+                return None
             raise _upstream_problem(exc) from exc
-        draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
-        if decision.outcome is Outcome.NOT_FOUND:
-            # Concealed before the call; the call still ran so timing matches a real miss.
-            draft.decision = Decision.DENY
-            draft.detail = "concealed: neither confirm nor deny"
-            raise _not_found(resource.name, record_id)
-        if record is None:
-            draft.decision = Decision.ALLOW
-            raise _not_found(resource.name, record_id)
-        self._validate(resource, [record])
-        verdict = pdp.filter_record(decision, access, record)
-        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
-        self._account(outcome, verdict)
-        if not verdict.released:
-            draft.decision = Decision.DENY
-            draft.rule_ids = sorted(outcome.rule_ids)
-            if verdict.conceal:
-                draft.detail = "concealed: neither confirm nor deny"
-                raise _not_found(resource.name, record_id)
-            raise Forbidden(
-                f"denied: {verdict.reason or 'the record is withheld'}",
-                extra={"rule_ids": list(verdict.rule_ids)},
-            )
-        draft.decision = Decision.ALLOW
-        outcome.withheld |= decision.withheld_fields
-        outcome.body = {
-            "resource": resource.name,
-            "id": record_id,
-            "record": dict(verdict.record),
-            "withheld": sorted(outcome.withheld),
-            "masked": sorted(outcome.masked),
-            "policy_version": decision.policy_version,
-        }
-        return outcome
+        # The entry's upstream status is the data call's; the case lookup is the policy's input.
+        return None if case_record is None else _case_context(case_record)
 
-    def _validate(self, resource: ResourceType, records: Sequence[Mapping[str, Any]]) -> None:
+    def validate(self, resource: ResourceType, records: Sequence[Mapping[str, Any]]) -> None:
         validator = record_validator(self.standard, resource.name)
         for record in records:
             violations = validator.validate(record)
@@ -416,10 +356,180 @@ class ExchangeService:
                     violations=[{"field": v.field, "reason": v.reason} for v in violations[:20]],
                 )
 
-    @staticmethod
-    def _account(outcome: _Outcome, verdict: RecordDecision) -> None:
-        outcome.rule_ids.update(verdict.rule_ids)
+
+@dataclass
+class _Read:
+    """One allowed (or concealed) read: a fetch by id or a search page."""
+
+    service: ExchangeService
+    access: AccessRequest
+    decision: RequestDecision
+    clearance: Clearance
+    resource: ResourceType
+    subjects: SubjectRecords
+    draft: EntryDraft
+    pdp: PolicyDecisionPoint
+
+    @property
+    def concealed(self) -> bool:
+        return self.decision.outcome is Outcome.NOT_FOUND
+
+    def _conceal(self, rule_ids: Sequence[str] = ()) -> None:
+        self.draft.decision = Decision.DENY
+        self.draft.detail = (
+            CONCEALED if self.draft.detail is None else f"{CONCEALED} ({self.draft.detail})"
+        )
+        if rule_ids:
+            self.draft.rule_ids = sorted({*self.draft.rule_ids, *rule_ids})
+
+    def _lists(self, outcome: _Outcome) -> dict[str, list[str]]:
+        # The body's lists come from the request-level decision only: identical whatever
+        # records the page holds (or conceals). The audit entry keeps the per-record truth.
+        outcome.withheld |= self.decision.withheld_fields
+        return {
+            "withheld": sorted(self.decision.withheld_fields),
+            "masked": sorted(self.decision.masked_fields),
+        }
+
+    def _examine(self, record: Mapping[str, Any]) -> RecordDecision:
+        verdict = self.pdp.filter_record(self.decision, self.access, record, self.subjects)
         if verdict.released:
-            outcome.released.update(verdict.record.keys())
-            outcome.withheld.update(verdict.withheld_fields)
-            outcome.masked.update(verdict.masked_fields)
+            self.service.validate(self.resource, [record])
+        return verdict
+
+    async def fetch(self, record_id: str) -> _Outcome:
+        resource, draft = self.resource, self.draft
+        call = UpstreamCall()
+        try:
+            record = await self.service._adapters.fetch(
+                self.clearance, resource.owner, resource.name, record_id, call
+            )
+        except AdapterError as exc:
+            _note_upstream_failure(draft, exc, call.latency_us)
+            if self.concealed or exc.category in _RECORD_SPECIFIC:
+                self._conceal()
+                raise _not_found(resource.name, record_id) from exc
+            raise _upstream_problem(exc) from exc
+        draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
+        if self.concealed:
+            # Concealed before the call; the call still ran so timing matches a real miss.
+            self._conceal()
+            raise _not_found(resource.name, record_id)
+        if record is None:
+            draft.decision = Decision.ALLOW
+            raise _not_found(resource.name, record_id)
+        await self.service.subjects.complete(self.subjects, self.decision, resource, [record])
+        verdict = self._examine(record)
+        outcome = _Outcome(status=200, rule_ids=set(self.decision.rule_ids))
+        _account(outcome, verdict)
+        if not verdict.released:
+            draft.decision = Decision.DENY
+            draft.rule_ids = sorted(outcome.rule_ids)
+            if verdict.conceal:
+                self._conceal()
+                raise _not_found(resource.name, record_id)
+            raise Forbidden(
+                f"denied: {verdict.reason or 'the record is withheld'}",
+                extra={"rule_ids": list(verdict.rule_ids)},
+            )
+        draft.decision = Decision.ALLOW
+        outcome.body = {
+            "resource": resource.name,
+            "id": record_id,
+            "record": dict(verdict.record),
+            **self._lists(outcome),
+            "policy_version": self.decision.policy_version,
+        }
+        return outcome
+
+    def _upstream_filters(self, search: SearchQuery) -> dict[str, str]:
+        """The caller's filters, plus the bound case where the agency's search takes it."""
+        filters = dict(search.filters)
+        bound = self.decision.bound_case_id
+        resource = self.resource
+        if (
+            self.decision.records_bound
+            and bound is not None
+            and "case_id" in resource.filterable_fields
+            and self.service._adapters.can_filter(resource.owner, resource.name, "case_id")
+        ):
+            # No record of another case is even fetched. A caller's own case_id filter for
+            # another case still gets nothing: the records come back and do not match it.
+            filters["case_id"] = bound
+        return filters
+
+    async def search(self, search: SearchQuery) -> _Outcome:
+        resource, draft, decision = self.resource, self.draft, self.decision
+        service = self.service
+
+        def examine(record: Mapping[str, Any]) -> RecordDecision:
+            if not _matches(record, search.filters):
+                return _NO_MATCH
+            return self._examine(record)
+
+        async def before(records: Sequence[Mapping[str, Any]]) -> None:
+            await service.subjects.complete(self.subjects, decision, resource, records)
+
+        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
+        fetch = UpstreamPages(
+            service._adapters, self.clearance, resource, self._upstream_filters(search)
+        )
+        refused_upstream = False
+        try:
+            if self.concealed:
+                # The whole request is concealed: an empty page, like a search that found
+                # nothing (the first upstream call of any search still runs: same timing).
+                page = await fetch(search.after, first_ask(search.limit))
+                draft.record_ids.extend(str(r.get(resource.id_field)) for r in page.records)
+                filled = FilledPage()
+            else:
+                filled = await fill_page(
+                    fetch,
+                    examine,
+                    limit=search.limit,
+                    after=search.after,
+                    id_field=resource.id_field,
+                    max_calls=service._search_upstream_calls,
+                    seen=draft.record_ids,
+                    before=before,
+                )
+        except AdapterError as exc:
+            _note_upstream_failure(draft, exc, fetch.latency_us)
+            if not (self.concealed or exc.category in _RECORD_SPECIFIC):
+                raise _upstream_problem(exc) from exc
+            # An agency refusing this search answers like one that found nothing.
+            filled, refused_upstream = FilledPage(), True
+        else:
+            draft.upstream_status, draft.upstream_latency_us = fetch.status, fetch.latency_us
+        finally:
+            # Ids come from the agency system, not all of them validated: keep the log writable.
+            draft.record_ids[:] = [_auditable(record_id) for record_id in draft.record_ids]
+        if self.concealed or refused_upstream:
+            self._conceal()
+        else:
+            for verdict in (*filled.refused, *filled.released):
+                _account(outcome, verdict)
+            draft.decision = Decision.ALLOW
+            if filled.truncated:
+                # The caller sees a last page; the regulator sees where and why it ended.
+                draft.detail = (
+                    f"page fill stopped at its bound of {filled.calls} upstream calls: no cursor"
+                )
+                log.warning("search page fill reached its bound", request_id=draft.request_id)
+        after = filled.next_after
+        outcome.body = {
+            "resource": resource.name,
+            "records": [verdict.record for verdict in filled.released],
+            **self._lists(outcome),
+            "next_cursor": None if after is None else service._cursors.seal(after, search.binding),
+            "policy_version": decision.policy_version,
+        }
+        return outcome
+
+
+def _account(outcome: _Outcome, verdict: RecordDecision) -> None:
+    outcome.rule_ids.update(verdict.rule_ids)
+    if verdict.released:
+        outcome.released.update(verdict.record.keys())
+        outcome.withheld.update(verdict.withheld_fields)
+        outcome.masked.update(verdict.masked_fields)

@@ -88,6 +88,33 @@ class AgencyAdapters:
         self._case_cache[case_number] = (now, context)
         return context
 
+    async def fetch_subject(
+        self, agency: str, resource: str, record_id: str
+    ) -> StandardRecord | None:
+        """A subject's record (a person, a case) for the policy decision only; never released.
+
+        Like :meth:`resolve_case`, it needs no clearance: the gateway reads it to decide on
+        records that refer to it (gateway/exchange/subjects.py), and nothing of it leaves.
+        """
+        return await self._adapters[agency].fetch(resource, record_id)
+
+    async def search_subjects(
+        self,
+        agency: str,
+        resource: str,
+        filters: Mapping[str, str],
+        *,
+        limit: int,
+        after: str | None,
+    ) -> Page:
+        """Subject records by filter (a case's persons), for the policy decision only."""
+        return await self._adapters[agency].search(resource, filters, limit=limit, after=after)
+
+    def can_filter(self, agency: str, resource: str, name: str) -> bool:
+        """The agency's search over ``resource`` takes a filter on ``name``."""
+        adapter = self._adapters.get(agency)
+        return adapter is not None and name in adapter.search_filters(resource)
+
     def serves(self, agency_kind: str) -> bool:
         return agency_kind in self._adapters
 

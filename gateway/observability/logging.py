@@ -19,15 +19,19 @@ _SECRET_KEYS = re.compile(
 )
 _BEARER = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+# 公民身份号码 (GB 11643, 18 characters; the old 15-digit form too) inside any text, e.g. an
+# agency's error message quoting the record it refused.
+_CITIZEN_ID = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Drop values of secret-looking keys and scrub bearer tokens and JWTs from text."""
+    """Drop values of secret-looking keys; scrub bearer tokens, JWTs and ID numbers from text."""
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key):
             event[key] = "[redacted]"
         elif isinstance(value, str):
-            event[key] = _JWT.sub("[jwt]", _BEARER.sub(r"\1 [redacted]", value))
+            value = _JWT.sub("[jwt]", _BEARER.sub(r"\1 [redacted]", value))
+            event[key] = _CITIZEN_ID.sub("[id-number]", value)
     return event
 
 

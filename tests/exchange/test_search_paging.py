@@ -171,12 +171,14 @@ def _conceal(monkeypatch: pytest.MonkeyPatch, gw: Gateway, hidden: set[str]) -> 
     pdp = runtime.policy.current
     original = pdp.filter_record
 
-    def filter_record(decision: Any, request: Any, record: Mapping[str, Any]) -> RecordDecision:
+    def filter_record(
+        decision: Any, request: Any, record: Mapping[str, Any], subjects: Any = None
+    ) -> RecordDecision:
         if record.get("person_id") in hidden:
             return RecordDecision(
                 False, {}, frozenset(), frozenset(), (CONCEAL_RULE,), conceal=True
             )
-        verdict: RecordDecision = original(decision, request, record)
+        verdict: RecordDecision = original(decision, request, record, subjects)
         return verdict
 
     monkeypatch.setattr(pdp, "filter_record", filter_record)

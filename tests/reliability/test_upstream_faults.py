@@ -95,7 +95,8 @@ def test_agency_down_opens_the_circuit_fails_fast_and_recovers(
         assert response.status_code == 502, response.text
         assert_nothing_released(response)
         assert response.json()["agency"] == "public_security"
-        assert "cannot reach" in response.json()["detail"]
+        assert "cannot be reached" in response.json()["detail"]
+        assert response.json()["category"] == "upstream_unavailable"
 
     # The circuit is open: the gateway answers at once, without calling the agency.
     elapsed, response = _timed(gw)
