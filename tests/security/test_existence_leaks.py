@@ -301,6 +301,57 @@ def test_e03_sealed_and_missing_take_the_same_time(
     print("E3 timing:", _report(honest), "|", _report(no_call), "|", _report(mutant))
 
 
+def test_e03b_records_about_a_sealed_person_take_the_time_of_missing_ones(
+    timing_gw: Gateway, dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subject-wide concealment costs no extra call a caller can time.
+
+    The sealed juvenile's judgment (concealed because of its defendant) against a missing
+    judgment, and a person search whose only match is concealed against one that matches
+    nothing. The persons a request needs are the bound case's, loaded for every request of
+    that case alike (gateway/exchange/subjects.py), so neither concealment adds a call to the
+    police system behind the 20 ms hop. Power: a mutant that looks the defendant up without
+    the cache, for found records only, must be flagged.
+    """
+    gw = timing_gw
+    headers = _justice(gw, dataset.case(3).case["court_case_number"])
+    sealed_id = dataset.get("person", SEALED_PERSON)["id_number"]  # type: ignore[index]
+
+    def get(path: str) -> Probe:
+        return lambda: gw.client.get(path, headers=headers)
+
+    probes = {
+        "judgment": (get("/v1/resources/judgment/JD0000000301"), 404),
+        "no judgment": (get("/v1/resources/judgment/JD0000000399"), 404),
+        "sealed match": (get(f"/v1/resources/person?id_number={sealed_id}"), 200),
+        "no match": (get("/v1/resources/person?id_number=11010519491231002X"), 200),
+    }
+    assert probes["sealed match"][0]().json() == probes["no match"][0]().json()
+    pairs = {("judgment", "no judgment"): False, ("sealed match", "no match"): False}
+    verdicts = judge(probes, pairs, 2031)
+    for pair in pairs:
+        assert not verdicts[pair][-1].leaks, f"{pair} differ: " + _report(verdicts[pair])
+
+    resolver = gw.client.app.state.runtime.exchange.subjects  # type: ignore[attr-defined]
+    original = resolver.complete
+
+    async def uncached(subjects: Any, decision: Any, resource: Any, records: Any) -> None:
+        if records:  # a found record: its defendant looked up, every time
+            for key in [k for k in subjects.records if k[0] == "person"]:
+                del subjects.records[key]
+            resolver._records.clear()
+        await original(subjects, decision, resource, records)
+
+    monkeypatch.setattr(resolver, "complete", uncached)
+    mutant = judge(
+        {"judgment": probes["judgment"], "no judgment": probes["no judgment"]},
+        {("judgment", "no judgment"): True},
+        2033,
+    )["judgment", "no judgment"]
+    assert mutant[-1].leaks, "the detector missed the mutant: " + _report(mutant)
+    print("E3b timing:", _report(verdicts[("judgment", "no judgment")]), "|", _report(mutant))
+
+
 # --- E4-E6: search and case binding ----------------------------------------------------------
 
 
