@@ -1,6 +1,7 @@
 """The gateway's exchange path in one process, without an HTTP server: for A/B of changes.
 
-Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--profile]``.
+Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--profile]
+[--example NAME]`` (a demo example; default the end-to-end benchmark's).
 
 Records the sample systems' answers and serves them with nginx as ``python -m bench.e2e``
 does, builds the gateway app in this process (SQLite, the benchmark's request) and calls it
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import SCRATCH
-from bench.e2e.run import example_request, record_upstream
+from bench.e2e.run import EXAMPLE, example_request, record_upstream
 from bench.e2e.servers import prepare_gateway, start_nginx
 from bench.e2e.system import ensure_tools, free_port
 from bench.e2e.upstream import nginx_upstream_conf
@@ -100,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--example", default=EXAMPLE, help="the demo example to send")
     args = parser.parse_args(argv)
     tools = ensure_tools()
     SCRATCH.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="e2e-inprocess-", dir=SCRATCH) as tmp:
         workdir = Path(tmp)
-        example = example_request()
+        example = example_request(args.example)
         recording, secrets, agency = record_upstream(workdir, example)
         ports = {name: free_port() for name in recording.agencies()}
         fetch = next(e for e in recording.exchanges if not e.query)

@@ -107,10 +107,14 @@ class Target:
     headers: dict[str, str]
 
 
-def example_request() -> dict[str, Any]:
+def example_request(name: str = EXAMPLE) -> dict[str, Any]:
+    """A demo example (gateway/demo_examples.py) by name: the request every run sends."""
     from gateway.demo_examples import demo_examples
 
-    return next(e for e in demo_examples() if e["name"] == EXAMPLE)
+    examples = {e["name"]: e for e in demo_examples()}
+    if name not in examples:
+        raise SystemExit(f"no demo example {name!r}; one of: {', '.join(sorted(examples))}")
+    return examples[name]
 
 
 def record_upstream(
@@ -197,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, PathResult] = {}
     workdir = Path(tempfile.mkdtemp(prefix="e2e-", dir=SCRATCH))
     with _kept_on_failure(workdir):
-        example = example_request()
+        example = example_request(args.example)
         recording, secrets, agency = record_upstream(workdir, example)
         ports = {name: free_port() for name in recording.agencies()}
         fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
@@ -255,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": machine_info(),
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "example": {"name": EXAMPLE, "path": example["path"],
+        "example": {"name": args.example, "path": example["path"],
                     "case_number": unquote(example["headers"].get("X-Case-Number", ""))},
         "recording": recording.as_json(),
         "paths": {key: r.as_json() for key, r in results.items()},
@@ -326,6 +330,9 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, a 30 s soak")
+    parser.add_argument(
+        "--example", default=EXAMPLE, help=f"the demo example to send (default {EXAMPLE})"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="maximum-throughput run")
     parser.add_argument("--open-seconds", type=float, default=10.0, help="each open-loop run")
     parser.add_argument("--warmup", type=float, default=3.0)
