@@ -51,6 +51,7 @@ def demo_examples() -> list[dict[str, Any]]:
     supervised = _case_number(data, 1)  # C00000001, in prison; JC640104 supervises
     sealed = _case_number(data, 3)  # C00000003, a sealed juvenile record
     witness = _case_number(data, 5)  # C00000005, a protected witness
+    repeat = _case_number(data, 47)  # C00000047: its defendant was sentenced in C00000009
     return [
         {
             "name": "who-am-i",
@@ -204,6 +205,42 @@ def demo_examples() -> list[dict[str, Any]]:
             sealed,
             200,
             "the same sealed record for a trial: 司法机关为办案需要 lifts the item",
+        ),
+        _exchange(
+            "sealed-persons-judgment-concealed",
+            "justice",
+            "/v1/resources/judgment/JD0000000301",
+            "COMMUNITY_CORRECTION",
+            sealed,
+            404,
+            "the sealed juvenile's judgment: protection follows the person to every resource",
+        ),
+        _exchange(
+            "filter-not-permitted",
+            "procuratorate",
+            "/v1/resources/person?id_number=640104199609173632",
+            "EXECUTION_SUPERVISION",
+            witness,
+            403,
+            "a filter is a read: 身份证号 is masked for 刑事执行监督, so no search by it",
+        ),
+        _exchange(
+            "prior-record-check",
+            "court",
+            "/v1/resources/judgment?defendant_id=P0000000901",
+            "PRIOR_RECORD_CHECK",
+            repeat,
+            200,
+            "前科审查: the bound case's defendant's judgment in an earlier case (reach)",
+        ),
+        _exchange(
+            "prior-record-check-stranger",
+            "court",
+            "/v1/resources/judgment?defendant_id=P0000000201",
+            "PRIOR_RECORD_CHECK",
+            repeat,
+            200,
+            "someone else's judgment is not reached: an empty page",
         ),
         _exchange(
             "missing-purpose",
