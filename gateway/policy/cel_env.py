@@ -40,6 +40,7 @@ __all__ = [
     "ResultMemo",
     "compile_condition",
     "evaluate",
+    "hashable_value",
     "new_context",
     "project_record",
     "record_memo_key",
@@ -278,11 +279,12 @@ class ResultMemo:
         self._results[key] = result
 
 
-def _hashable(value: object) -> object:
+def hashable_value(value: object) -> object:
+    """``value`` with lists and dicts made tuples, so that it can be part of a key."""
     if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable_value(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+        return tuple(sorted((k, hashable_value(v)) for k, v in value.items()))
     return value
 
 
@@ -291,7 +293,7 @@ def request_memo_key(condition: Condition, request: AccessRequest) -> object | N
     if condition.request_key is None:
         return None
     values = (REQUEST_ATTRIBUTES[a](request) for a in condition.request_key)
-    return (condition, tuple((type(v), _hashable(v)) for v in values))
+    return (condition, tuple((type(v), hashable_value(v)) for v in values))
 
 
 def record_memo_key(condition: Condition, record: Mapping[str, Any]) -> object | None:

@@ -38,10 +38,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.policy.cel_env import (
+    REQUEST_ATTRIBUTES,
     CelEvaluationError,
     Condition,
     ResultMemo,
     evaluate,
+    hashable_value,
     new_context,
     request_day,
     request_map,
@@ -73,6 +75,7 @@ __all__ = ["PolicyEngine", "Trace"]
 
 Trace = list[dict[str, Any]]
 _NOTHING: frozenset[str] = frozenset()
+_DECISION_MEMO_SIZE = 8192
 
 
 class _Denied(Exception):
@@ -107,6 +110,9 @@ class PolicyEngine:
         #: CEL programs actually executed (for tests and metrics; not synchronised).
         self.cel_evaluations = 0
         self._memo = ResultMemo()
+        self._decisions: dict[tuple[object, ...], tuple[RequestDecision, object]] = {}
+        #: Decisions served from the memo (for tests and metrics; not synchronised).
+        self.decision_memo_hits = 0
 
     @property
     def version(self) -> str:
@@ -130,8 +136,54 @@ class PolicyEngine:
     # -- request -------------------------------------------------------------------------
 
     def decide(self, request: AccessRequest) -> RequestDecision:
-        """Decide from the request alone (module docstring); never raises."""
-        return self._decide(request, None)
+        """Decide from the request alone (module docstring); never raises.
+
+        A decision is a pure function of the request's inputs that any rule can read (see
+        :meth:`_decision_key`): it is remembered by them, so a case's repeated requests are
+        decided once (the memo is bounded and starts afresh when full).
+        """
+        key = self._decision_key(request)
+        if key is not None:
+            hit = self._decisions.get(key)
+            if hit is not None:
+                self.decision_memo_hits += 1
+                return hit[0]
+        decision = self._decide(request, None)
+        if key is not None:
+            if len(self._decisions) >= _DECISION_MEMO_SIZE:
+                self._decisions.clear()
+            # The case record is kept with the entry: its id() in the key stays its own.
+            self._decisions[key] = (decision, request.case.record if request.case else None)
+        return decision
+
+    def _decision_key(self, request: AccessRequest) -> tuple[object, ...] | None:
+        """Everything a decision depends on, or None when a rule reads the request freely.
+
+        The rules read only the request attributes the index lists; the rest of the decision
+        depends on the requester, resource, purpose, role, the day (validity windows), the
+        requested fields and filter names, and the case. The case is named by its labels and
+        by the identity of its record object (a record fetched anew is another object).
+        """
+        attrs = self._index.decision_attrs
+        if attrs is None:
+            return None
+        case = request.case
+        case_key = None
+        if case is not None:
+            case_key = (
+                case.case_id, case.police_case_number, case.court_case_number,
+                case.handling_agencies, case.stage, case.secrecy_mark,
+                None if case.record is None else id(case.record),
+            )  # fmt: skip
+        try:
+            return (
+                request.resource, request.purpose, request.requester_agency,
+                request.requester_kind, request.role, request.requested_fields,
+                request.case_number, case_key, frozenset(request.filters), request_day(request),
+                tuple(hashable_value(REQUEST_ATTRIBUTES[name](request)) for name in attrs),
+            )  # fmt: skip
+        except TypeError:  # an unhashable value: decide afresh
+            return None
 
     def _decide(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:
         try:

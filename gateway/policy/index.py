@@ -142,6 +142,9 @@ class PolicyIndex:
     references: Mapping[str, tuple[Reference, ...]]
     # item_request_attrs of a resource and of every subject it refers to, together.
     request_attrs_with_subjects: Mapping[str, frozenset[str] | None]
+    # Every request attribute any condition reads, sorted; None if one reads the request
+    # dynamically or reads ``time``: then a decision cannot be remembered by its inputs.
+    decision_attrs: tuple[str, ...] | None = None
 
 
 def _item(item: NegativeItem, conditions: Mapping[str, Condition]) -> CompiledItem:
@@ -233,7 +236,16 @@ def compile_index(policy_set: PolicySet) -> PolicyIndex:
             more = item_attrs.get(ref.resource, frozenset())
             attrs = None if attrs is None or more is None else attrs | more
         with_subjects[name] = attrs
+    conditions = list(policy_set.conditions.values())
+    read: set[str] | None = set()
+    for cond in conditions:
+        if cond.uses_request and (cond.request_attrs is None or "time" in cond.request_attrs):
+            read = None
+            break
+        if cond.uses_request and cond.request_attrs is not None and read is not None:
+            read |= cond.request_attrs
     return PolicyIndex(
+        decision_attrs=None if read is None else tuple(sorted(read)),
         permissions={key: tuple(rules) for key, rules in buckets.items()},
         items=items,
         item_request_attrs=item_attrs,

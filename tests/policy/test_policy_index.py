@@ -88,10 +88,14 @@ def test_ten_thousand_unrelated_rules_evaluate_nothing(standard: Standard) -> No
     # stops at nl.rec); nl.unrequested (phone not requested) and nl.other-resource
     # (judgment) are never evaluated. nl.rec's result for sealed=false is memoised.
     assert engine.cel_evaluations - before == 1 + 1 + 4
-    # The same request again: every condition result comes from the memo.
+    # The same request again: the decision comes from the decision memo, and every record
+    # condition's result from the condition memo.
     hits, before = engine.cel_memo_hits, engine.cel_evaluations
+    decisions = engine.decision_memo_hits
     again = engine.decide(req)
+    assert again is decision
+    assert engine.decision_memo_hits == decisions + 1
     for record in records:
         engine.filter_record(again, req, record)
     assert engine.cel_evaluations == before
-    assert engine.cel_memo_hits - hits == 1 + 1 + 4 * 2
+    assert engine.cel_memo_hits - hits == 1 + 4 * 2
