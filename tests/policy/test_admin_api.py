@@ -585,6 +585,51 @@ def test_explain_without_a_request_object_is_422(gw: Gateway) -> None:
     assert response.status_code == 422
 
 
+_JUDGMENT_EXPLAIN = {
+    **EXPLAIN_REQUEST,
+    "requester_agency": "JY640001",
+    "resource": "judgment",
+    "purpose": "SENTENCE_EXECUTION",
+    "case": {"case_id": "C00000020", "handling_agencies": ["JY640001"], "secrecy_mark": "NONE"},
+    "fields": ["judgment_id", "defendant_name"],
+}
+_SEALED_DEFENDANT = {
+    "person_id": "P1",
+    "case_id": "C00000020",
+    "role": "DEFENDANT",
+    "is_minor": True,
+    "juvenile_record_sealed": True,
+    "protected_witness": False,
+    "sexual_offence_victim": False,
+}
+
+
+def test_explain_takes_subjects_and_refuses_bad_ones(gw: Gateway) -> None:
+    record = {"judgment_id": "J1", "case_id": "C00000020", "defendant_id": "P1"}
+    sealed = explain(
+        gw, _JUDGMENT_EXPLAIN, records=[record], subjects={"person": [_SEALED_DEFENDANT]}
+    )
+    assert sealed.status_code == 200, sealed.text
+    [verdict] = sealed.json()["records"]
+    assert (verdict["released"], verdict["conceal"]) == (False, True)
+    assert verdict["rule_ids"] == ["nl.juvenile.sealed-record"]
+    ordinary = {**_SEALED_DEFENDANT, "juvenile_record_sealed": False}
+    shown = explain(gw, _JUDGMENT_EXPLAIN, records=[record], subjects={"person": [ordinary]})
+    assert shown.json()["records"][0]["released"] is True
+    for subjects, problem in (
+        ({"spaceship": [{"id": "X"}]}, "unknown resource type 'spaceship'"),
+        ({"person": [{"case_id": "C1"}]}, "every record needs its person_id"),
+    ):
+        refused = explain(gw, _JUDGMENT_EXPLAIN, records=[record], subjects=subjects)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "subjects"
+        assert problem in refused.json()["errors"][0]["reason"]
+    no_case = {k: v for k, v in _JUDGMENT_EXPLAIN.items() if k != "case"}
+    refused = explain(gw, no_case, subjects={"case_persons": [ordinary]})
+    assert refused.status_code == 422
+    assert "needs a request with a case" in refused.json()["errors"][0]["reason"]
+
+
 def test_impact_reports_the_requests_whose_decision_would_change(
     gw: Gateway, dataset: Dataset
 ) -> None:

@@ -183,3 +183,114 @@ def test_register_into_an_existing_parser() -> None:
     assert args.dir == "somewhere"
     assert args.strict
     assert callable(args.func)
+
+
+def _write_json(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+_JUDGMENT_REQUEST = {
+    "requester_agency": "JY640001",
+    "resource": "judgment",
+    "purpose": "SENTENCE_EXECUTION",
+    "time": "2025-06-01T10:00:00+08:00",
+    "case": {"case_id": "C1", "handling_agencies": ["JY640001"], "secrecy_mark": "NONE"},
+    "fields": ["judgment_id", "defendant_name"],
+}
+
+
+def _defendant(sealed: bool) -> dict[str, object]:
+    return {
+        "person_id": "P1",
+        "case_id": "C1",
+        "role": "DEFENDANT",
+        "is_minor": True,
+        "juvenile_record_sealed": sealed,
+        "protected_witness": False,
+        "sexual_offence_victim": False,
+    }
+
+
+def test_explain_takes_subjects(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    req = _write_json(tmp_path / "req.json", _JUDGMENT_REQUEST)
+    records = _write_json(
+        tmp_path / "records.json",
+        [{"judgment_id": "J1", "case_id": "C1", "defendant_id": "P1", "defendant_name": "甲"}],
+    )
+
+    def explain(*extra: str) -> dict[str, object]:
+        code, out, err = _run(
+            capsys, "explain", "--request", str(req), "--records", str(records), *extra,
+            "--dir", str(POLICIES),
+        )  # fmt: skip
+        assert code == 0, err
+        [record] = json.loads(out)["records"]
+        assert isinstance(record, dict)
+        return record
+
+    sealed = _write_json(tmp_path / "sealed.json", {"person": [_defendant(True)]})
+    ordinary = _write_json(tmp_path / "ordinary.json", {"person": [_defendant(False)]})
+    hidden = explain("--subjects", str(sealed))
+    assert (hidden["released"], hidden["conceal"]) == (False, True)
+    assert hidden["rule_ids"] == ["nl.juvenile.sealed-record"]
+    shown = explain("--subjects", str(ordinary))
+    assert shown["released"] is True
+    # Without the defendant's record the judgment cannot be checked: concealed, no rule.
+    unchecked = explain()
+    assert (unchecked["released"], unchecked["conceal"]) == (False, True)
+    assert unchecked["rule_ids"] == []
+
+
+@pytest.mark.parametrize(
+    ("subjects", "request_case", "problem"),
+    [
+        ({"spaceship": [{"id": "X"}]}, True, "subjects: unknown resource type 'spaceship'"),
+        (
+            {"person": [{"case_id": "C1"}]},
+            True,
+            "subjects.person: every record needs its person_id",
+        ),
+        ({"case_persons": [_defendant(False)]}, False, "case_persons needs a request with a case"),
+        ({"person": {"person_id": "P1"}}, True, "subjects.person must be a list of records"),
+        (["P1"], True, "subjects must be an object"),
+    ],
+    ids=[
+        "unknown-resource",
+        "record-without-id",
+        "case-persons-without-case",
+        "not-a-list",
+        "list",
+    ],
+)
+def test_explain_refuses_bad_subjects(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    subjects: object,
+    request_case: bool,
+    problem: str,
+) -> None:
+    request = dict(_JUDGMENT_REQUEST)
+    if not request_case:
+        request.pop("case")
+    req = _write_json(tmp_path / "req.json", request)
+    bad = _write_json(tmp_path / "subjects.json", subjects)
+    code, out, err = _run(
+        capsys, "explain", "--request", str(req), "--subjects", str(bad), "--dir", str(POLICIES)
+    )
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"gateway policy explain: {bad}: ")
+    assert problem in err
+    assert "Traceback" not in err
+
+
+def test_explain_subjects_that_are_not_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    req = _write_json(tmp_path / "req.json", _JUDGMENT_REQUEST)
+    bad = tmp_path / "subjects.json"
+    bad.write_text('{"person": [\n  {"person_id": }]}', encoding="utf-8")
+    code, _, err = _run(capsys, "explain", "--request", str(req), "--subjects", str(bad))
+    assert code == 2
+    assert f"{bad}:2:" in err

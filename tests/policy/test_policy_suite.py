@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway.policy import PolicyEngine, run_suite
 from tests.policy.conftest import POLICIES
 
@@ -102,3 +104,96 @@ def test_bad_request_in_a_case(shipped_engine: PolicyEngine, tmp_path: Path) -> 
     result = run_suite(shipped_engine, tmp_path / "c.yaml")
     assert result.failed == 1
     assert "unknown agency" in result.format()
+
+
+_SEALED_DEFENDANT = (
+    "{person_id: P1, case_id: C1, role: DEFENDANT, is_minor: true, juvenile_record_sealed: true,"
+    " protected_witness: false, sexual_offence_victim: false}"
+)
+_PRISON_JUDGMENT = (
+    "    request: {requester_agency: JY640001, resource: judgment, purpose: SENTENCE_EXECUTION,\n"
+    "              case: {case_id: C1, handling_agencies: [JY640001], secrecy_mark: NONE},\n"
+    "              fields: [judgment_id, defendant_name]}\n"
+    "    records: [{judgment_id: J1, case_id: C1, defendant_id: P1, defendant_name: 甲}]\n"
+)
+
+
+def _judgment_case(name: str, expect_record: str, subjects: str | None = None) -> str:
+    text = f"  - name: {name}\n" + _PRISON_JUDGMENT
+    if subjects is not None:
+        text += f"    subjects: {subjects}\n"
+    return text + f"    expect:\n      outcome: allow\n      records: [{expect_record}]\n"
+
+
+def test_a_case_takes_subject_records(shipped_engine: PolicyEngine, tmp_path: Path) -> None:
+    # The record is concealed for its defendant (sealed), not for anything of its own; without
+    # the subject it is concealed as unresolved, so the rule id tells the two apart.
+    concealed = "{released: false, conceal: true, rule_ids: [nl.juvenile.sealed-record]}"
+    ordinary = _SEALED_DEFENDANT.replace(
+        "juvenile_record_sealed: true", "juvenile_record_sealed: false"
+    )
+    suite = tmp_path / "subjects.yaml"
+    suite.write_text(
+        "suite: subjects\ntime: '2025-06-01T10:00:00+08:00'\ncases:\n"
+        + _judgment_case("sealed defendant", concealed, f"{{person: [{_SEALED_DEFENDANT}]}}")
+        + _judgment_case(
+            "ordinary defendant",
+            "{released: true, values: {judgment_id: J1, defendant_name: 甲}}",
+            f"{{person: [{ordinary}]}}",
+        )
+        + _judgment_case("no subjects given", concealed),
+        encoding="utf-8",
+    )
+    result = run_suite(shipped_engine, suite)
+    report = result.format()
+    assert (result.passed, result.failed) == (2, 1), report
+    failure = next(line for line in report.splitlines() if line.startswith("FAIL"))
+    assert failure.endswith("no subjects given")
+    assert "rule_ids" in report
+
+
+@pytest.mark.parametrize(
+    ("subjects", "problem"),
+    [
+        ("{spaceship: [{id: X}]}", "unknown resource type 'spaceship'"),
+        (
+            "{person: [{case_id: C1, name: 甲}]}",
+            "subjects.person: every record needs its person_id",
+        ),
+        ("{case: [{case_id: 7}]}", "subjects.case: every record needs its case_id"),
+    ],
+    ids=["unknown-resource", "record-without-id", "id-not-a-string"],
+)
+def test_bad_subjects_in_a_case_are_failures(
+    shipped_engine: PolicyEngine, tmp_path: Path, subjects: str, problem: str
+) -> None:
+    suite = tmp_path / "bad-subjects.yaml"
+    suite.write_text(
+        "suite: x\ncases:\n  - name: y\n" + _PRISON_JUDGMENT + f"    subjects: {subjects}\n"
+        "    expect: {outcome: allow}\n",
+        encoding="utf-8",
+    )
+    result = run_suite(shipped_engine, suite)
+    assert result.failed == 1
+    [failure] = [line for line in result.format().splitlines() if line.startswith("  - ")]
+    assert failure.endswith(problem)
+
+
+def test_case_persons_need_a_case_in_the_request(
+    shipped_engine: PolicyEngine, tmp_path: Path
+) -> None:
+    def run(case: str) -> str:
+        suite = tmp_path / "case-persons.yaml"
+        suite.write_text(
+            "suite: x\ncases:\n  - name: y\n"
+            "    request: {requester_agency: FY640104, resource: judgment,"
+            f" purpose: PRIOR_RECORD_CHECK, filters: {{defendant_id: P1}}{case}}}\n"
+            f"    subjects: {{case_persons: [{_SEALED_DEFENDANT}]}}\n"
+            "    expect: {outcome: allow}\n",
+            encoding="utf-8",
+        )
+        return run_suite(shipped_engine, suite).format()
+
+    assert "subjects.case_persons needs a request with a case" in run("")
+    with_case = run(", case: {case_id: C1, handling_agencies: [FY640104], secrecy_mark: NONE}")
+    assert with_case.splitlines()[-1] == "1 passed, 0 failed", with_case

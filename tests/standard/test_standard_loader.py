@@ -229,3 +229,136 @@ def test_all_problems_are_reported(standard_copy: Path) -> None:
 def test_missing_directory() -> None:
     err = _load_error(Path("/nonexistent/standard"))
     assert err.message == "standard directory not found"
+
+
+# -- references to subjects (refers_to, mirrors) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "old", "new", "needle", "message"),
+    [
+        (
+            "judgment",
+            "    refers_to: person\n",
+            "    refers_to: defendant\n",
+            "refers_to: defendant",
+            "unknown resource type 'defendant'",
+        ),
+        (
+            "judgment",
+            "  - name: judgment_id\n    type: string\n",
+            "  - name: judgment_id\n    type: string\n    refers_to: case\n",
+            "refers_to: case",  # the first one in the file: the id field's
+            "the id field cannot refer elsewhere",
+        ),
+        (
+            "indictment",
+            "    refers_to: case\n",
+            "",
+            "- name: case_id",
+            "'case_id' must declare refers_to: case",
+        ),
+        (
+            "judgment",
+            "mirrors: {via: defendant_id, field: name}",
+            "mirrors: {via: court, field: name}",
+            "mirrors: {via: court",
+            "'court' is not a single-valued refers_to field of 'judgment'",
+        ),
+        (
+            "judgment",
+            "mirrors: {via: defendant_id, field: name}",
+            "mirrors: {via: defendant, field: name}",
+            "mirrors: {via: defendant,",
+            "'defendant' is not a single-valued refers_to field of 'judgment'",
+        ),
+        (
+            "judgment",
+            "mirrors: {via: defendant_id, field: name}",
+            "mirrors: {via: defendant_id, field: nickname}",
+            "field: nickname",
+            "'person' has no field 'nickname'",
+        ),
+    ],
+    ids=[
+        "unknown-resource",
+        "id-field",
+        "case-id-without-refers-to",
+        "via-not-a-reference",
+        "via-missing",
+        "mirrored-field-missing",
+    ],
+)
+def test_reference_problems_name_file_and_line(
+    standard_copy: Path, resource: str, old: str, new: str, needle: str, message: str
+) -> None:
+    path = standard_copy / "resources" / f"{resource}.yaml"
+    _replace(path, old, new)
+    err = _load_error(standard_copy)
+    [problem] = err.problems
+    assert (problem.file, problem.line) == (str(path), _line_of(path, needle))
+    assert message in problem.message
+    assert str(problem).startswith(f"{path}:{problem.line}:")
+
+
+def test_mirrors_through_a_list_reference_is_refused(standard_copy: Path) -> None:
+    # Which of the listed persons would the field repeat? Only a single-valued reference says.
+    path = standard_copy / "resources" / "indictment.yaml"
+    _replace(
+        path,
+        "  - name: charges\n",
+        "  - name: defendant_names\n    type: string\n    list: true\n"
+        "    mirrors: {via: defendant_ids, field: name}\n"
+        "    label: 被告人姓名\n    description: 姓名\n"
+        "    grade: 重要\n    sharing: 有条件\n    personal_info: true\n    required: false\n"
+        "  - name: charges\n",
+    )
+    err = _load_error(standard_copy)
+    [problem] = err.problems
+    assert (problem.file, problem.line) == (str(path), _line_of(path, "via: defendant_ids"))
+    assert "'defendant_ids' is not a single-valued refers_to field" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "  - name: judgment_date\n    type: date\n",
+            "  - name: judgment_date\n    type: date\n    refers_to: case\n",
+            "refers_to is only allowed on string fields",
+        ),
+        (
+            "    refers_to: person\n",
+            "    refers_to: person\n    mirrors: {via: case_id, field: case_id}\n",
+            "either refers to a subject or mirrors one of its fields",
+        ),
+    ],
+    ids=["not-a-string", "refers-and-mirrors"],
+)
+def test_reference_field_shapes_are_checked(
+    standard_copy: Path, old: str, new: str, message: str
+) -> None:
+    path = standard_copy / "resources" / "judgment.yaml"
+    _replace(path, old, new)
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert err.line is not None
+    assert message in err.message
+
+
+def test_references_of_the_shipped_standard(standard_dir: Path) -> None:
+    standard = load_standard(standard_dir)
+    judgment = standard.resource("judgment")
+    assert {(f.name, f.refers_to) for f in judgment.references} == {
+        ("case_id", "case"),
+        ("defendant_id", "person"),
+    }
+    mirror = judgment.field("defendant_name").mirrors
+    assert mirror is not None
+    assert (mirror.via, mirror.field) == ("defendant_id", "name")
+    indictment = standard.resource("indictment")
+    assert [f.name for f in indictment.references if f.is_list] == ["defendant_ids"]
+    # Every resource but the case itself refers to its case.
+    for resource in standard.resources:
+        refs = {f.name: f.refers_to for f in resource.references}
+        assert refs.get("case_id") == (None if resource.name == "case" else "case")
