@@ -231,7 +231,11 @@ class PolicyEngine:
         wanted = None if attrs is None or item_attrs is None else attrs | item_attrs
         env: dict[str, Any] = {}
 
-        def check(cond: Condition, rule_id: str, conceal: bool = False) -> bool:
+        failures: list[str] = []
+
+        def check(
+            cond: Condition, rule_id: str, conceal: bool = False, assume: bool = True
+        ) -> bool:
             key = request_memo_key(cond, request)
             if key is not None and (hit := self._memo.recall(key)) is not None:
                 return hit
@@ -240,7 +244,14 @@ class PolicyEngine:
             try:
                 result = self._eval(cond, env["ctx"])
             except CelEvaluationError as exc:
-                raise _Denied(f"CEL error in rule {rule_id}: {exc}", (rule_id,), conceal) from None
+                failure = f"CEL error in rule {rule_id}: {exc}"
+                if not conceal:
+                    raise _Denied(failure, (rule_id,)) from None
+                # Fail closed without a different answer: the concealing item applies (or its
+                # exception does not), and the rest of the decision is made as usual.
+                _note(trace, rule_id, "condition", "error", failure)
+                failures.append(failure)
+                return assume
             if key is not None:
                 self._memo.remember(key, result)
             return result
@@ -296,17 +307,16 @@ class PolicyEngine:
         if own.denied_by is not None:
             item = own.denied_by
             raise _Denied(f"negative list {item.id}: {item.legal_basis}", (item.id,))
-        # Exceptions that lift a subject's item for the whole request are not listed: they
-        # decide nothing unless a record refers to such a subject (then the record says so).
+        # The subjects' items applied, and the exceptions that lifted them, for the whole
+        # request: e.g. 第286条's exception at trial, for any sealed defendant a record names.
         subjects = self._screen_subjects(res, grantable, check, day, trace)
-        for _, subject_withheld, subject_masks in subjects:
-            applied = [*subject_withheld.values(), *(entry[2] for entry in subject_masks.values())]
-            rule_ids.extend(r for r in dict.fromkeys(applied) if r not in rule_ids)
+        for _, _, _, subject_rules in subjects:
+            rule_ids.extend(r for r in subject_rules if r not in rule_ids)
         withheld_by = dict(own.withheld_by)
         masks = dict(own.masks)
-        for subject in subjects:
-            withheld_by.update({k: v for k, v in subject[1].items() if k not in withheld_by})
-            for name, entry in subject[2].items():
+        for _, subject_withheld, subject_masks, _ in subjects:
+            withheld_by.update({k: v for k, v in subject_withheld.items() if k not in withheld_by})
+            for name, entry in subject_masks.items():
                 masks[name] = stronger_entry(masks.get(name), entry)
         checks = tuple(subject[0] for subject in subjects)
         permitted = frozenset((grantable & requested) - withheld_by.keys())
@@ -369,6 +379,8 @@ class PolicyEngine:
         if own.concealed_by is not None:
             item = own.concealed_by
             outcome, reason = Outcome.NOT_FOUND, f"negative list {item.id}: {item.legal_basis}"
+            if failures:
+                reason += " (" + "; ".join(failures) + ")"
             rules = (item.id,)
             _note(trace, item.id, "decision", outcome.value, reason)
         needed = frozenset(c.resource for c in checks if c.needs_record)
@@ -395,9 +407,13 @@ class PolicyEngine:
         check: Any,
         day: Any,
         trace: Trace | None,
-    ) -> list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry]]]:
-        """Screen the items of every subject ``res`` refers to (gateway/policy/screen.py)."""
-        out: list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry]]] = []
+    ) -> list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry], list[str]]]:
+        """Screen the items of every subject ``res`` refers to (gateway/policy/screen.py).
+
+        Each: the per-record check, the fields withheld and masked for every record, and the
+        rule ids that decided for the whole request (items applied, exceptions lifting).
+        """
+        out: list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry], list[str]]] = []
         for ref in self._index.references.get(res, ()):
             mirrors = ref.mirrors
 
@@ -429,7 +445,7 @@ class PolicyEngine:
                 field_items=tuple(screened.field_items),
                 projection=_union(conds, "record_fields"),
             )
-            out.append((subject, screened.withheld_by, screened.masks))
+            out.append((subject, screened.withheld_by, screened.masks, screened.rule_ids))
         return out
 
     # -- records -------------------------------------------------------------------------

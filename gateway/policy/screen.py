@@ -30,7 +30,9 @@ from gateway.policy.records import MaskEntry, Residual, stronger_entry
 
 __all__ = ["Screened", "screen_items"]
 
-Check = Callable[[Condition, str, bool], bool]
+# check(condition, rule_id, conceal, assume): ``assume`` is what a concealing item's condition
+# counts as when it cannot be evaluated (fail closed: the item applies, an exception does not).
+Check = Callable[[Condition, str, bool, bool], bool]
 Trace = list[dict[str, Any]]
 _FIELD_ACTIONS = (Action.WITHHOLD_FIELDS, Action.MASK_FIELDS)
 
@@ -72,8 +74,10 @@ def screen_items(
 
     ``fields_of(item)`` names the fields of the screened record that a field item touches;
     only those in ``candidates`` matter. ``requests=False`` skips ``deny_request`` items (the
-    items of a subject). ``check(condition, rule_id, conceal)`` evaluates a request-level
-    condition and may raise the engine's denial.
+    items of a subject). ``check(condition, rule_id, conceal, assume)`` evaluates a
+    request-level condition; when it fails, a non-concealing rule raises the engine's denial,
+    and a concealing one counts as ``assume`` (the item applies, its exception does not), so
+    that a concealed request still gets the lists of an ordinary one.
     """
     out = Screened()
     for item in items:
@@ -86,7 +90,7 @@ def screen_items(
         if item.condition is None:
             active = True
         elif not item.record_level:
-            active = check(item.condition, item.id, item.conceal)
+            active = check(item.condition, item.id, item.conceal, True)
         if active is False:
             _note(trace, item.id, kind, "skip", "condition is false")
             continue
@@ -97,7 +101,7 @@ def screen_items(
                 _note(trace, exc.id, "exception", "skip", "outside its validity window")
             elif exc.record_level:
                 pending.append(exc)
-            elif check(exc.condition, exc.id, item.conceal):
+            elif check(exc.condition, exc.id, item.conceal, False):
                 lifted = exc.id
                 break
             else:

@@ -163,13 +163,6 @@ def test_a_record_level_exception_is_evaluated_on_the_subject(
     assert kept.rule_ids == (SEALED,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an exception that lifts a subject's item for the whole request is recorded "
-    "nowhere - not on the request decision (by design, engine.py) and not on the record "
-    "decision either, although engine.py says 'then the record says so'; the audit of a "
-    "sealed juvenile's judgment read at trial does not show the 第286条 exception was used",
-)
 def test_a_request_level_exception_lifting_a_subjects_item_is_named_on_the_record(
     standard: Standard, write_policies: PolicyWriter
 ) -> None:
@@ -613,13 +606,6 @@ def test_a_concealed_request_carries_the_lists_of_an_ordinary_one(
     assert (verdict.released, verdict.conceal) == (False, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a concealing item whose request-level CEL condition fails makes a NOT_FOUND "
-    "decision with empty withheld/masked/clear lists (engine._decide's _Denied path), unlike "
-    "the NOT_FOUND of the same item when its condition holds; a concealed search page then "
-    "differs from an ordinary one (and every filter is refused with 403)",
-)
 def test_a_concealing_items_cel_failure_keeps_the_lists(
     standard: Standard, write_policies: PolicyWriter
 ) -> None:
