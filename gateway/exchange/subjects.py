@@ -178,7 +178,7 @@ class SubjectResolver:
             log.warning(
                 "subject unresolved: upstream error",
                 resource=resource,
-                category=type(exc).__name__,
+                category=exc.category,
                 upstream_status=exc.upstream_status,
             )
             return None
@@ -204,10 +204,16 @@ class SubjectResolver:
                 after = page.next_after
                 if after is None:
                     break
+            else:
+                # Persons past the bound are unknown: a reach to them fails closed.
+                log.warning(
+                    "case persons truncated", case_id=case_id, loaded=len(persons),
+                    bound=_CASE_PERSON_PAGES * _PAGE,
+                )  # fmt: skip
         except AdapterError as exc:
             log.warning(
                 "case persons unresolved: upstream error",
-                category=type(exc).__name__,
+                category=exc.category,
                 upstream_status=exc.upstream_status,
             )
             return ()

@@ -174,7 +174,7 @@ def _run_case(engine: PolicyEngine, case: _Case, default_time: datetime | None) 
     try:
         subjects = subjects_from_json(case.subjects, engine.policy_set.standard, request)
     except ValueError as exc:
-        return [f"subjects: {exc}"]
+        return [str(exc)]  # it names the subjects' key
     decision = engine.decide(request)
     exp = case.expect
     if decision.outcome.value != exp.outcome:
