@@ -24,9 +24,15 @@ Semantics (the contract the exchange relies on):
    empty is denied. Record-level permission conditions add their fields per record.
 5. **Conditions** that read ``record`` are evaluated per record; the others once per request.
    Any CEL runtime failure denies — the request (reason names the rule) or that record
-   (withheld, reason names the rule) — and never raises out of the engine.
-6. **Cost.** A decision looks up two index buckets and evaluates only the conditions of the
-   permissions found there and of its resource's negative-list items; see ``index.py``.
+   (withheld, reason names the rule) — and never raises out of the engine. A concealing item
+   that fails at request level applies (its exception does not), and the decision is
+   otherwise made as usual, so that it answers like any concealed request.
+6. **Subjects.** The items of the persons and cases a resource refers to are screened with
+   its own (``screen.py``); per record they are evaluated on the subject records the exchange
+   resolved (``records.py``).
+7. **Cost.** A decision looks up two index buckets and evaluates only the conditions of the
+   permissions found there and of its resource's (and subjects') negative-list items; see
+   ``index.py``. Decisions are remembered by their inputs (``memo.py``).
 
 ``rule_ids`` name every rule that decided: matching permissions, applied negative-list items,
 exceptions that lifted one, and for a record the record-level rules that held.
@@ -38,12 +44,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.policy.cel_env import (
-    REQUEST_ATTRIBUTES,
     CelEvaluationError,
     Condition,
     ResultMemo,
     evaluate,
-    hashable_value,
     new_context,
     request_day,
     request_map,
@@ -57,18 +61,17 @@ from gateway.policy.decision import (
     RequestDecision,
     SubjectRecords,
 )
-from gateway.policy.index import CompiledItem, CompiledPermission, compile_index
+from gateway.policy.index import CompiledPermission, compile_index
+from gateway.policy.memo import decision_key
 from gateway.policy.model import CaseBinding
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.records import (
-    MaskEntry,
     Plan,
-    SubjectCheck,
     filter_with_plan,
     stronger_entry,
 )
 from gateway.policy.render import explain_document
-from gateway.policy.screen import screen_items
+from gateway.policy.screen import screen_items, screen_subjects
 from gateway.standard import Standard
 
 __all__ = ["PolicyEngine", "Trace"]
@@ -138,11 +141,11 @@ class PolicyEngine:
     def decide(self, request: AccessRequest) -> RequestDecision:
         """Decide from the request alone (module docstring); never raises.
 
-        A decision is a pure function of the request's inputs that any rule can read (see
-        :meth:`_decision_key`): it is remembered by them, so a case's repeated requests are
-        decided once (the memo is bounded and starts afresh when full).
+        A decision is a pure function of the request's inputs that any rule can read
+        (:func:`~gateway.policy.memo.decision_key`): it is remembered by them, so a case's
+        repeated requests are decided once (the memo is bounded and starts afresh when full).
         """
-        key = self._decision_key(request)
+        key = decision_key(self._index.decision_attrs, request)
         if key is not None:
             hit = self._decisions.get(key)
             if hit is not None:
@@ -155,35 +158,6 @@ class PolicyEngine:
             # The case record is kept with the entry: its id() in the key stays its own.
             self._decisions[key] = (decision, request.case.record if request.case else None)
         return decision
-
-    def _decision_key(self, request: AccessRequest) -> tuple[object, ...] | None:
-        """Everything a decision depends on, or None when a rule reads the request freely.
-
-        The rules read only the request attributes the index lists; the rest of the decision
-        depends on the requester, resource, purpose, role, the day (validity windows), the
-        requested fields and filter names, and the case. The case is named by its labels and
-        by the identity of its record object (a record fetched anew is another object).
-        """
-        attrs = self._index.decision_attrs
-        if attrs is None:
-            return None
-        case = request.case
-        case_key = None
-        if case is not None:
-            case_key = (
-                case.case_id, case.police_case_number, case.court_case_number,
-                case.handling_agencies, case.stage, case.secrecy_mark,
-                None if case.record is None else id(case.record),
-            )  # fmt: skip
-        try:
-            return (
-                request.resource, request.purpose, request.requester_agency,
-                request.requester_kind, request.role, request.requested_fields,
-                request.case_number, case_key, frozenset(request.filters), request_day(request),
-                tuple(hashable_value(REQUEST_ATTRIBUTES[name](request)) for name in attrs),
-            )  # fmt: skip
-        except TypeError:  # an unhashable value: decide afresh
-            return None
 
     def _decide(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:
         try:
@@ -309,16 +283,18 @@ class PolicyEngine:
             raise _Denied(f"negative list {item.id}: {item.legal_basis}", (item.id,))
         # The subjects' items applied, and the exceptions that lifted them, for the whole
         # request: e.g. 第286条's exception at trial, for any sealed defendant a record names.
-        subjects = self._screen_subjects(res, grantable, check, day, trace)
-        for _, _, _, subject_rules in subjects:
-            rule_ids.extend(r for r in subject_rules if r not in rule_ids)
+        subjects = screen_subjects(idx, res, grantable, check, day, trace)
+        for subject in subjects:
+            rule_ids.extend(r for r in subject.rule_ids if r not in rule_ids)
         withheld_by = dict(own.withheld_by)
         masks = dict(own.masks)
-        for _, subject_withheld, subject_masks, _ in subjects:
-            withheld_by.update({k: v for k, v in subject_withheld.items() if k not in withheld_by})
-            for name, entry in subject_masks.items():
+        for subject in subjects:
+            withheld_by.update(
+                {k: v for k, v in subject.withheld_by.items() if k not in withheld_by}
+            )
+            for name, entry in subject.masks.items():
                 masks[name] = stronger_entry(masks.get(name), entry)
-        checks = tuple(subject[0] for subject in subjects)
+        checks = tuple(subject.check for subject in subjects)
         permitted = frozenset((grantable & requested) - withheld_by.keys())
         withheld = frozenset(requested - permitted)
         if not permitted:
@@ -399,54 +375,6 @@ class PolicyEngine:
             needs_case_persons=reach_fields is not None,
             records_bound=records_bound,
         )
-
-    def _screen_subjects(
-        self,
-        res: str,
-        grantable: frozenset[str],
-        check: Any,
-        day: Any,
-        trace: Trace | None,
-    ) -> list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry], list[str]]]:
-        """Screen the items of every subject ``res`` refers to (gateway/policy/screen.py).
-
-        Each: the per-record check, the fields withheld and masked for every record, and the
-        rule ids that decided for the whole request (items applied, exceptions lifting).
-        """
-        out: list[tuple[SubjectCheck, dict[str, str], dict[str, MaskEntry], list[str]]] = []
-        for ref in self._index.references.get(res, ()):
-            mirrors = ref.mirrors
-
-            def fields_of(item: CompiledItem, mirrors: Any = mirrors) -> frozenset[str]:
-                return frozenset(f for name in item.fields for f in mirrors.get(name, ()))
-
-            screened = screen_items(
-                self._index.items.get(ref.resource, ()),
-                fields_of=fields_of,
-                candidates=grantable,
-                check=check,
-                day=day,
-                trace=trace,
-                kind=f"subject {ref.resource} ({ref.field})",
-                requests=False,
-            )
-            conds = [
-                c
-                for r in (*screened.record_items, *screened.field_items)
-                for c in (r.item.condition, *(e.condition for e in r.exceptions))
-                if c is not None
-            ]
-            subject = SubjectCheck(
-                field=ref.field,
-                resource=ref.resource,
-                is_list=ref.is_list,
-                withhold_all=screened.withhold_all,
-                record_items=tuple(screened.record_items),
-                field_items=tuple(screened.field_items),
-                projection=_union(conds, "record_fields"),
-            )
-            out.append((subject, screened.withheld_by, screened.masks, screened.rule_ids))
-        return out
 
     # -- records -------------------------------------------------------------------------
 

@@ -24,11 +24,11 @@ from datetime import date
 from typing import Any
 
 from gateway.policy.cel_env import Condition
-from gateway.policy.index import CompiledException, CompiledItem
+from gateway.policy.index import CompiledException, CompiledItem, PolicyIndex
 from gateway.policy.model import Action
-from gateway.policy.records import MaskEntry, Residual, stronger_entry
+from gateway.policy.records import MaskEntry, Residual, SubjectCheck, stronger_entry
 
-__all__ = ["Screened", "screen_items"]
+__all__ = ["Screened", "SubjectScreen", "screen_items", "screen_subjects"]
 
 # check(condition, rule_id, conceal, assume): ``assume`` is what a concealing item's condition
 # counts as when it cannot be evaluated (fail closed: the item applies, an exception does not).
@@ -135,4 +135,69 @@ def screen_items(
                 out.masks[name] = stronger_entry(
                     out.masks.get(name), (item.mask, item.mask_fn, item.id)
                 )
+    return out
+
+
+@dataclass
+class SubjectScreen:
+    """One reference's screening: the per-record check, and what holds for every record."""
+
+    check: SubjectCheck
+    withheld_by: dict[str, str]
+    masks: dict[str, MaskEntry]
+    # Items applied and exceptions lifting them for the whole request.
+    rule_ids: list[str]
+
+
+def _record_fields(conds: Iterable[Condition]) -> frozenset[str] | None:
+    out: set[str] = set()
+    for cond in conds:
+        if cond.record_fields is None:
+            return None
+        out |= cond.record_fields
+    return frozenset(out)
+
+
+def screen_subjects(
+    index: PolicyIndex,
+    resource: str,
+    candidates: frozenset[str],
+    check: Check,
+    day: date,
+    trace: Trace | None,
+) -> list[SubjectScreen]:
+    """Screen the items of every subject ``resource`` refers to (module docstring)."""
+    out: list[SubjectScreen] = []
+    for ref in index.references.get(resource, ()):
+        mirrors = ref.mirrors
+
+        def fields_of(item: CompiledItem, mirrors: Any = mirrors) -> frozenset[str]:
+            return frozenset(f for name in item.fields for f in mirrors.get(name, ()))
+
+        screened = screen_items(
+            index.items.get(ref.resource, ()),
+            fields_of=fields_of,
+            candidates=candidates,
+            check=check,
+            day=day,
+            trace=trace,
+            kind=f"subject {ref.resource} ({ref.field})",
+            requests=False,
+        )
+        residuals = (*screened.record_items, *screened.field_items)
+        subject = SubjectCheck(
+            field=ref.field,
+            resource=ref.resource,
+            is_list=ref.is_list,
+            withhold_all=screened.withhold_all,
+            record_items=tuple(screened.record_items),
+            field_items=tuple(screened.field_items),
+            projection=_record_fields(
+                c
+                for r in residuals
+                for c in (r.item.condition, *(e.condition for e in r.exceptions))
+                if c is not None
+            ),
+        )
+        out.append(SubjectScreen(subject, screened.withheld_by, screened.masks, screened.rule_ids))
     return out
