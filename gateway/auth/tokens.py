@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -169,6 +169,11 @@ class TokenVerifier:
                 sub={"essential": True},
             )
             registry.validate(decoded.claims)
+        except ExpiredTokenError as exc:
+            raise TokenError(
+                f"the access token has expired; request a new one ({issuer}/oauth/token for "
+                "this gateway's tokens)"
+            ) from exc
         except JoseError as exc:
             raise TokenError(f"token rejected: {exc.error}") from exc
         except (ValueError, TypeError) as exc:

@@ -17,6 +17,7 @@ from joserfc.jwk import OKPKey
 
 from gateway.observability.logging import configure_logging
 from gateway.settings import Settings
+from tests.problem_text import wording_problems
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -35,6 +36,7 @@ def assert_problem(
     assert body["title"]
     assert isinstance(body["detail"], str)
     assert body["detail"]
+    assert not wording_problems(body["detail"]), body["detail"]
     if slug is not None:
         assert body["type"] == f"/problems/{slug}"
     assert body["request_id"], body

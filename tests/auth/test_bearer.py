@@ -277,7 +277,10 @@ def test_expired_token_from_the_endpoint(
     assert _me(shared_gateway, bearer(token)).status_code == 200  # verified and cached
     _, claims = segments(token)
     monkeypatch.setattr(time, "time", lambda: float(claims["exp"] + 31))
-    assert_invalid_token(_me(shared_gateway, bearer(token)))
+    body = assert_invalid_token(_me(shared_gateway, bearer(token)))
+    # The caller is told what to do: fetch a new token, from this gateway's token endpoint.
+    assert "expired" in body["detail"]
+    assert f"request a new one ({shared_gateway.settings.issuer}/oauth/token" in body["detail"]
 
 
 # --- a disabled client's live token ----------------------------------------------------------
