@@ -56,7 +56,11 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
     cursors = CursorSealer.from_settings(settings)
     engine = create_db_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
-    keys = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    keys = KeyStore(
+        settings.resolved_keys_path,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        algorithm=settings.token_signing_alg,
+    )
     clients = ClientRegistry(factory, max_age_seconds=settings.client_cache_seconds)
     external = None
     if settings.external_issuer and settings.external_jwks_url:
@@ -227,7 +231,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         tasks: list[asyncio.Task[None]] = []
         try:
-            runtime.keys.load()
+            active_alg = runtime.keys.load().active_alg
+            if active_alg != settings.token_signing_alg:
+                log.warning(
+                    "the active signing key is not of the configured algorithm; "
+                    "run `gateway keys rotate` to switch",
+                    active=active_alg,
+                    configured=settings.token_signing_alg,
+                )
             try:
                 await run_in_threadpool(runtime.clients.refresh)
             except SQLAlchemyError as exc:

@@ -27,7 +27,7 @@ from gateway.audit.checkpoint import (
 )
 from gateway.audit.verifier import progress_printer, verify_database, verify_export
 from gateway.auth.clients import ClientError, ClientService
-from gateway.auth.keys import KeyStore, KeyStoreError
+from gateway.auth.keys import SIGNING_ALGORITHMS, KeyStore, KeyStoreError
 from gateway.auth.scopes import ALL_SCOPES
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.demo import run_demo
@@ -184,14 +184,19 @@ def cmd_clients_disable(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings()
-    store = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    algorithm = args.alg or settings.token_signing_alg
+    store = KeyStore(
+        settings.resolved_keys_path,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        algorithm=algorithm,
+    )
     try:
         kid = store.rotate()
     except (KeyStoreError, OSError) as exc:
         raise CommandError(f"key rotation failed: {exc}") from exc
     print(
-        f"new signing key {kid} at {settings.resolved_keys_path}; older keys verify until "
-        f"their tokens expire ({settings.token_ttl_seconds} s)"
+        f"new {algorithm} signing key {kid} at {settings.resolved_keys_path}; older keys verify "
+        f"until their tokens expire ({settings.token_ttl_seconds} s)"
     )
     return EXIT_OK
 
@@ -346,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True, metavar="ACTION"
     )
     rotate = keys.add_parser("rotate", help="make a new signing key (creates the first one)")
+    rotate.add_argument(
+        "--alg",
+        choices=SIGNING_ALGORITHMS,
+        help="algorithm of the new key (default GATEWAY_TOKEN_SIGNING_ALG, else RS256)",
+    )
     rotate.set_defaults(func=cmd_keys_rotate)
     register_policy_commands(sub)
 

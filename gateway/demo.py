@@ -97,7 +97,11 @@ def prepare_demo(
         upstream_secrets=systems.secrets if systems else None,
     )
     upgrade(settings)
-    KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+    KeyStore(
+        settings.resolved_keys_path,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        algorithm=settings.token_signing_alg,
+    ).ensure(rotate_to_algorithm=True)
     issued = _register(settings)
     document: dict[str, Any] = {
         "base_url": settings.issuer,

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.auth.keys import DEFAULT_SIGNING_ALG, SigningAlg
+
 __all__ = ["REPO_ROOT", "Mode", "Settings", "SettingsError"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     keys_path: Path | None = Field(
         default=None, description="private JWK set file; default: data_dir/keys/signing-keys.json"
     )
+    # Algorithm of the keys `gateway keys rotate` makes (RS256, ES256 or Ed25519); tokens are
+    # signed by the active key with its own algorithm (docs/operations.md, "Token signing").
+    token_signing_alg: SigningAlg = DEFAULT_SIGNING_ALG
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "zhengfa-gateway"
     token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 300

@@ -313,6 +313,29 @@ def test_keys_rotate(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert document["keys"][0]["retired_at"] is not None
 
 
+def test_keys_rotate_takes_the_algorithm_from_the_settings_or_alg(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli_env / "keys" / "signing-keys.json"
+    code, out, _ = run(capsys, "keys", "rotate")
+    assert code == 0
+    assert "new RS256 signing key" in out  # the default
+    monkeypatch.setenv("GATEWAY_TOKEN_SIGNING_ALG", "ES256")
+    assert run(capsys, "keys", "rotate")[0] == 0
+    assert run(capsys, "keys", "rotate", "--alg", "Ed25519")[0] == 0
+    keys = json.loads(path.read_text())["keys"]
+    assert [(key["kty"], key["alg"]) for key in keys] == [
+        ("RSA", "RS256"),
+        ("EC", "ES256"),
+        ("OKP", "Ed25519"),
+    ]
+    monkeypatch.setenv("GATEWAY_TOKEN_SIGNING_ALG", "HS256")
+    code, _, err = run(capsys, "keys", "rotate")
+    assert code == 2
+    assert "GATEWAY_" in err
+    assert "token_signing_alg" in err
+
+
 def test_keys_rotate_failure_exits_1(
     cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,7 +42,7 @@ def test_readyz_when_ready(each_backend: Gateway) -> None:
     checks = body["checks"]
     assert checks["database"] == {"ok": True}
     jwks = each_backend.client.get("/.well-known/jwks.json").json()
-    assert checks["signing_key"] == {"ok": True, "kid": jwks["keys"][0]["kid"]}
+    assert checks["signing_key"] == {"ok": True, "kid": jwks["keys"][0]["kid"], "alg": "RS256"}
     assert all(check["ok"] for check in checks.values())
 
 
