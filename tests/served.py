@@ -61,26 +61,41 @@ def _bound_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_app(app: Any, sock: socket.socket, timeout: float = 20.0) -> Iterator[None]:
-    """Serve ``app`` (lifespan on) on ``sock`` in a daemon thread until the block ends."""
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none")
-    server = uvicorn.Server(config)
+def serve_app(
+    app: Any, *, sock: socket.socket | None = None, timeout: float = 20.0, **config: Any
+) -> Iterator[int]:
+    """Serve an ASGI app with uvicorn (lifespan on) in a thread; yield its loopback port.
+
+    With ``sock``, uvicorn serves that already bound socket (its port known beforehand).
+    """
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "ws": "none",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "critical",
+        **config,
+    }
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    run_options = {"sockets": [sock]} if sock is not None else {}
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="gateway-uvicorn", daemon=True
+        target=server.run, kwargs=run_options, name="gateway-uvicorn", daemon=True
     )
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.02)
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
     try:
-        yield
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(timeout)
-        sock.close()
+        if sock is not None:
+            sock.close()
 
 
 @contextmanager
@@ -101,5 +116,5 @@ def served_gateway(
     served = ServedGateway(settings, base_url)
     for name, (agency, scopes) in (clients or STANDARD_TEST_CLIENTS).items():
         served.clients[name] = register_client(settings, name, agency, scopes)
-    with serve_app(create_app(settings), sock):
+    with serve_app(create_app(settings), sock=sock, log_level="warning"):
         yield served
