@@ -129,7 +129,9 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             signer,
             settings.audit_origin,
             settings.checkpoint_interval_seconds,
-            key_loader=lambda: load_signer(settings.resolved_checkpoint_key_path),
+            key_loader=lambda: load_signer(
+                settings.resolved_checkpoint_key_path, settings.audit_origin
+            ),
         ),
         standard=standard,
         catalog=catalog_document(standard),
@@ -197,8 +199,8 @@ def _checkpoint_signer(settings: Settings) -> CheckpointSigner | None:
     path = settings.resolved_checkpoint_key_path
     try:
         if settings.is_demo:
-            return load_or_create_signer(path, settings.checkpoint_key_name)
-        return load_signer(path)
+            return load_or_create_signer(path, settings.audit_origin)
+        return load_signer(path, settings.audit_origin)
     except (OSError, ValueError) as exc:
         # Appends stay durable without it; checkpoints wait and /readyz says why.
         log.error("no checkpoint signing key", path=str(path), error=str(exc))
@@ -246,6 +248,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # registry refreshes on the first authenticated request.
                 log.error("database unavailable at start", error=str(exc))
             runtime.audit_writer.start()
+            try:
+                # Signed before the first request: GET /v1/audit/checkpoint never answers 404
+                # on a running gateway, not even on an empty log.
+                await run_in_threadpool(runtime.checkpointer.checkpoint_now)
+            except SQLAlchemyError as exc:
+                log.error("no checkpoint at start; the checkpointer retries", error=str(exc))
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
             runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)
             tasks.append(asyncio.create_task(runtime.checkpointer.run()))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.checkpoint import (
     Verifier,
+    key_hash,
     load_or_create_signer,
     load_signer,
     parse_verifier,
@@ -214,9 +215,17 @@ def _verifiers(settings: Settings, args: argparse.Namespace) -> list[Verifier]:
                 EXIT_USAGE,
             ) from exc
     try:
-        return [parse_verifier(text) for text in texts]
+        given = [parse_verifier(text) for text in texts]
     except ValueError as exc:
         raise CommandError(f"bad verifier key: {exc}", EXIT_USAGE) from exc
+    # The same public key under every name this log's key has signed under (the origin, the
+    # previous origins, the name before key names followed the origin): old checkpoints verify.
+    verifiers = {(v.name, v.key_hash): v for v in given}
+    for verifier in given:
+        for name in settings.checkpoint_key_names:
+            renamed = Verifier(name, key_hash(name, verifier.public_key), verifier.public_key)
+            verifiers.setdefault((renamed.name, renamed.key_hash), renamed)
+    return list(verifiers.values())
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -231,7 +240,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     progress = None if args.quiet else progress_printer(sys.stderr)
     if args.export:
         report = verify_export(
-            Path(args.export), verifiers, notes, origin=settings.audit_origin, progress=progress
+            Path(args.export),
+            verifiers,
+            notes,
+            origin=settings.accepted_audit_origins,
+            progress=progress,
         )
     else:
         url = args.database_url or settings.resolved_database_url
@@ -240,7 +253,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             report = verify_database(
                 engine,
                 verifiers,
-                origin=settings.audit_origin,
+                origin=settings.accepted_audit_origins,
                 external_notes=notes,
                 progress=progress,
             )
@@ -270,7 +283,7 @@ def cmd_audit_init_key(args: argparse.Namespace) -> int:
     settings = _settings()
     path = settings.resolved_checkpoint_key_path
     try:
-        signer = load_or_create_signer(path, settings.checkpoint_key_name)
+        signer = load_or_create_signer(path, settings.audit_origin)
     except (OSError, ValueError) as exc:
         raise CommandError(f"cannot create the checkpoint key at {path}: {exc}") from exc
     print(signer.verifier_text())
