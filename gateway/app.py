@@ -106,6 +106,7 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             settings.agencies_dir,
             secrets={k: v.get_secret_value() for k, v in settings.upstream_secrets.items()},
             base_urls=settings.upstream_urls,
+            identities=settings.upstream_identities,
         ),
         case_owner=standard.resource("case").owner,
     )
@@ -183,13 +184,23 @@ def _adapter_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any
                     log.warning("agency system not healthy", agency=name, detail=h.detail)
             cached[:] = [now, health]
         health = cached[1]
-        agencies = {name: {"ok": h.ok, "circuit": h.circuit} for name, h in health.items()}
+        agencies = {
+            name: {"ok": h.ok, "circuit": h.circuit, **h.extra} for name, h in health.items()
+        }
         # One agency being down degrades the gateway, it does not make it unready: the
         # other agencies' exchanges still work. Operators alert on the per-agency flags.
+        # Another system answering at an agency's address does: requests (and credentials)
+        # would go to a stranger.
+        impostors = sorted(n for n, a in agencies.items() if a.get("identity") == "mismatch")
         return {
-            "ok": True,
+            "ok": not impostors,
             "degraded": not all(a["ok"] for a in agencies.values()),
             "agencies": agencies,
+            **(
+                {"errors": [f"not the expected system: {n}" for n in impostors]}
+                if impostors
+                else {}
+            ),
         }
 
     return check

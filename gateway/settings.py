@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # e.g. GATEWAY_UPSTREAM_URLS='{"court": "https://…"}' GATEWAY_UPSTREAM_SECRETS='{"court": "…"}'
     upstream_urls: dict[str, str] = Field(default_factory=dict)
     upstream_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # What each agency system's health answer must name (agency file: health_identity_path);
+    # a system answering with another identity makes /readyz answer 503. The demo sets these.
+    upstream_identities: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("issuer")
     @classmethod
