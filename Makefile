@@ -25,6 +25,7 @@ typecheck:
 unit:
 	@scripts/bootstrap.sh dev
 	@scripts/services.sh
+	@scripts/chromium.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench:

@@ -28,6 +28,7 @@ from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
+from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.routes import router as exchange_router
@@ -295,6 +296,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The gateway exports its own Prometheus metrics and logs; FastAPI's native
         # OpenTelemetry hooks, unconfigured, still cost provider look-ups on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: gateway.docs_ui serves them
+        # from the installed package instead (政法专网 has no internet).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Routes are matched in order, router by router: the exchange routes carry nearly all
@@ -304,6 +309,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(policy_admin_router)
+    install_docs(app)
     app.add_middleware(
         GatewayMiddleware,
         metrics=metrics,
