@@ -357,7 +357,8 @@ def test_load_or_create_signer(tmp_path: Path) -> None:
 
 def test_load_signer_errors(tmp_path: Path) -> None:
     missing = tmp_path / "nope.key"
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    # The message names the command to run, not an internal function.
+    with pytest.raises(FileNotFoundError, match="create it with `gateway audit init-key`"):
         load_signer(missing)
     bad = tmp_path / "bad.key"
     bad.write_text("garbage\n")
