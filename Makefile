@@ -3,10 +3,13 @@
 
 DEMO_DIR ?= var/demo
 PORT ?= 8000
+SANDBOX_PORT ?= 18101
 
+# make demo PORT=8080 SANDBOX_PORT=19101: the gateway's port and the first of the five sample
+# agency systems' ports. A taken port stops the demo with a message naming it.
 demo:
 	@scripts/bootstrap.sh
-	.venv/bin/gateway demo --data-dir $(DEMO_DIR) --port $(PORT)
+	.venv/bin/gateway demo --data-dir $(DEMO_DIR) --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
 test: lint typecheck unit
 
@@ -22,6 +25,7 @@ typecheck:
 unit:
 	@scripts/bootstrap.sh dev
 	@scripts/services.sh
+	@scripts/chromium.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench:

@@ -88,6 +88,9 @@ class CircuitConfig(_Strict):
 class ConnectionConfig(_Strict):
     base_url: str
     health_path: str = "/health"
+    # Where the health answer (JSON) names the system's identity; checked against the
+    # deployment's GATEWAY_UPSTREAM_IDENTITIES, when one is given for the agency.
+    health_identity_path: str | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
     connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     retries: Annotated[int, Field(ge=0, le=5)] = 2

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx2
+import orjson
 
 from adapters.base import (
     Adapter,
@@ -19,7 +20,7 @@ from adapters.base import (
     UnsupportedOperation,
     UpstreamProtocolError,
 )
-from adapters.config import AgencyConfig
+from adapters.config import AgencyConfig, AgencyConfigError
 from adapters.mapping import CompiledResourceMap, get_path
 from adapters.transports.codecs import DecodeError, decode_body
 from adapters.transports.http import UpstreamHttp, UpstreamResponse
@@ -39,8 +40,15 @@ class MappedAdapter(Adapter):
         secrets: Mapping[str, str],
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
+        identity: str | None = None,
     ) -> None:
+        if identity is not None and config.connection.health_identity_path is None:
+            raise AgencyConfigError(
+                f"{config.source_file or config.agency}: an identity is expected for "
+                f"{config.agency}, but the file names no connection.health_identity_path"
+            )
         self.config = config
+        self.identity = identity
         self.agency = config.agency
         self.resources = frozenset(config.resources)
         self.maps = {
@@ -177,12 +185,36 @@ class MappedAdapter(Adapter):
             response = await self.http.get(self.config.connection.health_path)
         except Exception as exc:  # health reports any failure as "not ok"
             return AdapterHealth(ok=False, detail=str(exc), circuit=str(state))
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        circuit = str(self.http.circuit_state)
+        if response.status != 200:
+            return AdapterHealth(
+                ok=False, latency_ms=latency_ms, detail=f"HTTP {response.status}", circuit=circuit
+            )
+        if self.identity is None:
+            return AdapterHealth(ok=True, latency_ms=latency_ms, circuit=circuit)
+        answered = self._health_identity(response.body)
+        if answered != self.identity:
+            return AdapterHealth(
+                ok=False,
+                latency_ms=latency_ms,
+                detail=f"the system at {self.config.connection.base_url} is not the expected "
+                f"one: its health answer names identity {answered!r}",
+                circuit=circuit,
+                extra={"identity": "mismatch"},
+            )
         return AdapterHealth(
-            ok=response.status == 200,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-            detail=None if response.status == 200 else f"HTTP {response.status}",
-            circuit=str(self.http.circuit_state),
+            ok=True, latency_ms=latency_ms, circuit=circuit, extra={"identity": "ok"}
         )
+
+    def _health_identity(self, body: bytes) -> str | None:
+        path = self.config.connection.health_identity_path
+        assert path is not None
+        try:
+            value = get_path(orjson.loads(body), path)
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, str) else None
 
     async def aclose(self) -> None:
         await self.http.aclose()

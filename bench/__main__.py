@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "transports": ["--quick"],
     "policy_decisions": ["--sizes", "100,1000,10000", "--budget", "0.6", "--rounds", "2"],
     "token_verify": ["--quick"],
+    "jwt_interop": [],
     "e2e": ["--quick"],
 }
 

@@ -71,7 +71,7 @@ from starlette.requests import HTTPConnection
 from bench._common import markdown_table, median, sqlite_database, write_results
 from gateway.auth.clients import ClientInfo, ClientRegistry, ClientService
 from gateway.auth.deps import AnyClient, RuntimeDep, authenticate
-from gateway.auth.keys import SIGNING_ALG, KeyStore
+from gateway.auth.keys import KeyStore
 from gateway.auth.ratelimit import MemoryRateLimiter
 from gateway.auth.tokens import Principal, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory, session_scope
@@ -87,6 +87,8 @@ MISS_NO_CACHE = "gateway `TokenVerifier.verify`, cache miss (`cache_size=0`)"
 HIT = "gateway `TokenVerifier.verify`, cache hit"
 JOSERFC = "joserfc `jwt.decode` (public key), floor"
 SIGNATURE = "Ed25519 signature alone (`cryptography` `verify`)"
+# Measured with Ed25519 keys (GATEWAY_TOKEN_SIGNING_ALG=Ed25519); the default is RS256.
+SIGNING_ALG = "Ed25519"
 AUTHENTICATE = "gateway `authenticate` awaited directly (cache hit + rate limiter)"
 ROUTE_AUTH = "FastAPI GET, route depends on `AnyClient` (cache hit)"
 ROUTE_AUTH_ASYNC = "FastAPI GET, `authenticate` with an `async def` copy of `get_runtime`"
@@ -142,7 +144,9 @@ def fixture(client_count: int) -> Iterator[Fixture]:
             mode=Mode.TEST, data_dir=Path(tmp), database_url=url,
             token_ttl_seconds=TOKEN_TTL_SECONDS,
         )  # fmt: skip
-        keys = KeyStore(settings.resolved_keys_path, token_ttl_seconds=TOKEN_TTL_SECONDS)
+        keys = KeyStore(
+            settings.resolved_keys_path, token_ttl_seconds=TOKEN_TTL_SECONDS, algorithm=SIGNING_ALG
+        )
         keys.ensure()
         engine = create_db_engine(url)
         factory = make_session_factory(engine)

@@ -28,6 +28,7 @@ from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
+from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.routes import router as exchange_router
@@ -57,7 +58,11 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
     cursors = CursorSealer.from_settings(settings)
     engine = create_db_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
-    keys = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    keys = KeyStore(
+        settings.resolved_keys_path,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        algorithm=settings.token_signing_alg,
+    )
     clients = ClientRegistry(factory, max_age_seconds=settings.client_cache_seconds)
     external = None
     if settings.external_issuer and settings.external_jwks_url:
@@ -103,6 +108,7 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             settings.agencies_dir,
             secrets={k: v.get_secret_value() for k, v in settings.upstream_secrets.items()},
             base_urls=settings.upstream_urls,
+            identities=settings.upstream_identities,
         ),
         case_owner=standard.resource("case").owner,
     )
@@ -126,7 +132,9 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
             signer,
             settings.audit_origin,
             settings.checkpoint_interval_seconds,
-            key_loader=lambda: load_signer(settings.resolved_checkpoint_key_path),
+            key_loader=lambda: load_signer(
+                settings.resolved_checkpoint_key_path, settings.audit_origin
+            ),
         ),
         standard=standard,
         catalog=catalog_document(standard),
@@ -181,13 +189,23 @@ def _adapter_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any
                     log.warning("agency system not healthy", agency=name, detail=h.detail)
             cached[:] = [now, health]
         health = cached[1]
-        agencies = {name: {"ok": h.ok, "circuit": h.circuit} for name, h in health.items()}
+        agencies = {
+            name: {"ok": h.ok, "circuit": h.circuit, **h.extra} for name, h in health.items()
+        }
         # One agency being down degrades the gateway, it does not make it unready: the
         # other agencies' exchanges still work. Operators alert on the per-agency flags.
+        # Another system answering at an agency's address does: requests (and credentials)
+        # would go to a stranger.
+        impostors = sorted(n for n, a in agencies.items() if a.get("identity") == "mismatch")
         return {
-            "ok": True,
+            "ok": not impostors,
             "degraded": not all(a["ok"] for a in agencies.values()),
             "agencies": agencies,
+            **(
+                {"errors": [f"not the expected system: {n}" for n in impostors]}
+                if impostors
+                else {}
+            ),
         }
 
     return check
@@ -197,8 +215,8 @@ def _checkpoint_signer(settings: Settings) -> CheckpointSigner | None:
     path = settings.resolved_checkpoint_key_path
     try:
         if settings.is_demo:
-            return load_or_create_signer(path, settings.checkpoint_key_name)
-        return load_signer(path)
+            return load_or_create_signer(path, settings.audit_origin)
+        return load_signer(path, settings.audit_origin)
     except (OSError, ValueError) as exc:
         # Appends stay durable without it; checkpoints wait and /readyz says why.
         log.error("no checkpoint signing key", path=str(path), error=str(exc))
@@ -231,7 +249,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         tasks: list[asyncio.Task[None]] = []
         try:
-            runtime.keys.load()
+            active_alg = runtime.keys.load().active_alg
+            if active_alg != settings.token_signing_alg:
+                log.warning(
+                    "the active signing key is not of the configured algorithm; "
+                    "run `gateway keys rotate` to switch",
+                    active=active_alg,
+                    configured=settings.token_signing_alg,
+                )
             try:
                 await run_in_threadpool(runtime.clients.refresh)
             except SQLAlchemyError as exc:
@@ -239,6 +264,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # registry refreshes on the first authenticated request.
                 log.error("database unavailable at start", error=str(exc))
             runtime.audit_writer.start()
+            try:
+                # Signed before the first request: GET /v1/audit/checkpoint never answers 404
+                # on a running gateway, not even on an empty log.
+                await run_in_threadpool(runtime.checkpointer.checkpoint_now)
+            except SQLAlchemyError as exc:
+                log.error("no checkpoint at start; the checkpointer retries", error=str(exc))
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
             runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)
             tasks.append(asyncio.create_task(runtime.checkpointer.run()))
@@ -269,6 +300,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The gateway exports its own Prometheus metrics and logs; FastAPI's native
         # OpenTelemetry hooks, unconfigured, still cost provider look-ups on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: gateway.docs_ui serves them
+        # from the installed package instead (政法专网 has no internet).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Routes are matched in order, router by router: the exchange routes carry nearly all
@@ -278,6 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(policy_admin_router)
+    install_docs(app)
     app.add_middleware(
         GatewayMiddleware,
         metrics=metrics,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,17 +18,19 @@ from typing import Any, TypeVar
 import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError as PydanticSettingsError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.checkpoint import (
     Verifier,
+    key_hash,
     load_or_create_signer,
     load_signer,
     parse_verifier,
 )
 from gateway.audit.verifier import progress_printer, verify_database, verify_export
 from gateway.auth.clients import ClientError, ClientService
-from gateway.auth.keys import KeyStore, KeyStoreError
+from gateway.auth.keys import SIGNING_ALGORITHMS, KeyStore, KeyStoreError
 from gateway.auth.scopes import ALL_SCOPES
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.demo import run_demo
@@ -38,6 +41,7 @@ from gateway.settings import Settings, SettingsError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_DEMO_DIR = "var/demo"
 _T = TypeVar("_T")
 
 
@@ -47,14 +51,36 @@ class CommandError(Exception):
         self.code = code
 
 
-def _settings() -> Settings:
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings ``serve`` reads (GATEWAY_* variables), with ``--data-dir`` over them."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
     try:
-        return Settings()
+        return Settings(**overrides)
     except (ValidationError, PydanticSettingsError) as exc:
         raise CommandError(f"invalid GATEWAY_* settings:\n{exc}", EXIT_USAGE) from exc
 
 
-def _client_service_run(settings: Settings, action: Callable[[ClientService], _T]) -> _T:
+def database_error(url: str, exc: SQLAlchemyError, doing: str) -> CommandError:
+    """Say which database was used and what to run, never only the driver's words."""
+    where = make_url(url).render_as_string(hide_password=True)
+    first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+    if "no such table" in first_line or "does not exist" in first_line:
+        return CommandError(
+            f"cannot {doing}: the database {where} has no gateway tables "
+            f"({first_line}).\n"
+            "  If the gateway's data is elsewhere, say where: --data-dir DIR (or GATEWAY_DATA_DIR,"
+            " or GATEWAY_DATABASE_URL); the demo's is `gateway --data-dir var/demo …`.\n"
+            "  To make the tables in this database, run `gateway db upgrade` with the same "
+            "settings."
+        )
+    return CommandError(f"cannot {doing}: database {where}: {first_line}")
+
+
+def _client_service_run(
+    settings: Settings, action: Callable[[ClientService], _T], doing: str
+) -> _T:
     engine = create_db_engine(settings.resolved_database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
@@ -62,9 +88,7 @@ def _client_service_run(settings: Settings, action: Callable[[ClientService], _T
     except ClientError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
     except SQLAlchemyError as exc:
-        raise CommandError(
-            f"database error: {exc.__class__.__name__}: {exc}; did you run `gateway db upgrade`?"
-        ) from exc
+        raise database_error(settings.resolved_database_url, exc, doing) from exc
     finally:
         engine.dispose()
 
@@ -73,11 +97,14 @@ def _client_service_run(settings: Settings, action: Callable[[ClientService], _T
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _settings(args)
     try:
         settings.check_production_ready()
     except SettingsError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from exc
+    if getattr(args, "data_dir", None):
+        # uvicorn builds the app (in each worker) from the environment: hand the option on.
+        os.environ["GATEWAY_DATA_DIR"] = str(args.data_dir)
     workers = args.workers or settings.workers
     if workers > 1 and not settings.redis_url:
         raise CommandError(
@@ -101,27 +128,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
+    data_dir = args.data_dir or os.environ.get("GATEWAY_DATA_DIR") or DEFAULT_DEMO_DIR
     return run_demo(
-        Path(args.data_dir), args.host, args.port, sandbox_port=args.sandbox_port, cases=args.cases
+        Path(data_dir), args.host, args.port, sandbox_port=args.sandbox_port, cases=args.cases
     )
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-
-    settings = _settings()
+    settings = _settings(args)
     try:
         upgrade(settings, args.revision)
         print(f"database at revision {current_revision(settings)}")
     except SQLAlchemyError as exc:
-        raise CommandError(f"migration failed: {exc}") from exc
+        raise database_error(settings.resolved_database_url, exc, "run the migrations") from exc
     return EXIT_OK
 
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
     scopes = [s for item in args.scopes for s in item.replace(",", " ").split()]
     issued = _client_service_run(
-        _settings(),
+        _settings(args),
         lambda service: service.register(
             name=args.name,
             agency=args.agency,
@@ -130,6 +156,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
             rate_limit_per_second=args.rate_limit,
             rate_limit_burst=args.burst,
         ),
+        "register the client",
     )
     print(
         json.dumps(
@@ -149,7 +176,9 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
-    clients = _client_service_run(_settings(), lambda service: service.list())
+    clients = _client_service_run(
+        _settings(args), lambda service: service.list(), "list the clients"
+    )
     rows: list[dict[str, Any]] = [
         {
             "client_id": c.client_id,
@@ -174,24 +203,32 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_disable(args: argparse.Namespace) -> int:
-    info = _client_service_run(_settings(), lambda service: service.disable(args.client))
+    settings = _settings(args)
+    info = _client_service_run(
+        settings, lambda service: service.disable(args.client), "disable the client"
+    )
     print(
         f"disabled {info.client_id} ({info.name}); its live tokens stop working within "
-        f"{_settings().client_cache_seconds:g} s"
+        f"{settings.client_cache_seconds:g} s"
     )
     return EXIT_OK
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    settings = _settings()
-    store = KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds)
+    settings = _settings(args)
+    algorithm = args.alg or settings.token_signing_alg
+    store = KeyStore(
+        settings.resolved_keys_path,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        algorithm=algorithm,
+    )
     try:
         kid = store.rotate()
     except (KeyStoreError, OSError) as exc:
         raise CommandError(f"key rotation failed: {exc}") from exc
     print(
-        f"new signing key {kid} at {settings.resolved_keys_path}; older keys verify until "
-        f"their tokens expire ({settings.token_ttl_seconds} s)"
+        f"new {algorithm} signing key {kid} at {settings.resolved_keys_path}; older keys verify "
+        f"until their tokens expire ({settings.token_ttl_seconds} s)"
     )
     return EXIT_OK
 
@@ -209,13 +246,21 @@ def _verifiers(settings: Settings, args: argparse.Namespace) -> list[Verifier]:
                 EXIT_USAGE,
             ) from exc
     try:
-        return [parse_verifier(text) for text in texts]
+        given = [parse_verifier(text) for text in texts]
     except ValueError as exc:
         raise CommandError(f"bad verifier key: {exc}", EXIT_USAGE) from exc
+    # The same public key under every name this log's key has signed under (the origin, the
+    # previous origins, the name before key names followed the origin): old checkpoints verify.
+    verifiers = {(v.name, v.key_hash): v for v in given}
+    for verifier in given:
+        for name in settings.checkpoint_key_names:
+            renamed = Verifier(name, key_hash(name, verifier.public_key), verifier.public_key)
+            verifiers.setdefault((renamed.name, renamed.key_hash), renamed)
+    return list(verifiers.values())
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _settings(args)
     verifiers = _verifiers(settings, args)
     notes = []
     for name in args.checkpoint or []:
@@ -226,7 +271,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     progress = None if args.quiet else progress_printer(sys.stderr)
     if args.export:
         report = verify_export(
-            Path(args.export), verifiers, notes, origin=settings.audit_origin, progress=progress
+            Path(args.export),
+            verifiers,
+            notes,
+            origin=settings.accepted_audit_origins,
+            progress=progress,
         )
     else:
         url = args.database_url or settings.resolved_database_url
@@ -235,12 +284,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             report = verify_database(
                 engine,
                 verifiers,
-                origin=settings.audit_origin,
+                origin=settings.accepted_audit_origins,
                 external_notes=notes,
                 progress=progress,
             )
         except SQLAlchemyError as exc:
-            raise CommandError(f"cannot read the audit log: {exc}") from exc
+            raise database_error(url, exc, "read the audit log") from exc
         finally:
             engine.dispose()
     if progress is not None:
@@ -262,10 +311,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_init_key(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = _settings(args)
     path = settings.resolved_checkpoint_key_path
     try:
-        signer = load_or_create_signer(path, settings.checkpoint_key_name)
+        signer = load_or_create_signer(path, settings.audit_origin)
     except (OSError, ValueError) as exc:
         raise CommandError(f"cannot create the checkpoint key at {path}: {exc}") from exc
     print(signer.verifier_text())
@@ -275,29 +324,44 @@ def cmd_audit_init_key(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------
 
 
+_DATA_DIR_HELP = (
+    "where the gateway keeps its data: the SQLite database (unless GATEWAY_DATABASE_URL), "
+    "keys/ and, for the demo, demo.json (default GATEWAY_DATA_DIR, else var)"
+)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:
+    """``--data-dir`` after the command too (``gateway clients list --data-dir var/demo``)."""
+    help_text = (
+        f"where the demo's database, keys and demo.json go (default GATEWAY_DATA_DIR, else "
+        f"{DEFAULT_DEMO_DIR})"
+        if demo
+        else _DATA_DIR_HELP
+    )
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Cross-agency data-sharing gateway for political-legal agencies. "
-        "Configuration comes from GATEWAY_* environment variables (see README).",
+        "Configuration comes from GATEWAY_* environment variables (see README); every command "
+        "reads the same ones as `gateway serve`.",
         epilog="exit codes: 0 ok, 1 operation failed, 2 bad usage or refused configuration",
     )
+    parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gateway (production; config from env)")
     serve.add_argument("--host", help="bind address (default GATEWAY_HOST)")
     serve.add_argument("--port", type=int, help="port (default GATEWAY_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default GATEWAY_WORKERS)")
+    _data_dir_option(serve)
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="run a self-contained demo on SQLite")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument(
-        "--data-dir",
-        default="var/demo",
-        help="where the database, keys and demo.json go (default var/demo)",
-    )
     demo.add_argument(
         "--sandbox-port",
         type=int,
@@ -305,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first of five ports for the sample agency systems (default 18101)",
     )
     demo.add_argument("--cases", type=int, default=2000, help="synthetic cases (default 2000)")
+    _data_dir_option(demo, demo=True)
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
@@ -312,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db_upgrade = db.add_parser("upgrade", help="run the migrations up to a revision")
     db_upgrade.add_argument("--revision", default="head")
+    _data_dir_option(db_upgrade)
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
@@ -334,18 +400,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--rate-limit", type=float, help="requests per second for this client")
     add.add_argument("--burst", type=int, help="burst size for this client")
+    _data_dir_option(add)
     add.set_defaults(func=cmd_clients_add)
     lst = clients.add_parser("list", help="list clients")
     lst.add_argument("--json", action="store_true")
+    _data_dir_option(lst)
     lst.set_defaults(func=cmd_clients_list)
     disable = clients.add_parser("disable", help="disable a client by id or name")
     disable.add_argument("client")
+    _data_dir_option(disable)
     disable.set_defaults(func=cmd_clients_disable)
 
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
     rotate = keys.add_parser("rotate", help="make a new signing key (creates the first one)")
+    rotate.add_argument(
+        "--alg",
+        choices=SIGNING_ALGORITHMS,
+        help="algorithm of the new key (default GATEWAY_TOKEN_SIGNING_ALG, else RS256)",
+    )
+    _data_dir_option(rotate)
     rotate.set_defaults(func=cmd_keys_rotate)
     register_policy_commands(sub)
 
@@ -366,10 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", help="verifier key text (GET /v1/audit/key)")
     verify.add_argument("--key-file", action="append", help="file holding a verifier key")
     verify.add_argument("--quiet", action="store_true", help="no progress output")
+    _data_dir_option(verify)
     verify.set_defaults(func=cmd_audit_verify)
     init_key = audit.add_parser(
         "init-key", help="create the checkpoint signing key if missing; prints the verifier key"
     )
+    _data_dir_option(init_key)
     init_key.set_defaults(func=cmd_audit_init_key)
     return parser
 

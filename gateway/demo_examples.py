@@ -143,15 +143,20 @@ def demo_examples() -> list[dict[str, Any]]:
             200,
             "allowed: community corrections ← court, 入矫",
         ),
-        _exchange(
-            "masked-fields",
-            "prison",
-            "/v1/resources/person/P0000000201",
-            "SENTENCE_EXECUTION",
-            in_prison,
-            200,
-            "allowed with masks: see the response's masked list (negative list)",
-        ),
+        {
+            **_exchange(
+                "masked-fields",
+                "procuratorate",
+                "/v1/resources/person/P0000000101",
+                "EXECUTION_SUPERVISION",
+                supervised,
+                200,
+                "allowed with masks (negative list, 个人信息保护法 第6条): id_number keeps its "
+                'first 6 and last 4 characters, birth_date only its year, address becomes "***"; '
+                "the response's masked list names them",
+            ),
+            "expect_masked": ["address", "birth_date", "id_number"],
+        },
         _exchange(
             "withheld-fields-protected-witness",
             "court",

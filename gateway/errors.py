@@ -170,8 +170,9 @@ class InsufficientScope(Forbidden):
     title = "Insufficient scope"
 
     def __init__(self, required: str) -> None:
+        required = str(required)  # a Scope member prints as its value, not as its repr
         super().__init__(
-            f"this route needs scope {required!r}",
+            f"this route needs scope '{required}'",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required}"'},
             extra={"required_scope": required},
         )

@@ -15,9 +15,25 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["REPO_ROOT", "Mode", "Settings", "SettingsError"]
+from gateway.audit.checkpoint import KeyFormatError, check_key_name
+from gateway.auth.keys import DEFAULT_SIGNING_ALG, SigningAlg
+
+__all__ = [
+    "DEFAULT_AUDIT_ORIGIN",
+    "LEGACY_AUDIT_ORIGIN",
+    "LEGACY_CHECKPOINT_KEY_NAME",
+    "REPO_ROOT",
+    "Mode",
+    "Settings",
+    "SettingsError",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_AUDIT_ORIGIN = "zhengfa-gateway.local/audit"
+LEGACY_AUDIT_ORIGIN = "zhengfa-gateway/audit"
+# The checkpoint key's name before it followed the origin (kept in old key files).
+LEGACY_CHECKPOINT_KEY_NAME = "zhengfa-audit"
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "placeholder", "secret", "xxx", "todo"}
 
@@ -51,6 +67,9 @@ class Settings(BaseSettings):
     keys_path: Path | None = Field(
         default=None, description="private JWK set file; default: data_dir/keys/signing-keys.json"
     )
+    # Algorithm of the keys `gateway keys rotate` makes (RS256, ES256 or Ed25519); tokens are
+    # signed by the active key with its own algorithm (docs/operations.md, "Token signing").
+    token_signing_alg: SigningAlg = DEFAULT_SIGNING_ALG
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "zhengfa-gateway"
     token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 300
@@ -67,8 +86,13 @@ class Settings(BaseSettings):
     checkpoint_key_path: Path | None = Field(
         default=None, description="Ed25519 note key; default: data_dir/keys/checkpoint.key"
     )
-    checkpoint_key_name: str = "zhengfa-audit"
-    audit_origin: str = "zhengfa-gateway/audit"
+    # The log's name on its checkpoints and the checkpoint key's name (C2SP tlog-checkpoint:
+    # a schema-less URL; the key name SHOULD equal it). Give each deployment its own, e.g.
+    # "gateway.zfw.example.gov.cn/audit", before the first start.
+    audit_origin: str = DEFAULT_AUDIT_ORIGIN
+    # Origins this log had before (their checkpoints keep verifying): by default the one
+    # every checkpoint had before origins became configurable URL-like names.
+    audit_previous_origins: list[str] = Field(default_factory=lambda: [LEGACY_AUDIT_ORIGIN])
     checkpoint_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     audit_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 256
     audit_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = 2.0
@@ -104,11 +128,38 @@ class Settings(BaseSettings):
     # e.g. GATEWAY_UPSTREAM_URLS='{"court": "https://…"}' GATEWAY_UPSTREAM_SECRETS='{"court": "…"}'
     upstream_urls: dict[str, str] = Field(default_factory=dict)
     upstream_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # What each agency system's health answer must name (agency file: health_identity_path);
+    # a system answering with another identity makes /readyz answer 503. The demo sets these.
+    upstream_identities: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("issuer")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("audit_origin")
+    @classmethod
+    def _origin_is_a_key_name(cls, value: str) -> str:
+        try:
+            check_key_name(value)
+        except KeyFormatError:
+            raise ValueError(
+                "the audit origin names the checkpoint key too: no spaces and no '+' "
+                "(a schema-less URL such as gateway.example.gov.cn/audit)"
+            ) from None
+        if "://" in value:
+            raise ValueError("the audit origin has no scheme: gateway.example.gov.cn/audit")
+        return value
+
+    @property
+    def accepted_audit_origins(self) -> list[str]:
+        """The origin, then the previous ones: what a checkpoint of this log may carry."""
+        return list(dict.fromkeys([self.audit_origin, *self.audit_previous_origins]))
+
+    @property
+    def checkpoint_key_names(self) -> list[str]:
+        """Every name this log's checkpoint key may have signed under."""
+        return [*self.accepted_audit_origins, LEGACY_CHECKPOINT_KEY_NAME]
 
     @property
     def resolved_database_url(self) -> str:

@@ -17,7 +17,9 @@
 Credentials: ``--api-key`` or env ``SANDBOX_SECRET`` (per system in serve-all:
 ``SANDBOX_SECRET_<KIND>``, e.g. ``SANDBOX_SECRET_PROCURATORATE``); ``--client-id`` or env
 ``SANDBOX_CLIENT_ID`` (OAuth client id / Basic user, default ``gateway``). Without any, a
-random secret is generated. On start the servers' URLs, auth schemes and credentials are
+random secret is generated. Identity: each system's ``GET /health`` answers an ``instance``
+(env ``SANDBOX_INSTANCE_<KIND>``, else random), so a caller can tell it started that process.
+On start the servers' URLs, auth schemes and credentials are
 printed as one JSON line on stdout, or written to ``--credentials-out FILE`` (mode 0600).
 """
 
@@ -80,12 +82,16 @@ def _serve(kinds: Sequence[str], ports: Sequence[int], args: argparse.Namespace)
         app = create_app(
             kind, dataset, creds, faults_enabled=args.faults, index_limit=args.index_limit
         )
+        app.state.instance = os.environ.get(
+            f"SANDBOX_INSTANCE_{kind.upper()}"
+        ) or secrets.token_hex(8)
         apps.append((app, args.host, port))
         entries[kind] = {
             "url": f"http://{args.host}:{port}",
             "auth": AUTH_SCHEMES[kind],
             "client_id": creds.client_id,
             "secret": creds.secret,
+            "instance": app.state.instance,
         }
     _announce(entries, args.credentials_out)
     asyncio.run(serve_apps(apps, log_level=args.log_level))

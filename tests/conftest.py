@@ -120,16 +120,21 @@ class Gateway:
         return {"Authorization": f"Bearer {self.token(name)}"}
 
     def register(self, name: str, agency: str, scopes: list[str], **kw: Any) -> IssuedCredentials:
-        engine = create_db_engine(self.settings.resolved_database_url)
-        try:
-            with session_scope(make_session_factory(engine)) as session:
-                cred = ClientService(session).register(
-                    name=name, agency=agency, scopes=scopes, **kw
-                )
-        finally:
-            engine.dispose()
+        cred = register_client(self.settings, name, agency, scopes, **kw)
         self.clients[name] = cred
         return cred
+
+
+def register_client(
+    settings: Settings, name: str, agency: str, scopes: list[str], **kw: Any
+) -> IssuedCredentials:
+    """Register a client the way ``gateway clients add`` does."""
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            return ClientService(session).register(name=name, agency=agency, scopes=scopes, **kw)
+    finally:
+        engine.dispose()
 
 
 @contextmanager

@@ -134,7 +134,8 @@ def test_db_upgrade_unreachable_database_exits_1(
     )
     code, _, err = run(capsys, "db", "upgrade")
     assert code == 1
-    assert err.startswith("gateway: migration failed")
+    assert err.startswith("gateway: cannot run the migrations: database postgresql+psycopg://")
+    assert "127.0.0.1:1" in err  # which database it tried
     assert "Traceback" not in err
 
 
@@ -162,7 +163,72 @@ def test_clients_before_db_upgrade_exits_1(
 ) -> None:
     code, _, err = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
     assert code == 1
+    # Which database, what may be wrong (the data is elsewhere), and what to run: never the
+    # name of an internal function.
+    assert f"the database sqlite:///{cli_env / 'cli.db'} has no gateway tables" in err
+    assert "--data-dir DIR" in err
     assert "gateway db upgrade" in err
+    assert "Traceback" not in err
+
+
+# --- one way to find the data: --data-dir and GATEWAY_DATA_DIR -------------------------------
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No GATEWAY_* at all, in an empty working directory: as a newcomer's shell."""
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("where", ["before", "after", "env"])
+def test_data_dir_finds_the_same_database_as_serve(
+    bare_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    data = bare_env / "demo-data"
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        if where == "env":
+            monkeypatch.setenv("GATEWAY_DATA_DIR", str(data))
+            return run(capsys, *argv)
+        if where == "before":
+            return run(capsys, "--data-dir", str(data), *argv)
+        return run(capsys, *argv, "--data-dir", str(data))
+
+    assert cli("db", "upgrade")[0] == 0
+    code, out, _ = cli(
+        "clients", "add", "--name", "court", "--agency", "FY640104", "--scopes", "exchange"
+    )
+    assert code == 0
+    assert (data / "gateway.db").is_file()
+    assert not (bare_env / "var").exists()  # nothing made in the default place
+    code, out, _ = cli("clients", "list", "--json")
+    assert [row["name"] for row in json.loads(out)] == ["court"]
+    # serve reads the same settings: the app it would build uses that database.
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(data))
+    assert Settings().resolved_database_url == f"sqlite:///{(data / 'gateway.db').resolve()}"
+
+
+def test_data_dir_reaches_the_served_app(
+    bare_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn builds the app from the environment: --data-dir is handed on to it."""
+    seen: dict[str, Any] = {}
+
+    def fake_run(*args: Any, **kwargs: Any) -> None:
+        seen["data_dir"] = Settings().data_dir
+
+    monkeypatch.setattr("gateway.cli.uvicorn.run", fake_run)
+    monkeypatch.setenv("GATEWAY_MODE", "demo")
+    code, _, err = run(capsys, "--data-dir", str(bare_env / "elsewhere"), "serve")
+    assert code == 0, err
+    assert seen["data_dir"] == bare_env / "elsewhere"
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -311,6 +377,29 @@ def test_keys_rotate(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert document["active"] in out
     assert [key["kid"] for key in document["keys"]] == [first, document["active"]]
     assert document["keys"][0]["retired_at"] is not None
+
+
+def test_keys_rotate_takes_the_algorithm_from_the_settings_or_alg(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli_env / "keys" / "signing-keys.json"
+    code, out, _ = run(capsys, "keys", "rotate")
+    assert code == 0
+    assert "new RS256 signing key" in out  # the default
+    monkeypatch.setenv("GATEWAY_TOKEN_SIGNING_ALG", "ES256")
+    assert run(capsys, "keys", "rotate")[0] == 0
+    assert run(capsys, "keys", "rotate", "--alg", "Ed25519")[0] == 0
+    keys = json.loads(path.read_text())["keys"]
+    assert [(key["kty"], key["alg"]) for key in keys] == [
+        ("RSA", "RS256"),
+        ("EC", "ES256"),
+        ("OKP", "Ed25519"),
+    ]
+    monkeypatch.setenv("GATEWAY_TOKEN_SIGNING_ALG", "HS256")
+    code, _, err = run(capsys, "keys", "rotate")
+    assert code == 2
+    assert "GATEWAY_" in err
+    assert "token_signing_alg" in err
 
 
 def test_keys_rotate_failure_exits_1(

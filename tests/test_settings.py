@@ -149,3 +149,20 @@ def test_settings_are_frozen(env: pytest.MonkeyPatch) -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.issuer = "https://elsewhere"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://gateway.example.gov.cn/audit", "gateway example/audit", "a+b/audit", ""]
+)
+def test_audit_origin_must_be_a_schema_less_key_name(origin: str) -> None:
+    with pytest.raises(ValidationError, match=r"audit origin|audit_origin"):
+        Settings(audit_origin=origin)
+
+
+def test_previous_audit_origins_are_accepted_after_the_current_one() -> None:
+    settings = Settings(audit_origin="gateway.example.gov.cn/audit")
+    assert settings.accepted_audit_origins == [
+        "gateway.example.gov.cn/audit",
+        "zhengfa-gateway/audit",
+    ]
+    assert settings.checkpoint_key_names[-1] == "zhengfa-audit"

@@ -115,7 +115,7 @@ def prepare_gateway(data_dir: Path, database_url: str, agency: str,
     upgrade(settings)
     KeyStore(settings.resolved_keys_path, token_ttl_seconds=7200).ensure()
     # Made before the workers start, so that two of them never race to create it.
-    load_or_create_signer(settings.resolved_checkpoint_key_path, settings.checkpoint_key_name)
+    load_or_create_signer(settings.resolved_checkpoint_key_path, settings.audit_origin)
     engine = create_db_engine(database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:

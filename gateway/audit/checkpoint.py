@@ -17,6 +17,12 @@ Key hash = first 4 bytes of ``SHA-256(name || "\\n" || 0x01 || public key)``.
 Verifier key text: ``<name>+<8 hex digits of key hash>+<base64(0x01 || public key)>``.
 Signer key text (secret): ``PRIVATE+KEY+<name>+<8 hex>+<base64(0x01 || 32-byte seed)>``.
 Key names are non-empty and contain neither whitespace nor ``+``.
+
+The gateway names its key after the log's origin, as C2SP tlog-checkpoint recommends
+(``GATEWAY_AUDIT_ORIGIN``, a schema-less URL such as ``gateway.example.gov.cn/audit``). The
+key file keeps the name it was created with; a signer loaded under another name (the origin)
+signs with that name, and :meth:`CheckpointSigner.verifiers` also gives the verifier under the
+file's name, so checkpoints signed before a rename keep verifying.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "Note",
     "NoteSignature",
     "Verifier",
+    "check_key_name",
     "checkpoint_body",
     "key_hash",
     "load_or_create_signer",
@@ -98,6 +105,11 @@ def _is_valid_name(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def check_key_name(name: str) -> None:
+    """Raise :class:`KeyFormatError` unless ``name`` can name a note key (and so an origin)."""
+    _check_name(name)
 
 
 def _check_name(name: str) -> None:
@@ -193,14 +205,33 @@ def parse_verifier(text: str) -> Verifier:
 class CheckpointSigner:
     """An Ed25519 signed-note signing key with its name; signs checkpoints."""
 
-    __slots__ = ("_key", "_verifier")
+    __slots__ = ("_key", "_stored_name", "_verifier")
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        """Wrap ``private_key`` under key ``name`` (see :meth:`generate` / :meth:`from_seed`)."""
+    def __init__(
+        self, name: str, private_key: Ed25519PrivateKey, *, stored_name: str | None = None
+    ) -> None:
+        """Wrap ``private_key`` under key ``name`` (see :meth:`generate` / :meth:`from_seed`).
+
+        ``stored_name`` is the name in the key file, when the signer signs under another.
+        """
         _check_name(name)
         pub = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self._key = private_key
         self._verifier = Verifier(name, key_hash(name, pub), pub)
+        self._stored_name = stored_name or name
+
+    def renamed(self, name: str) -> CheckpointSigner:
+        """The same key signing under ``name`` (the file's name is remembered)."""
+        if name == self.name:
+            return self
+        return CheckpointSigner(name, self._key, stored_name=self._stored_name)
+
+    def verifiers(self, *other_names: str) -> list[Verifier]:
+        """Verifiers of this key under its name, the key file's name and ``other_names``:
+        every name a checkpoint in this log may have been signed under."""
+        pub = self._verifier.public_key
+        names = dict.fromkeys([self.name, self._stored_name, *other_names])
+        return [Verifier(n, key_hash(n, pub), pub) for n in names if _is_valid_name(n)]
 
     @classmethod
     def generate(cls, name: str) -> CheckpointSigner:
@@ -445,8 +476,8 @@ def open_checkpoint(note_text: str | bytes, verifiers: Sequence[Verifier]) -> Ch
 # ---------------------------------------------------------------------------
 
 
-def load_signer(path: str | os.PathLike[str]) -> CheckpointSigner:
-    """Load a signer key file (one ``PRIVATE+KEY+...`` line).
+def load_signer(path: str | os.PathLike[str], name: str | None = None) -> CheckpointSigner:
+    """Load a signer key file (one ``PRIVATE+KEY+...`` line), signing under ``name`` if given.
 
     Raises ``FileNotFoundError`` with an explanatory message if the file is
     missing, and :class:`KeyFormatError` if its content is malformed.
@@ -457,12 +488,13 @@ def load_signer(path: str | os.PathLike[str]) -> CheckpointSigner:
     except FileNotFoundError:
         raise FileNotFoundError(
             f"checkpoint signing key file {str(p)!r} does not exist; "
-            "create one with load_or_create_signer()"
+            "create it with `gateway audit init-key`"
         ) from None
     try:
-        return CheckpointSigner.from_private_text(text)
+        signer = CheckpointSigner.from_private_text(text)
     except KeyFormatError as exc:
         raise KeyFormatError(f"{p}: {exc}") from None
+    return signer if name is None else signer.renamed(name)
 
 
 def load_or_create_signer(path: str | os.PathLike[str], name: str) -> CheckpointSigner:
@@ -470,8 +502,8 @@ def load_or_create_signer(path: str | os.PathLike[str], name: str) -> Checkpoint
 
     A new file is created with mode 0600 (parent directories with 0700), written
     to a temporary file and linked into place so a concurrent caller or a crash
-    never leaves a partial key. An existing key with a different name raises
-    :class:`KeyFormatError`.
+    never leaves a partial key. An existing key made under another name signs under
+    ``name`` (its verifiers still include the old name: see :meth:`CheckpointSigner.verifiers`).
     """
     _check_name(name)
     p = Path(path)
@@ -492,7 +524,4 @@ def load_or_create_signer(path: str | os.PathLike[str], name: str) -> Checkpoint
                 os.link(tmp, p)
         finally:
             tmp.unlink(missing_ok=True)
-    signer = load_signer(p)
-    if signer.name != name:
-        raise KeyFormatError(f"{p}: key is named {signer.name!r}, expected {name!r}")
-    return signer
+    return load_signer(p, name)

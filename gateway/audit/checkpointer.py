@@ -59,7 +59,8 @@ class Checkpointer:
             self.signer = None
 
     def checkpoint_now(self) -> int | None:
-        """Sign the current tree if it grew since the last checkpoint; return the size signed."""
+        """Sign the current tree if it grew since the last checkpoint (or none was ever
+        signed, the empty tree included); return the size signed."""
         self.reload_key()
         if self.signer is None:
             self.last_error = "no checkpoint signing key"
@@ -82,7 +83,8 @@ class Checkpointer:
                 .order_by(AuditCheckpoint.tree_size.desc())
                 .limit(1)
             ).scalar()
-            if size == 0 or (latest is not None and latest >= size):
+            # The empty tree is signed too, once: a running gateway always has a checkpoint.
+            if latest is not None and latest >= size:
                 return None
             root = Frontier.from_bytes(frontier_bytes).root()
             note = self.signer.sign_checkpoint(self.origin, size, root)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
 from gateway.audit.entry import parse_time
-from gateway.audit.merkle import Frontier, NodeWrite, leaf_hash
+from gateway.audit.merkle import EMPTY_ROOT, Frontier, NodeWrite, leaf_hash
 from gateway.audit.models import (
     AuditCheckpoint,
     AuditEntry,
@@ -106,6 +106,11 @@ class _Walk:
         self.checkpoints = checkpoints
         self.broken = False
         self.last_document: dict[str, Any] = {}
+        # The checkpoint signed at start-up on an empty log commits to the empty tree.
+        for source, root in checkpoints.get(0, []):
+            report.checkpoints_checked += 1
+            if root != EMPTY_ROOT:
+                report.fail(f"{source} for size 0 is not the empty tree's root", 0)
 
     def add(self, item: _Leaf) -> list[NodeWrite]:
         report = self.report
@@ -182,16 +187,18 @@ def _open(
 def _expected_roots(
     notes: Iterable[tuple[str, str]],
     verifiers: Sequence[Verifier],
-    origin: str | None,
+    origin: str | Sequence[str] | None,
     report: VerifyReport,
 ) -> dict[int, list[tuple[str, bytes]]]:
+    origins = [origin] if isinstance(origin, str) else origin
     roots: dict[int, list[tuple[str, bytes]]] = {}
     for source, note in notes:
         checkpoint = _open(note, verifiers, source, report)
         if checkpoint is None:
             continue
-        if origin is not None and checkpoint.origin != origin:
-            report.fail(f"{source}: origin {checkpoint.origin!r} is not {origin!r}")
+        if origins is not None and checkpoint.origin not in origins:
+            expected = " or ".join(repr(o) for o in origins)
+            report.fail(f"{source}: origin {checkpoint.origin!r} is not {expected}")
         roots.setdefault(checkpoint.size, []).append((source, checkpoint.root))
     return roots
 
@@ -214,7 +221,7 @@ def verify_database(
     engine: Engine,
     verifiers: Sequence[Verifier],
     *,
-    origin: str | None = None,
+    origin: str | Sequence[str] | None = None,
     external_notes: Sequence[tuple[str, str]] = (),
     batch: int = 5000,
     progress: Progress | None = None,
@@ -355,7 +362,7 @@ def verify_export(
     verifiers: Sequence[Verifier],
     notes: Sequence[tuple[str, str]],
     *,
-    origin: str | None = None,
+    origin: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     report = VerifyReport()

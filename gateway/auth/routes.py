@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gateway.auth.deps import AnyClient, RuntimeDep
-from gateway.auth.keys import SIGNING_ALG
 from gateway.auth.scopes import ALL_SCOPES
 from gateway.auth.server import TOKEN_AUTH_METHODS, TokenRequest
 from gateway.errors import problem_responses
@@ -175,8 +174,11 @@ async def authorization_server_metadata(runtime: RuntimeDep) -> dict[str, Any]:
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "scopes_supported": sorted(ALL_SCOPES),
-        "response_types_supported": ["token"],
-        "token_endpoint_auth_signing_alg_values_supported": [SIGNING_ALG],
+        # Only what is offered. RFC 8414 §2 makes this member REQUIRED, but there is no
+        # authorization endpoint and so no response type (the implicit flow's "token" is not
+        # offered); private_key_jwt is not offered either, so no
+        # token_endpoint_auth_signing_alg_values_supported.
+        "response_types_supported": [],
         "service_documentation": f"{issuer}/docs",
     }
 

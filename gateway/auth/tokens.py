@@ -1,9 +1,9 @@
 """Issuing and verifying RFC 9068 JWT access tokens.
 
 Verification is on every protected request, so verified tokens are cached by
-their exact text until they expire (an Ed25519 verify costs ~150 µs; a dict hit
-well under 1 µs). A cache hit still checks the client's current status, so a
-disabled client is refused even while its token is cached.
+their exact text until they expire (a signature check costs tens to hundreds of µs,
+docs/operations.md; a dict hit well under 1 µs). A cache hit still checks the client's
+current status, so a disabled client is refused even while its token is cached.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from gateway.auth.clients import ClientInfo
-from gateway.auth.keys import SIGNING_ALG, KeyStore
+from gateway.auth.keys import KeyStore
 
 __all__ = ["ExternalKeys", "Principal", "TokenError", "TokenIssuer", "TokenVerifier"]
 
@@ -70,8 +70,9 @@ class TokenIssuer:
             "scope": " ".join(scopes),
             "agency": client.agency,
         }
-        header = {"alg": SIGNING_ALG, "kid": loaded.active_kid, "typ": ACCESS_TOKEN_TYP}
-        token = jwt.encode(header, claims, loaded.active_key, algorithms=[SIGNING_ALG])
+        alg = loaded.active_alg
+        header = {"alg": alg, "kid": loaded.active_kid, "typ": ACCESS_TOKEN_TYP}
+        token = jwt.encode(header, claims, loaded.active_key, algorithms=[alg])
         return {
             "access_token": token,
             "token_type": "Bearer",
@@ -169,6 +170,11 @@ class TokenVerifier:
                 sub={"essential": True},
             )
             registry.validate(decoded.claims)
+        except ExpiredTokenError as exc:
+            raise TokenError(
+                f"the access token has expired; request a new one ({issuer}/oauth/token for "
+                "this gateway's tokens)"
+            ) from exc
         except JoseError as exc:
             raise TokenError(f"token rejected: {exc.error}") from exc
         except (ValueError, TypeError) as exc:
@@ -180,9 +186,17 @@ class TokenVerifier:
         if header.get("typ") not in (ACCESS_TOKEN_TYP, f"application/{ACCESS_TOKEN_TYP}"):
             raise TokenError("not an access token (typ must be at+jwt)")
         loaded = self.keys.load()
-        if header.get("kid") not in {k.kid for k in loaded.verify_set.keys}:
+        kid = header.get("kid")
+        if kid not in loaded.algorithms:
             loaded = self.keys.load(force=True)  # another worker may have rotated
-        decoded = self._decode(token, loaded.verify_set, [SIGNING_ALG], self.audience, self.issuer)
+        # The key named by kid decides the one algorithm it verifies: an RSA key is never
+        # tried as anything but RS256, whatever the header says.
+        alg = loaded.algorithms.get(kid) if isinstance(kid, str) else None
+        if alg is None:
+            raise TokenError("unknown signing key (kid); fetch the JWKS again")
+        if header.get("alg") != alg:
+            raise TokenError("unsupported token algorithm")
+        decoded = self._decode(token, loaded.verify_set, [alg], self.audience, self.issuer)
         claims = decoded["claims"]
         client = self.client_lookup(str(claims["sub"]))
         if client is None:

@@ -107,13 +107,24 @@ def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
         ) from None
     operator = found.get(b"x-operator-id")
     if not operator or not _OPERATOR.match(operator):
-        raise InvalidHeader(
-            "X-Operator-Id",
-            "X-Operator-Id is required: the acting officer's id, 1-64 of [A-Za-z0-9_.:-]",
-        )
+        raise InvalidHeader("X-Operator-Id", _operator_problem(operator))
     raw_case = found.get(b"x-case-number")
     case_number = decode_case_number(raw_case) if raw_case else None
     return ExchangeHeaders(purpose=purpose, operator_id=operator, case_number=case_number)
+
+
+def _operator_problem(operator: str | None) -> str:
+    rule = "the acting officer's id, 1-64 of [A-Za-z0-9_.:-]"
+    if not operator:
+        return f"X-Operator-Id is required: {rule}"
+    if not operator.isascii():
+        return (
+            f"X-Operator-Id carries non-ASCII bytes (a name?); send the officer's id: {rule}, "
+            "e.g. court-officer-01"
+        )
+    if len(operator) > 64:
+        return f"X-Operator-Id is {len(operator)} characters long; it must be {rule}"
+    return f"X-Operator-Id has characters outside [A-Za-z0-9_.:-]; it must be {rule}"
 
 
 def parse_fields(resource: ResourceType, raw: str | None) -> frozenset[str] | None:

@@ -43,7 +43,8 @@ async def readyz(runtime: RuntimeDep) -> Response:
     except Exception as exc:  # any driver error means "not ready", never a 500
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     try:
-        checks["signing_key"] = {"ok": True, "kid": runtime.keys.load().active_kid}
+        loaded = runtime.keys.load()
+        checks["signing_key"] = {"ok": True, "kid": loaded.active_kid, "alg": loaded.active_alg}
     except KeyStoreError as exc:
         checks["signing_key"] = {"ok": False, "error": str(exc)}
     if runtime.external_keys is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +25,24 @@ from gateway.policy.loader import load_policy_set
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.render import request_from_json, subjects_from_json
 from gateway.policy.suite import run_suite
+from gateway.settings import REPO_ROOT
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main", "register_policy_commands"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_DEFAULT_DIR = Path("policies")
+
+
+def _default_dir() -> Path:
+    """``GATEWAY_POLICY_DIR`` if set (the directory ``serve`` reads), else ``./policies`` in a
+    checkout, else the policies shipped with the gateway."""
+    configured = os.environ.get("GATEWAY_POLICY_DIR")
+    if configured:
+        return Path(configured)
+    here = Path("policies")
+    return here if here.is_dir() else REPO_ROOT / "policies"
+
+
+_DEFAULT_DIR = _default_dir()
 
 
 def _load(directory: Path, strict: bool = False) -> PolicySet | None:

@@ -174,10 +174,8 @@ class PolicyEngine:
         if case is None and not request.case_number:
             return "the purpose needs a case: send X-Case-Number"
         if case is None or request.requester_agency not in case.handling_agencies:
-            return (
-                f"case binding: {request.requester_agency} handles no case numbered "
-                f"{request.case_number!r}"
-            )
+            # No prefix here: both callers say "case binding: " before it.
+            return f"{request.requester_agency} handles no case numbered {request.case_number!r}"
         return None
 
     def _decide_or_raise(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:

@@ -3,7 +3,8 @@
 A system is described by a :class:`SystemSpec` (its resources, native query names, renderer)
 and turned into a Starlette app by :func:`build_app`. Routes of every system:
 
-* ``GET /health`` (no auth) → ``{"status": "UP", "agency": kind, "seed": …, "cases": …}``;
+* ``GET /health`` (no auth) → ``{"status": "UP", "agency": kind, "seed": …, "cases": …}``, plus
+  ``"instance"`` when the app's ``state.instance`` is set (``serve-all`` sets it);
 * ``GET <path>/{id}`` → one native record, 404 if unknown;
 * ``GET <path>?<native filter>=…&after=<last id>&<limit param>=N`` → one page, in id order.
 
@@ -215,8 +216,17 @@ def build_app(
             Route(res.path + "/{record_id}", get_one, methods=["GET"]),
         ]
 
-    async def health(_: Request) -> Response:
-        body = {"status": "UP", "agency": spec.kind, "seed": dataset.seed, "cases": dataset.n_cases}
+    async def health(request: Request) -> Response:
+        body: dict[str, object] = {
+            "status": "UP",
+            "agency": spec.kind,
+            "seed": dataset.seed,
+            "cases": dataset.n_cases,
+        }
+        # Who answers: the demo checks that the system on this port is the one it started.
+        instance = getattr(request.app.state, "instance", None)
+        if instance is not None:
+            body["instance"] = instance
         return Response(orjson.dumps(body), media_type="application/json")
 
     routes: list[BaseRoute] = [Route("/health", health, methods=["GET"]), *extra_routes]

@@ -33,13 +33,13 @@ from gateway.db import create_db_engine
 from gateway.migrate import upgrade
 from gateway.policy.admin import PolicyAdministration
 from gateway.runtime import Runtime
-from gateway.settings import Mode, Settings
+from gateway.settings import DEFAULT_AUDIT_ORIGIN, Mode, Settings
 from gateway.standard import load_standard
 from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, make_settings
 
 # The Settings default, so that ``gateway audit verify`` (which checks the origin from
 # GATEWAY_AUDIT_ORIGIN) accepts checkpoints made by these fixtures.
-ORIGIN = "zhengfa-gateway/audit"
+ORIGIN = DEFAULT_AUDIT_ORIGIN
 APPEND_ONLY_TABLES = ("audit_entries", "audit_nodes", "audit_checkpoints", "audit_rule_hits")
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 

@@ -339,13 +339,26 @@ def test_load_or_create_signer(tmp_path: Path) -> None:
     assert again.verifier_text() == created.verifier_text()
     assert load_signer(str(path)).verifier_text() == created.verifier_text()
     assert [p.name for p in path.parent.iterdir()] == ["checkpoint.key"]  # no temp files left
-    with pytest.raises(KeyFormatError, match="expected 'other'"):
-        load_or_create_signer(path, "other")
+    # Under another name (a new origin) the same key signs under that name; the key file is
+    # left as it is and the old name stays among the verifiers (old checkpoints verify).
+    renamed = load_or_create_signer(path, "gateway.example.gov.cn/audit")
+    assert renamed.name == "gateway.example.gov.cn/audit"
+    assert renamed.verifier().public_key == created.verifier().public_key
+    assert [v.name for v in renamed.verifiers()] == [
+        "gateway.example.gov.cn/audit",
+        "zhengfa-audit",
+    ]
+    assert path.read_text().strip() == created.private_text()
+    note = created.sign_checkpoint("zhengfa-gateway/audit", 1, bytes(32))
+    assert open_checkpoint(note, renamed.verifiers()).size == 1
+    with pytest.raises(KeyFormatError):
+        load_or_create_signer(path, "has space")
 
 
 def test_load_signer_errors(tmp_path: Path) -> None:
     missing = tmp_path / "nope.key"
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    # The message names the command to run, not an internal function.
+    with pytest.raises(FileNotFoundError, match="create it with `gateway audit init-key`"):
         load_signer(missing)
     bad = tmp_path / "bad.key"
     bad.write_text("garbage\n")

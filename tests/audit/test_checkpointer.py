@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.checkpoint import open_checkpoint, parse_verifier
 from gateway.audit.checkpointer import Checkpointer
-from gateway.audit.merkle import Frontier, leaf_hash, root_at
+from gateway.audit.merkle import EMPTY_ROOT, Frontier, leaf_hash, root_at
 from gateway.audit.repository import NodeTable
 from tests.audit.conftest import ORIGIN, AuditLog
 
@@ -25,8 +25,10 @@ def _recomputed_root(log: AuditLog, size: int) -> bytes:
 
 
 def test_signs_only_when_the_tree_grew(audit_log: AuditLog) -> None:
-    assert audit_log.checkpoint() is None  # the empty tree is not signed
-    assert audit_log.notes() == {}
+    assert audit_log.checkpoint() == 0  # the empty tree is signed, once
+    assert audit_log.checkpoint() is None
+    empty = open_checkpoint(audit_log.notes()[0], [parse_verifier(audit_log.verifier_text)])
+    assert (empty.size, empty.root) == (0, EMPTY_ROOT)
 
     audit_log.fill(5)
     assert audit_log.checkpoint() == 5
@@ -34,7 +36,8 @@ def test_signs_only_when_the_tree_grew(audit_log: AuditLog) -> None:
     audit_log.fill(3, start=5)
     assert audit_log.checkpoint() == 8
     assert audit_log.checkpoint() is None
-    assert sorted(audit_log.notes()) == [5, 8]  # both kept
+    assert sorted(audit_log.notes()) == [0, 5, 8]  # all kept
+    assert audit_log.verify().ok
 
 
 def test_note_opens_with_the_verifier_and_commits_to_the_recomputed_root(

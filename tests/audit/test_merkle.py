@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,10 @@ from gateway.audit.merkle import (
 )
 
 # ---------------------------------------------------------------------------
-# Shared test vectors (transparency-dev/merkle testdata)
+# Test vectors of transparency-dev/merkle, vendored in testdata/merkle (origin and licence there)
 # ---------------------------------------------------------------------------
 
-_DEFAULT_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "merkle"
-TESTDATA = Path(os.environ.get("GATEWAY_MERKLE_TESTDATA") or _DEFAULT_TESTDATA)
+TESTDATA = Path(__file__).resolve().parent / "testdata" / "merkle"
 VECTOR_FILES = sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []
 
 

@@ -22,7 +22,7 @@ from httpx2 import Response
 
 from gateway.audit.checkpoint import Checkpoint, open_checkpoint, parse_verifier
 from gateway.audit.entry import AuditKind, EntryDraft
-from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from gateway.audit.merkle import EMPTY_ROOT, leaf_hash, verify_consistency, verify_inclusion
 from gateway.errors import PROBLEM_CONTENT_TYPE
 from tests.audit.conftest import SAMPLE_ROWS, AuditGateway, exchange_draft
 from tests.conftest import Gateway
@@ -90,11 +90,20 @@ def test_checkpoint_is_a_signed_note(audit_gateway: AuditGateway) -> None:
     assert audit_gateway.size() == before + 1
 
 
-def test_no_checkpoint_yet_is_404(sqlite_gateway: Gateway) -> None:
+def test_a_started_gateway_has_signed_the_empty_tree(sqlite_gateway: Gateway) -> None:
+    """Signed at start-up: the checkpoint route never answers 404 on a running gateway."""
+    key = sqlite_gateway.client.get("/v1/audit/key").text.strip()
     response = sqlite_gateway.client.get(
         "/v1/audit/checkpoint", headers=sqlite_gateway.auth("regulator")
     )
-    _problem(response, 404)
+    assert response.status_code == 200, response.text
+    checkpoint = open_checkpoint(response.text, [parse_verifier(key)])
+    assert (checkpoint.size, checkpoint.root) == (0, EMPTY_ROOT)
+    # C2SP tlog-checkpoint: the key's name is the origin, a schema-less URL.
+    origin = sqlite_gateway.settings.audit_origin
+    assert checkpoint.origin == origin
+    assert key.startswith(f"{origin}+")
+    assert f"\n— {origin} " in response.text
 
 
 # --- entries ---------------------------------------------------------------------------------

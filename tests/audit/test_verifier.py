@@ -11,9 +11,15 @@ import orjson
 import pytest
 
 from gateway.audit.checkpoint import CheckpointSigner, open_checkpoint, parse_verifier
+from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.repository import EntryFilter
 from gateway.audit.verifier import progress_printer, verify_database, verify_export
 from gateway.cli import main
+from gateway.settings import (
+    DEFAULT_AUDIT_ORIGIN,
+    LEGACY_AUDIT_ORIGIN,
+    LEGACY_CHECKPOINT_KEY_NAME,
+)
 from tests.audit.conftest import ORIGIN, T0, AuditLog, open_audit_log
 
 
@@ -219,3 +225,30 @@ def test_cli_usage_errors(clean: AuditLog, tmp_path: Path) -> None:
     assert (
         main(["audit", "verify", "--database-url", clean.url, "--key", "not-a-key", "--quiet"]) == 2
     )
+
+
+def test_checkpoints_from_before_origins_were_urls_keep_verifying(
+    audit_log: AuditLog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log whose first checkpoints were signed under the old key name ``zhengfa-audit`` and
+    old origin ``zhengfa-gateway/audit``, then (same key file) under the origin as key name:
+    ``gateway audit verify`` with today's key text (GET /v1/audit/key) passes all of them."""
+    legacy = CheckpointSigner.generate(LEGACY_CHECKPOINT_KEY_NAME)
+    audit_log.fill(5)
+    assert Checkpointer(audit_log.engine, legacy, LEGACY_AUDIT_ORIGIN, 3600).checkpoint_now() == 5
+    today = legacy.renamed(DEFAULT_AUDIT_ORIGIN)
+    audit_log.fill(3, start=5)
+    assert Checkpointer(audit_log.engine, today, DEFAULT_AUDIT_ORIGIN, 3600).checkpoint_now() == 8
+    notes = audit_log.notes()
+    assert notes[5].startswith(f"{LEGACY_AUDIT_ORIGIN}\n5\n")
+    assert f"\n— {LEGACY_CHECKPOINT_KEY_NAME} " in notes[5]
+    assert notes[8].startswith(f"{DEFAULT_AUDIT_ORIGIN}\n8\n")
+    assert f"\n— {DEFAULT_AUDIT_ORIGIN} " in notes[8]
+
+    argv = ["audit", "verify", "--database-url", audit_log.url, "--quiet"]
+    assert main([*argv, "--key", today.verifier_text()]) == 0
+    assert "OK: 8 entries" in capsys.readouterr().out
+    # The old names are accepted for this key only: another key under them is refused.
+    stranger = CheckpointSigner.generate(DEFAULT_AUDIT_ORIGIN)
+    assert main([*argv, "--key", stranger.verifier_text()]) == 1
+    assert "FAILED" in capsys.readouterr().err

@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import OKPKey
+from joserfc.jwk import JWKRegistry
 
 from gateway.observability.logging import configure_logging
 from gateway.settings import Settings
+from tests.problem_text import wording_problems
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -35,6 +36,7 @@ def assert_problem(
     assert body["title"]
     assert isinstance(body["detail"], str)
     assert body["detail"]
+    assert not wording_problems(body["detail"]), body["detail"]
     if slug is not None:
         assert body["type"] == f"/problems/{slug}"
     assert body["request_id"], body
@@ -81,14 +83,14 @@ def key_file_document(settings: Settings) -> dict[str, Any]:
     return document
 
 
-def signing_key(settings: Settings, kid: str | None = None) -> OKPKey:
-    """The gateway's own private key (the active one unless ``kid`` is given)."""
+def signing_key(settings: Settings, kid: str | None = None) -> Any:
+    """The gateway's own private key (the active one unless ``kid`` is given), of any type."""
     document = key_file_document(settings)
     kid = kid or document["active"]
     for raw in document["keys"]:
         if raw["kid"] == kid:
             fields = {k: v for k, v in raw.items() if k not in ("created_at", "retired_at")}
-            return OKPKey.import_key(fields)
+            return JWKRegistry.import_key(fields)
     raise LookupError(kid)
 
 
@@ -111,7 +113,9 @@ def claims_for(settings: Settings, client_id: str, /, **overrides: Any) -> dict[
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def sign(claims: dict[str, Any], key: OKPKey | Any, *, alg: str = "Ed25519", **header: Any) -> str:
+def sign(claims: dict[str, Any], key: Any, *, alg: str | None = None, **header: Any) -> str:
+    """A JWT signed with ``key``, by default with the key's own algorithm."""
+    alg = alg or key.alg or "Ed25519"
     full_header = {"alg": alg, "typ": "at+jwt", **({"kid": key.kid} if key.kid else {}), **header}
     full_header = {k: v for k, v in full_header.items() if v is not None}
     return jwt.encode(full_header, claims, key, algorithms=[alg])

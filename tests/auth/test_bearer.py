@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OKPKey
 
+from gateway.auth.keys import generate_signing_key
 from tests.auth.fixtures import fresh_name
 from tests.auth.helpers import (
     assert_invalid_token,
@@ -127,11 +128,12 @@ def test_hs256_key_confusion(shared_gateway: Gateway) -> None:
     court = shared_gateway.clients["court"]
     jwk = shared_gateway.client.get("/.well-known/jwks.json").json()["keys"][0]
     claims = claims_for(settings, court.client_id, scope="exchange audit:read policy:admin")
+    material = jwk["n"] if jwk["kty"] == "RSA" else jwk["x"]
     candidates = [
         json.dumps(jwk).encode(),
         json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode(),
-        base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4)),
-        jwk["x"].encode(),
+        base64.urlsafe_b64decode(material + "=" * (-len(material) % 4)),
+        material.encode(),
     ]
     for alg in ("HS256", "hs256"):
         header = {"alg": alg, "typ": "at+jwt", "kid": jwk["kid"]}
@@ -143,7 +145,7 @@ def test_foreign_key_with_our_kid(shared_gateway: Gateway) -> None:
     settings = shared_gateway.settings
     court = shared_gateway.clients["court"]
     kid = signing_key(settings).kid
-    foreign = OKPKey.generate_key("Ed25519", parameters={"kid": kid})
+    foreign = generate_signing_key(signing_key(settings).alg, kid)  # same type, not ours
     token = sign(claims_for(settings, court.client_id), foreign)
     assert segments(token)[0]["kid"] == kid
     assert_invalid_token(_me(shared_gateway, bearer(token)))
@@ -277,7 +279,10 @@ def test_expired_token_from_the_endpoint(
     assert _me(shared_gateway, bearer(token)).status_code == 200  # verified and cached
     _, claims = segments(token)
     monkeypatch.setattr(time, "time", lambda: float(claims["exp"] + 31))
-    assert_invalid_token(_me(shared_gateway, bearer(token)))
+    body = assert_invalid_token(_me(shared_gateway, bearer(token)))
+    # The caller is told what to do: fetch a new token, from this gateway's token endpoint.
+    assert "expired" in body["detail"]
+    assert f"request a new one ({shared_gateway.settings.issuer}/oauth/token" in body["detail"]
 
 
 # --- a disabled client's live token ----------------------------------------------------------

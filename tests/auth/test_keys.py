@@ -134,9 +134,7 @@ def test_key_file_is_private_and_jwks_is_public(tmp_path: Path) -> None:
     raw = json.loads(store.path.read_text())["keys"][0]
     assert raw["d"]  # the file holds the private key ...
     public = store.public_jwks()["keys"]
-    assert public == [
-        {k: v for k, v in raw.items() if k in {"kty", "crv", "x", "kid", "use", "alg"}}
-    ]
+    assert public == [{k: v for k, v in raw.items() if k in {"kty", "n", "e", "kid", "use", "alg"}}]
     assert "d" not in public[0]  # ... the JWKS never does
     assert not list(store.path.parent.glob(".keys-*"))  # no temp file left behind
 
@@ -165,3 +163,38 @@ def test_keystore_errors(tmp_path: Path) -> None:
     store.path.write_text(json.dumps(document))
     with pytest.raises(KeyStoreError, match="missing-kid"):
         KeyStore(store.path, token_ttl_seconds=300).load()
+
+
+@pytest.mark.parametrize(("alg", "kty"), [("RS256", "RSA"), ("ES256", "EC"), ("Ed25519", "OKP")])
+def test_each_algorithm_makes_its_own_key_type(tmp_path: Path, alg: str, kty: str) -> None:
+    store = KeyStore(tmp_path / "keys.json", token_ttl_seconds=300, algorithm=alg)
+    kid = store.ensure()
+    loaded = store.load()
+    assert loaded.active_alg == alg
+    assert loaded.algorithms == {kid: alg}
+    [public] = store.public_jwks()["keys"]
+    assert (public["kty"], public["alg"], public["use"]) == (kty, alg, "sig")
+
+
+def test_unsupported_algorithms_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="unsupported signing algorithm 'HS256'"):
+        KeyStore(tmp_path / "keys.json", token_ttl_seconds=300, algorithm="HS256")
+    store = KeyStore(tmp_path / "keys.json", token_ttl_seconds=300)
+    store.ensure()
+    document = json.loads(store.path.read_text())
+    document["keys"][0]["alg"] = "PS256"  # a key file edited by hand
+    store.path.write_text(json.dumps(document))
+    with pytest.raises(KeyStoreError, match="has no supported alg"):
+        KeyStore(store.path, token_ttl_seconds=300).load()
+
+
+def test_ensure_switches_algorithm_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    first = KeyStore(path, token_ttl_seconds=300, algorithm="Ed25519").ensure()
+    rsa = KeyStore(path, token_ttl_seconds=300, algorithm="RS256")
+    assert rsa.ensure() == first  # serve and the CLI never rotate behind the operator's back
+    second = rsa.ensure(rotate_to_algorithm=True)  # the demo does
+    assert second != first
+    loaded = rsa.load(force=True)
+    assert loaded.algorithms == {first: "Ed25519", second: "RS256"}
+    assert rsa.ensure(rotate_to_algorithm=True) == second

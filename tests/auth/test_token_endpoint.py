@@ -97,7 +97,8 @@ def test_token_header_and_claims(shared_gateway: Gateway) -> None:
 
     header, claims = segments(first)
     jwks = shared_gateway.client.get("/.well-known/jwks.json").json()
-    assert header == {"typ": "at+jwt", "alg": "Ed25519", "kid": header["kid"]}
+    # RS256 by default: RFC 9068 §2.1, and what every JWT library verifies.
+    assert header == {"typ": "at+jwt", "alg": "RS256", "kid": header["kid"]}
     assert header["kid"] in {key["kid"] for key in jwks["keys"]}
     assert claims["iss"] == TEST_ISSUER
     assert claims["sub"] == cred.client_id
@@ -111,8 +112,8 @@ def test_token_header_and_claims(shared_gateway: Gateway) -> None:
     assert len(claims["jti"]) >= 16
     assert segments(second)[1]["jti"] != claims["jti"]
 
-    # The signature verifies with the published public key, and only as Ed25519.
-    decoded = jwt.decode(first, KeySet.import_key_set(jwks), algorithms=["Ed25519"])
+    # The signature verifies with the published public key, and only as RS256.
+    decoded = jwt.decode(first, KeySet.import_key_set(jwks), algorithms=["RS256"])
     assert decoded.claims["sub"] == cred.client_id
 
 
@@ -418,19 +419,19 @@ def test_secrets_are_stored_only_as_salted_scrypt_hashes(backend_gateway: Gatewa
     assert len(hashes) == len(gateway.clients)
 
 
-def test_jwks_publishes_only_public_ed25519_keys(shared_gateway: Gateway) -> None:
+def test_jwks_publishes_only_public_keys_with_their_alg(shared_gateway: Gateway) -> None:
     response = shared_gateway.client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     keys = response.json()["keys"]
     assert keys
     for key in keys:
-        assert key["kty"] == "OKP"
-        assert key["crv"] == "Ed25519"
-        assert key["alg"] == "Ed25519"
+        assert key["kty"] == "RSA"
+        assert key["alg"] == "RS256"
         assert key["use"] == "sig"
         assert key["kid"]
-        assert "d" not in key
-    assert '"d"' not in response.text
+        assert set(key) == {"kty", "n", "e", "kid", "use", "alg"}  # no d, p, q, dp, dq, qi
+    for private_member in ('"d"', '"p"', '"q"', '"dp"', '"dq"', '"qi"'):
+        assert private_member not in response.text
 
 
 def test_authorization_server_metadata(shared_gateway: Gateway) -> None:
@@ -446,6 +447,11 @@ def test_authorization_server_metadata(shared_gateway: Gateway) -> None:
         "client_secret_post",
     ]
     assert sorted(meta["scopes_supported"]) == ["audit:read", "exchange", "policy:admin"]
+    # Only what is offered: no authorization endpoint, so no response type (the member itself
+    # is REQUIRED by RFC 8414 §2), and no private_key_jwt client authentication.
+    assert meta["response_types_supported"] == []
+    assert "token_endpoint_auth_signing_alg_values_supported" not in meta
+    assert "authorization_endpoint" not in meta
     # The advertised endpoints are the ones served.
     token_path = meta["token_endpoint"].removeprefix(TEST_ISSUER)
     assert_oauth_error(shared_gateway.client.post(token_path, data=GRANT), 401, "invalid_client")

@@ -38,6 +38,11 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/healthz": (frozenset({"GET"}), "public"),
     "/readyz": (frozenset({"GET"}), "public"),
     "/metrics": (frozenset({"GET"}), "public"),
+    # API documentation pages and the bundle served without its outbound URL (gateway/docs_ui.py)
+    "/docs": (frozenset({"GET"}), "public"),
+    "/docs/oauth2-redirect": (frozenset({"GET"}), "public"),
+    "/redoc": (frozenset({"GET"}), "public"),
+    "/docs-assets/redoc.standalone.js": (frozenset({"GET"}), "public"),
     "/v1/catalog": (frozenset({"GET"}), "exchange"),
     "/v1/resources/{resource}/{record_id}": (frozenset({"GET"}), "exchange"),
     "/v1/resources/{resource}": (frozenset({"GET"}), "exchange"),

@@ -33,6 +33,13 @@ def test_every_demo_example_gets_its_expected_status(
         assert response.status_code == example["expect_status"], (example["name"], response.text)
         if example["path"].startswith("/v1/resources/"):
             assert "X-Audit-Index" in response.headers
+        if "expect_masked" in example:
+            body = response.json()
+            assert sorted(body["masked"]) == example["expect_masked"], body
+            record = body["record"]
+            assert record["birth_date"].isdigit()  # the year only
+            assert "*" in record["id_number"]
+            assert record["address"] == "***"
     served = {
         runtime.standard.resource(e["path"].split("/")[3].split("?")[0]).owner
         for e in exchange

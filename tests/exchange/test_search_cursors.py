@@ -56,8 +56,9 @@ def test_round_trip_and_opacity() -> None:
     for cursor, position in zip(cursors, ("P1", "P0000000301", "x" * 64), strict=True):
         assert sealer.open(cursor, BINDING) == position
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        assert position.encode() not in raw
-        assert position not in cursor
+        if len(position) >= 8:  # a 2-character string turns up in ~3 % of random cursors
+            assert position.encode() not in raw
+            assert position not in cursor
     assert len({len(c) for c in cursors}) == 1  # the length tells nothing of the position
     assert sealer.seal("P1", BINDING) != sealer.seal("P1", BINDING)  # random nonce
 

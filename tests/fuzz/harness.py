@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.testclient import TestClient
 
 from gateway.auth.deps import authenticate
+from tests.problem_text import wording_problems
 
 __all__ = [
     "CHECKS",
@@ -224,6 +225,8 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> bool |
         raise _fail(case, "Problem members missing", f"{missing} in {body!r}")
     if body["status"] != status:
         raise _fail(case, "Problem status", f"body says {body['status']}, response {status}")
+    if wording := wording_problems(str(body["detail"])):
+        raise _fail(case, "Problem detail wording", f"{wording} in {body['detail']!r}")
     if body["request_id"] != request_id:
         raise _fail(case, "Problem request_id", f"{body['request_id']} != header {request_id}")
     if not str(body["type"]).startswith("/problems/"):

@@ -95,7 +95,9 @@ class FaultGateway:
 
     def verify(self) -> VerifyReport:
         try:
-            verifiers = [load_signer(self.gateway.settings.resolved_checkpoint_key_path).verifier]
+            settings = self.gateway.settings
+            signer = load_signer(settings.resolved_checkpoint_key_path, settings.audit_origin)
+            verifiers = [signer.verifier()]
         except (OSError, ValueError):
             verifiers = []  # no usable key: nothing can have been signed
         engine = create_db_engine(self.database_url)

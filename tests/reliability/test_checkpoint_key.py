@@ -49,7 +49,7 @@ def _key_path(gw: FaultGateway) -> Path:
 
 
 def _valid_key(gw: FaultGateway) -> str:
-    return CheckpointSigner.generate(gw.gateway.settings.checkpoint_key_name).private_text()
+    return CheckpointSigner.generate(gw.gateway.settings.audit_origin).private_text()
 
 
 def _start_without_a_usable_key(

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy.exc import OperationalError
 
 from gateway.app import create_app
@@ -33,6 +31,7 @@ from sandbox.generator import Dataset
 from sandbox.systems import AGENCY_KINDS
 from tests.conftest import Gateway, make_settings, started_gateway
 from tests.exchange.conftest import CREDENTIALS, EXCHANGE_CLIENTS, agency_urls, dataset
+from tests.served import serve_app
 
 __all__ = ["agency_urls", "dataset"]
 
@@ -102,34 +101,6 @@ def sealed_case_number(dataset: Dataset) -> str:
 class LiveGateway:
     settings: Settings
     port: int
-
-
-@contextmanager
-def serve_app(app: Any, *, timeout: float = 20.0, **config: Any) -> Iterator[int]:
-    """Serve an ASGI app with uvicorn (lifespan on) in a thread; yield its loopback port."""
-    options: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "ws": "none",
-        "lifespan": "on",
-        "access_log": False,
-        "log_level": "critical",
-        **config,
-    }
-    server = uvicorn.Server(uvicorn.Config(app, **options))
-    thread = threading.Thread(target=server.run, name="security-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
 
 
 @contextmanager

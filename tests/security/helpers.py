@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from joserfc.jwk import OKPKey
+from joserfc.jws import JWSRegistry
 
 from gateway.audit.service import AuditService
 from tests.conftest import Gateway
@@ -34,12 +34,18 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def raw_jwt(header: dict[str, Any], claims: dict[str, Any], key: OKPKey | None = None) -> str:
-    """A compact JWS with exactly this header, Ed25519-signed with ``key`` (unsigned if None)."""
+# The algorithm a key of each type signs with here (the gateway's three: RS256, ES256, Ed25519).
+KEY_TYPE_ALG = {"RSA": "RS256", "EC": "ES256", "OKP": "Ed25519"}
+
+
+def raw_jwt(header: dict[str, Any], claims: dict[str, Any], key: Any | None = None) -> str:
+    """A compact JWS with exactly this header, signed with ``key`` by its key type's algorithm
+    whatever the header says (unsigned if None)."""
     signing_input = f"{b64url(header)}.{b64url(claims)}"
     if key is None:
         return signing_input + "."
-    signature: bytes = key.private_key.sign(signing_input.encode())  # type: ignore[union-attr]
+    algorithm = JWSRegistry.algorithms[KEY_TYPE_ALG[key.key_type]]
+    signature: bytes = algorithm.sign(signing_input.encode(), key)
     return f"{signing_input}.{b64url(signature)}"
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from bench.jwt_interop import main
+
+sys.exit(main())
