@@ -138,14 +138,15 @@ class PolicyEngine:
 
     # -- request -------------------------------------------------------------------------
 
-    def decide(self, request: AccessRequest) -> RequestDecision:
+    def decide(self, request: AccessRequest, *, remember: bool = True) -> RequestDecision:
         """Decide from the request alone (module docstring); never raises.
 
         A decision is a pure function of the request's inputs that any rule can read
         (:func:`~gateway.policy.memo.decision_key`): it is remembered by them, so a case's
         repeated requests are decided once (the memo is bounded and starts afresh when full).
+        ``remember=False`` decides afresh and leaves the memo alone (benchmarks, tests).
         """
-        key = decision_key(self._index.decision_attrs, request)
+        key = decision_key(self._index.decision_attrs, request) if remember else None
         if key is not None:
             hit = self._decisions.get(key)
             if hit is not None:
