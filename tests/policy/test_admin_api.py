@@ -169,7 +169,12 @@ EXPLAIN_REQUEST = {
     "purpose": "TRIAL",
     "operator_id": "op-1",
     "case_number": COURT_CASE,
-    "case": {"case_id": "C00000020", "handling_agencies": ["FY640104"], "secrecy_mark": "NONE"},
+    "case": {
+        "case_id": "C00000020",
+        "handling_agencies": ["FY640104"],
+        "stage": "TRIAL",
+        "secrecy_mark": "NONE",
+    },
     "fields": ["case_id", "case_name"],
 }
 
@@ -549,6 +554,9 @@ def test_explain_against_current_and_a_candidate(gw: Gateway, shipped_engine: Po
         "stage": "TRIAL",
         "secrecy_mark": "NONE",
         "handling_agencies": ["FY640104"],
+        "closed_trial": False,
+        "work_secret": False,
+        "has_sealed_juvenile": False,
     }
     with_records = explain(gw, EXPLAIN_REQUEST, records=[record], version="current")
     [verdict] = with_records.json()["records"]

@@ -40,18 +40,19 @@ suite: wrong expectations
 time: "2025-06-01T10:00:00+08:00"
 cases:
   - name: expects allow but gets default deny
-    request: {requester_agency: JY640001, resource: indictment, purpose: SENTENCE_EXECUTION}
+    request: {requester_agency: JY640001, resource: arrest_review, purpose: SENTENCE_EXECUTION}
     expect: {outcome: allow}
   - name: wrong fields and values
     request:
       requester_agency: JC640104
       resource: person
       purpose: EXECUTION_SUPERVISION
-      case: {case_id: C1, handling_agencies: [JC640104], secrecy_mark: NONE}
+      case: {case_id: C1, handling_agencies: [JC640104], stage: EXECUTION, secrecy_mark: NONE}
       fields: [person_id, id_number]
     records:
-      - {person_id: P1, case_id: C1, id_number: "11010519491231002X", is_minor: false,
-         juvenile_record_sealed: false, protected_witness: false, sexual_offence_victim: false}
+      - {person_id: P1, case_id: C1, id_number: "11010519491231002X", role: CONVICT,
+         is_minor: false, juvenile_record_sealed: false, protected_witness: false,
+         sexual_offence_victim: false}
     expect:
       outcome: allow
       permitted_fields: [person_id, name]
