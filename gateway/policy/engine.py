@@ -169,6 +169,18 @@ class PolicyEngine:
             return f"case binding: {agency} handles no case numbered {request.case_number!r}"
         return None
 
+    def _concealed(self, res: str, check: Any, day: Any) -> bool:
+        """A concealing ``deny_request`` item of ``res`` applies to the request."""
+        screened = screen_items(
+            self._index.items.get(res, ()),
+            fields_of=lambda item: item.fields,
+            candidates=frozenset(),
+            check=check,
+            day=day,
+            trace=None,
+        )
+        return screened.concealed_by is not None
+
     def _stage_problem(self, request: AccessRequest) -> str | None:
         """The bound case's stage is not one the purpose is valid in (fail closed if unknown)."""
         stages = self._index.purpose_stages.get(request.purpose, frozenset())
@@ -221,6 +233,7 @@ class PolicyEngine:
 
         matched: list[CompiledPermission] = []
         unbound: list[str] = []
+        staged: list[CompiledPermission] = []  # bound to the case, but not in this stage
         problem: str | None = None
         for perm in candidates:
             if not perm.in_force(day):
@@ -231,30 +244,22 @@ class PolicyEngine:
                 _note(trace, perm.id, "permission", "skip", "condition is false")
             elif perm.binding is not CaseBinding.NONE and (
                 problem := self._binding_problem(request, perm.binding)
-                or self._stage_problem(request)
             ):
                 unbound.append(perm.id)
+                _note(trace, perm.id, "permission", "skip", problem)
+            elif perm.binding is not CaseBinding.NONE and (problem := self._stage_problem(request)):
+                staged.append(perm)
                 _note(trace, perm.id, "permission", "skip", problem)
             else:
                 matched.append(perm)
                 _note(trace, perm.id, "permission", "grant", ", ".join(sorted(perm.fields)))
+        if not matched and staged and self._concealed(res, check, day):
+            # A case that is not there for anyone (a secret case) is not there for a party
+            # either, whatever its stage: it is answered exactly as in its stage (not found).
+            matched = staged
         if not matched:
-            if unbound and problem is not None and problem.startswith("case stage"):
-                # The requester is a party of the case; still, a case that is not there for
-                # anyone (a secret case) is not there for it either, whatever its stage.
-                hidden = screen_items(
-                    idx.items.get(res, ()),
-                    fields_of=lambda item: item.fields,
-                    candidates=frozenset(),
-                    check=check,
-                    day=day,
-                    trace=trace,
-                ).concealed_by
-                if hidden is not None:
-                    raise _Denied(
-                        f"negative list {hidden.id}: {hidden.legal_basis}", (hidden.id,), True
-                    )
-                raise _Denied(problem, unbound)
+            if staged:
+                raise _Denied(self._stage_problem(request) or "", [p.id for p in staged])
             if unbound:
                 raise _Denied(f"case binding: {problem}", unbound)
             raise _Denied(
