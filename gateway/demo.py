@@ -55,6 +55,7 @@ DEMO_CLIENTS: dict[str, tuple[str, list[str]]] = {
     "court": ("FY640104", [Scope.EXCHANGE]),
     "prison": ("JY640001", [Scope.EXCHANGE]),
     "justice": ("SF640104", [Scope.EXCHANGE]),
+    "committee": ("ZF640000", [Scope.EXCHANGE]),
     "regulator": ("ZF640000", [Scope.AUDIT_READ]),
     "policy_admin": ("ZF640000", [Scope.POLICY_ADMIN]),
     "policy_approver": ("ZF640000", [Scope.POLICY_ADMIN]),

@@ -20,6 +20,10 @@ def _case_number(dataset: Dataset, index: int) -> str:
     return number
 
 
+def _police_number(dataset: Dataset, index: int) -> str:
+    return str(dataset.case(index).case["police_case_number"])
+
+
 def _exchange(
     name: str,
     client: str,
@@ -28,10 +32,13 @@ def _exchange(
     case_number: str | None,
     expect_status: int,
     note: str,
+    approval: str | None = None,
 ) -> dict[str, Any]:
     headers = {"X-Purpose": purpose, "X-Operator-Id": f"{client}-officer-01"}
     if case_number is not None:
         headers["X-Case-Number"] = quote(case_number, safe="()")
+    if approval is not None:
+        headers["X-Approval-Reference"] = quote(approval)
     return {
         "name": name,
         "client": client,
@@ -46,12 +53,16 @@ def _exchange(
 def demo_examples() -> list[dict[str, Any]]:
     data = Dataset(DEFAULT_SEED, 300)
     at_trial = _case_number(data, 20)  # C00000020, at trial in 兴庆区 (FY640104)
-    in_prison = _case_number(data, 2)  # C00000002, sentence in 银川监狱 (JY640001), 西夏区 court
+    # C00000002: 西夏区 court, appealed; the 刑终 judgment sent him to 银川监狱 (JY640001)
+    in_prison = _case_number(data, 2)
+    second_instance = str(data.case(2).judgment[-1]["court_case_number"])  # its 刑终 案号
     corrections = _case_number(data, 6)  # C00000006, community corrections 兴庆区司法局
     supervised = _case_number(data, 1)  # C00000001, in prison; JC640104 supervises
-    sealed = _case_number(data, 3)  # C00000003, a sealed juvenile record
-    witness = _case_number(data, 5)  # C00000005, a protected witness
-    repeat = _case_number(data, 47)  # C00000047: its defendant was sentenced in C00000009
+    sealed = _case_number(data, 3)  # C00000003, a sealed juvenile record (closed case)
+    witness = _case_number(data, 5)  # C00000005, a protected witness (in execution)
+    investigating = _police_number(data, 23)  # C00000023, under investigation in 兴庆区
+    # C00000144, in 审查起诉 (兴庆区): its suspect was sentenced before, in C00000059
+    repeat = _police_number(data, 144)
     return [
         {
             "name": "who-am-i",
@@ -101,9 +112,9 @@ def demo_examples() -> list[dict[str, Any]]:
         _exchange(
             "police-reads-arrest-decision",
             "public_security",
-            "/v1/resources/arrest_review/AR0000002001",
+            "/v1/resources/arrest_review/AR0000002301",
             "INVESTIGATION",
-            at_trial,
+            investigating,
             200,
             "allowed: public security ← procuratorate, arrest review decision",
         ),
@@ -114,7 +125,26 @@ def demo_examples() -> list[dict[str, Any]]:
             "SENTENCE_EXECUTION",
             in_prison,
             200,
-            "allowed: prison ← court (XML upstream) for sentence execution",
+            "allowed: prison ← court (XML upstream) for sentence execution; the police do not "
+            "know the prison: the court's 执行通知书 (executing_agency) makes it a party",
+        ),
+        _exchange(
+            "prison-by-second-instance-number",
+            "prison",
+            "/v1/resources/judgment/JD0000000202",
+            "SENTENCE_EXECUTION",
+            second_instance,
+            200,
+            "the same case named by its 刑终 案号, which only the court's records carry",
+        ),
+        _exchange(
+            "purpose-not-valid-in-stage",
+            "court",
+            "/v1/resources/judgment/JD0000000202",
+            "TRIAL",
+            second_instance,
+            403,
+            "the case is in execution: a trial purpose is refused (case stage)",
         ),
         _exchange(
             "procuratorate-supervises-prison",
@@ -159,9 +189,9 @@ def demo_examples() -> list[dict[str, Any]]:
         },
         _exchange(
             "withheld-fields-protected-witness",
-            "court",
+            "procuratorate",
             "/v1/resources/person/P0000000503",
-            "TRIAL",
+            "EXECUTION_SUPERVISION",
             witness,
             200,
             "a protected witness: identity fields withheld (刑事诉讼法 第64条)",
@@ -186,39 +216,44 @@ def demo_examples() -> list[dict[str, Any]]:
         ),
         _exchange(
             "neither-confirm-nor-deny",
-            "justice",
+            "committee",
             "/v1/resources/person/P0000000301",
-            "COMMUNITY_CORRECTION",
+            "OVERSIGHT",
             sealed,
             404,
-            "a sealed juvenile record (第286条): indistinguishable from a missing one",
+            "挂牌督办 of a case with a sealed juvenile record (第286条): indistinguishable "
+            "from a missing one",
+            approval="宁政法督〔2025〕3号",
         ),
         _exchange(
             "really-missing",
-            "justice",
+            "committee",
             "/v1/resources/person/P0000000399",
-            "COMMUNITY_CORRECTION",
+            "OVERSIGHT",
             sealed,
             404,
             "compare with the previous example",
+            approval="宁政法督〔2025〕3号",
         ),
         _exchange(
             "exception-lifts-negative-list",
-            "court",
-            "/v1/resources/person/P0000000301",
-            "TRIAL",
+            "procuratorate",
+            "/v1/resources/judgment/JD0000000301",
+            "TRIAL_SUPERVISION",
             sealed,
             200,
-            "the same sealed record for a trial: 司法机关为办案需要 lifts the item",
+            "the sealed juvenile's judgment for 审判监督: 司法机关为办案需要 lifts the item",
         ),
         _exchange(
             "sealed-persons-judgment-concealed",
-            "justice",
+            "committee",
             "/v1/resources/judgment/JD0000000301",
-            "COMMUNITY_CORRECTION",
+            "OVERSIGHT",
             sealed,
             404,
-            "the sealed juvenile's judgment: protection follows the person to every resource",
+            "挂牌督办 is no 第286条 exception: the sealed juvenile's judgment is not there, as the "
+            "person is not (protection follows the person to every resource)",
+            approval="宁政法督〔2025〕1号",
         ),
         _exchange(
             "filter-not-permitted",
@@ -231,16 +266,16 @@ def demo_examples() -> list[dict[str, Any]]:
         ),
         _exchange(
             "prior-record-check",
-            "court",
-            "/v1/resources/judgment?defendant_id=P0000000901",
+            "public_security",
+            "/v1/resources/judgment?defendant_id=P0000005901",
             "PRIOR_RECORD_CHECK",
             repeat,
             200,
-            "前科审查: the bound case's defendant's judgment in an earlier case (reach)",
+            "前科审查: the bound case's suspect's judgment in an earlier case (reach)",
         ),
         _exchange(
             "prior-record-check-stranger",
-            "court",
+            "public_security",
             "/v1/resources/judgment?defendant_id=P0000000201",
             "PRIOR_RECORD_CHECK",
             repeat,

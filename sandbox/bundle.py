@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from sandbox.codes import CASE_CATEGORIES, DIVISIONS, INTERMEDIATE_COURT, SECRECY_MARKS
+from sandbox.codes import CASE_CATEGORIES, DIVISIONS, SECRECY_MARKS
 from sandbox.flow import (
     AS_OF,
     CaseState,
@@ -106,11 +106,16 @@ def _cut(state: CaseState) -> None:
         if _after(r["decision_date"]):
             r["decision"] = r["decision_date"] = r["reason"] = None
     state.transfers = [t for t in state.transfers if not _after(t["transfer_date"])]
+    for t in state.transfers:
+        if _after(t["outcome_date"]):
+            t["review_outcome"] = t["outcome_date"] = None
     state.indictments = [i for i in state.indictments if not _after(i["indictment_date"])]
     state.judgments = [j for j in state.judgments if not _after(j["judgment_date"])]
     for j in state.judgments:
         if _after(j["effective_date"]):
             j["effective_date"] = None
+        if j["effective_date"] is None or _after(j["execution_notice_date"]):
+            j["executing_agency"] = j["execution_notice_date"] = None
     state.executions = [e for e in state.executions if not _after(e["admission_date"])]
     state.corrections = [c for c in state.corrections if not _after(c["start_date"])]
     state.tis = [t for t in state.tis if not _after(t["start_date"])]
@@ -120,7 +125,9 @@ def _cut(state: CaseState) -> None:
 
 def _stage(state: CaseState) -> str:
     if state.judgments:
-        if any(j["effective_date"] is None for j in state.judgments):
+        # A second-instance judgment supersedes the first: each defendant's last one counts.
+        latest = {j["defendant_id"]: j for j in state.judgments}
+        if any(j["effective_date"] is None for j in latest.values()):
             return "TRIAL"
         return "EXECUTION" if any(end > AS_OF for end in state.exec_ends) else "CLOSED"
     if state.indictments:
@@ -135,14 +142,17 @@ def _stage(state: CaseState) -> str:
 
 
 def handling_agencies(state: CaseState) -> list[str]:
-    """Agencies that handled the case so far, in order of first involvement."""
+    """Agencies the police system knows handled the case, in order of first involvement.
+
+    The police know the procuratorates they asked for arrest approval and transferred the case
+    to, and the court it was indicted at (they are served its judgment, 刑事诉讼法 第264条).
+    They do not know which prison, 司法局 or second-instance court takes it later: the gateway
+    finds those parties in the records of the flow (the standard's ``party`` fields).
+    """
     codes = [state.police]
     codes += [r["procuratorate"] for r in state.reviews]
     codes += [t["receiving_procuratorate"] for t in state.transfers]
     codes += [i["court"] for i in state.indictments]
-    codes += [e["prison"] for e in state.executions]
-    codes += [INTERMEDIATE_COURT] if state.applications else []
-    codes += [c["supervising_office"] for c in state.corrections]
     return list(dict.fromkeys(codes))
 
 
@@ -165,6 +175,9 @@ def _case_record(state: CaseState) -> CaseRecord:
     if header.special == "state_secret":
         marks = [m for m in SECRECY_MARKS if m != "NONE"]
         secrecy = rng.choices(marks, weights=(60, 30, 10))[0]
+    # 不公开审理 (刑事诉讼法 第188条 个人隐私, 第285条 被告人不满十八周岁): known once indicted.
+    minor_defendant = any(p["is_minor"] for p in state.suspects)
+    closed = bool(state.indictments) and (category.sexual or minor_defendant)
     seq = 1 + (header.index * 7919) % 9999
     return {
         "case_id": case_id(header.index),
@@ -178,7 +191,18 @@ def _case_record(state: CaseState) -> CaseRecord:
         "court_case_number": state.court_number if state.indictments else None,
         "secrecy_mark": secrecy,
         "brief": brief,
+        "has_sealed_juvenile": any(p["juvenile_record_sealed"] for p in state.persons),
+        "closed_trial": closed,
+        "work_secret": header.special == "work_secret",
     }
+
+
+def _last_event(state: CaseState) -> date:
+    """The last day of the investigation so far (a transfer can only come after it)."""
+    days = [state.header.filing_date]
+    days += [date.fromisoformat(m["start_date"]) for m in state.measures]
+    days += [date.fromisoformat(r["decision_date"]) for r in state.reviews if r["decision_date"]]
+    return max(days)
 
 
 def build_case(seed: int, index: int) -> CaseBundle:
@@ -190,7 +214,7 @@ def build_case(seed: int, index: int) -> CaseBundle:
         add_technical_investigation(state)
     transferred = investigate(state)
     if transferred is not None:
-        prosecute(state, transferred)
+        prosecute(state, transferred, _last_event(state))
         if state.indicted_on is not None:
             try_and_execute(state)
     _cut(state)

@@ -20,12 +20,13 @@ STAGES: Final = (
     "EXECUTION",
     "CLOSED",
 )
-PERSON_ROLES: Final = ("SUSPECT", "DEFENDANT", "VICTIM", "WITNESS")
+PERSON_ROLES: Final = ("SUSPECT", "DEFENDANT", "VICTIM", "WITNESS", "INFORMANT")
 MEASURE_TYPES: Final = {
     "SUMMONS": "拘传",
     "BAIL": "取保候审",
-    "RESIDENTIAL_SURVEILLANCE": "监视居住",
-    "CRIMINAL_DETENTION": "刑事拘留",
+    "RESIDENTIAL_SURVEILLANCE": "监视居住（住处执行）",
+    "DESIGNATED_RESIDENTIAL_SURVEILLANCE": "指定居所监视居住",
+    "DETENTION": "刑事拘留",
     "ARREST": "逮捕",
 }
 ARREST_DECISIONS: Final = ("APPROVED", "DISAPPROVED")
@@ -35,7 +36,8 @@ PENALTY_TYPES: Final = {
     "CRIMINAL_DETENTION": "拘役",
     "FIXED_TERM": "有期徒刑",
     "LIFE": "无期徒刑",
-    "DEATH": "死刑",
+    "DEATH_WITH_REPRIEVE": "死刑缓期二年执行",
+    "DEATH_IMMEDIATE": "死刑立即执行",
     "NONE": "无",
 }
 EXECUTION_STATUSES: Final = ("IN_CUSTODY", "RELEASED", "PAROLED")
@@ -50,16 +52,20 @@ CORRECTION_TYPES: Final = (
 CORRECTION_STATUSES: Final = ("ACTIVE", "COMPLETED", "REVOKED")
 SECRECY_MARKS: Final = {
     "NONE": "非密",
-    "SECRET": "秘密",
-    "CONFIDENTIAL": "机密",
-    "TOP_SECRET": "绝密",
+    "MIMI": "秘密",
+    "JIMI": "机密",
+    "JUEMI": "绝密",
 }
 TI_MEASURE_TYPES: Final = (
     "COMMUNICATIONS_INTERCEPT",
     "LOCATION_TRACKING",
-    "ELECTRONIC_SURVEILLANCE",
+    "RECORD_MONITORING",
+    "PREMISES_MONITORING",
+    "COVERT_INVESTIGATION",
     "CONTROLLED_DELIVERY",
 )
+PROSECUTION_OUTCOMES: Final = ("INDICTED", "RETURNED", "NOT_PROSECUTED")
+SECOND_INSTANCE_BASES: Final = ("APPEAL", "PROTEST")
 
 #: GB/T 2261.1 sex codes used by the generator (0 未知 and 9 未说明 are never generated).
 SEX_MALE: Final = "1"
@@ -100,6 +106,22 @@ DIVISIONS: Final = {
     "640522": "海原县",
 }
 
+#: Counties outside Ningxia where some persons' household registration (户籍) is: GB/T 2260
+#: codes with their province, prefecture and county names. They live in Ningxia (现住址).
+OUT_OF_PROVINCE: Final = {
+    "620102": ("甘肃省", "兰州市", "城关区"),
+    "610112": ("陕西省", "西安市", "未央区"),
+    "150602": ("内蒙古自治区", "鄂尔多斯市", "东胜区"),
+    "410102": ("河南省", "郑州市", "中原区"),
+    "500103": ("重庆市", "", "渝中区"),
+    "510104": ("四川省", "成都市", "锦江区"),
+    "632801": ("青海省", "海西蒙古族藏族自治州", "格尔木市"),
+    "650102": ("新疆维吾尔自治区", "乌鲁木齐市", "天山区"),
+}
+OUT_OF_PROVINCE_RATE: Final = 0.12
+#: Health statuses recorded for some suspects (医疗健康信息, 个人信息保护法 第28条).
+HEALTH_STATUSES: Final = ("患有高血压", "患有糖尿病", "患有严重心脏病，需保外就医")
+
 #: Agencies of the outline (code = kind prefix + division).
 AGENCIES: Final = {
     "GA640104": "银川市公安局兴庆区分局",
@@ -109,6 +131,7 @@ AGENCIES: Final = {
     "JC640105": "银川市西夏区人民检察院",
     "JC640302": "吴忠市利通区人民检察院",
     "JC640100": "银川市人民检察院",
+    "JC640200": "石嘴山市人民检察院",
     "FY640104": "银川市兴庆区人民法院",
     "FY640105": "银川市西夏区人民法院",
     "FY640302": "吴忠市利通区人民法院",
@@ -124,6 +147,10 @@ AGENCIES: Final = {
 CASE_DIVISIONS: Final = ("640104", "640105", "640302")
 CASE_DIVISION_WEIGHTS: Final = (45, 30, 25)
 PRISONS: Final = ("JY640001", "JY640002")
+#: 派驻监所检察: the procuratorate stationed at each prison.
+STATIONED_PROCURATORATES: Final = {"JY640001": "JC640100", "JY640002": "JC640200"}
+#: Community-corrections offices (执行地社区矫正机构) that are agencies of the outline.
+CORRECTION_OFFICES: Final = {"640104": "SF640104", "640105": "SF640105", "640302": "SF640302"}
 INTERMEDIATE_COURT: Final = "FY640100"
 CITY_PROCURATORATE: Final = "JC640100"
 #: Court codes used in 案号 (province abbreviation + division digits).

@@ -20,6 +20,7 @@ from sandbox.codes import (
     CATEGORY_DANGEROUS_DRIVING,
     CITY_PROCURATORATE,
     DETENTION_CENTRES,
+    HEALTH_STATUSES,
     INTERMEDIATE_COURT,
     PROCURATORATE_ABBREVIATIONS,
     SEX_FEMALE,
@@ -124,8 +125,11 @@ def _person(state: CaseState, who: Identity, role: str) -> PersonRecord:
         "id_number": who.id_number,
         "birth_date": iso(who.birth_date),
         "domicile_division": who.domicile_division,
+        "domicile_address": who.domicile_address,
         "address": who.address,
+        "residence_division": who.residence_division,
         "phone": who.phone,
+        "health_status": None,
         "role": role,
         "is_minor": minor,
         "juvenile_record_sealed": minor
@@ -151,7 +155,7 @@ def _other(state: CaseState, purpose: str, ages: tuple[int, int], sex: str | Non
 
 
 def add_people(state: CaseState) -> None:
-    """Suspects first (01 = primary), then victims, then witnesses."""
+    """Suspects first (01 = primary), then victims, then witnesses, then an informant."""
     rng, header = state.rng, state.header
     category = CASE_CATEGORIES[header.category]
     first, state.repeat_of = primary_suspect(state.seed, header)
@@ -178,12 +182,20 @@ def add_people(state: CaseState) -> None:
     for k in range(1, n_witnesses + 1):
         witness = _person(state, _other(state, f"witness{k}", (18, 75), None), "WITNESS")
         witness["protected_witness"] = header.special == "protected_witness" and k == 1
+    # Streams of their own, so that the persons above are what they were before.
+    extra = rng_for(state.seed, header.index, "informant")
+    if extra.random() < 0.15:
+        _person(state, _other(state, "informant", (18, 70), None), "INFORMANT")
+    health = rng_for(state.seed, header.index, "health")
+    for suspect in state.suspects:
+        if health.random() < 0.1:
+            suspect["health_status"] = health.choices(HEALTH_STATUSES, weights=(60, 30, 10))[0]
 
 
 def _measure(
     state: CaseState, person: PersonRecord, kind: str, by: str, start: date, end: date | None
 ) -> CoerciveMeasureRecord:
-    custody = kind in ("CRIMINAL_DETENTION", "ARREST")
+    custody = kind in ("DETENTION", "ARREST")
     record: CoerciveMeasureRecord = {
         "measure_id": state.next_id("coercive_measure"),
         "case_id": person["case_id"],
@@ -226,6 +238,9 @@ def investigate(state: CaseState) -> date | None:
             _measure(state, person, "SUMMONS", state.police, summoned, summoned)
     if path != "detention":
         kind = "BAIL" if path == "bail" else "RESIDENTIAL_SURVEILLANCE"
+        designated = rng_for(state.seed, header.index, "designated").random() < 0.3
+        if kind == "RESIDENTIAL_SURVEILLANCE" and designated:
+            kind = "DESIGNATED_RESIDENTIAL_SURVEILLANCE"  # 刑事诉讼法 第75条
         since = days_after(rng, filing, 2, 10)
         for person in state.suspects:
             _measure(state, person, kind, state.police, since, None)
@@ -240,7 +255,7 @@ def investigate(state: CaseState) -> date | None:
     if withdrawn:
         reason = rng.choice(_DISAPPROVE_REASONS)
     for person in state.suspects:
-        _measure(state, person, "CRIMINAL_DETENTION", state.police, detained, decided)
+        _measure(state, person, "DETENTION", state.police, detained, decided)
         state.reviews.append(
             {
                 "review_id": state.next_id("arrest_review"),
@@ -264,7 +279,33 @@ def investigate(state: CaseState) -> date | None:
     return days_after(rng, decided, 20, 110)
 
 
-def prosecute(state: CaseState, transferred: date) -> None:
+def _returned_transfers(
+    state: CaseState, suspect_ids: list[str], charge: str, transferred: date, earliest: date
+) -> None:
+    """Earlier transfers returned for 补充侦查 (刑事诉讼法 第175条: at most twice, one month
+    each), before the transfer on ``transferred``; only where the investigation leaves room.
+
+    A stream of its own, and placed before the final transfer, so that every later date of the
+    case is what it would be without them.
+    """
+    if state.header.complete:
+        return
+    rng = rng_for(state.seed, state.header.index, "returns")
+    count = rng.choices((0, 1, 2), weights=(80, 15, 5))[0]
+    plan: list[tuple[date, date]] = []
+    resent = transferred
+    for _ in range(count):
+        returned = resent - timedelta(days=rng.randint(10, 30))  # supplementary investigation
+        sent = returned - timedelta(days=rng.randint(15, 30))  # the review before returning
+        if sent <= earliest:
+            break
+        plan.append((sent, returned))
+        resent = sent
+    for sent, returned in reversed(plan):
+        _transfer(state, suspect_ids, charge, sent, "RETURNED", returned)
+
+
+def prosecute(state: CaseState, transferred: date, earliest: date) -> None:
     """Transfer for prosecution and (unless not prosecuted) indictment."""
     rng, header = state.rng, state.header
     category = CASE_CATEGORIES[header.category]
@@ -272,22 +313,15 @@ def prosecute(state: CaseState, transferred: date) -> None:
     state.procuratorate = CITY_PROCURATORATE if state.serious else "JC" + header.division
     state.court = INTERMEDIATE_COURT if state.serious else "FY" + header.division
     suspect_ids = [p["person_id"] for p in state.suspects]
-    state.transfers.append(
-        {
-            "transfer_id": state.next_id("prosecution_transfer"),
-            "case_id": state.suspects[0]["case_id"],
-            "person_ids": suspect_ids,
-            "transfer_date": iso(transferred),
-            "receiving_procuratorate": state.procuratorate,
-            "charges": [category.charge],
-            "opinion": f"犯罪嫌疑人涉嫌{category.charge}，{_TRANSFER_OPINION}",
-        }
-    )
+    _returned_transfers(state, suspect_ids, category.charge, transferred, earliest)
+    final = _transfer(state, suspect_ids, category.charge, transferred, None, None)
     if not header.complete and rng.random() < 0.06:
         state.closed_on = days_after(rng, transferred, 20, 45)
+        final["review_outcome"], final["outcome_date"] = "NOT_PROSECUTED", iso(state.closed_on)
         close_open_measures(state, state.closed_on)
         return
     state.indicted_on = days_after(rng, transferred, 10, 45)
+    final["review_outcome"], final["outcome_date"] = "INDICTED", iso(state.indicted_on)
     seq = 1 + (header.index * 7907) % 9973
     abbreviation = PROCURATORATE_ABBREVIATIONS[state.procuratorate]
     state.indictments.append(
@@ -303,11 +337,44 @@ def prosecute(state: CaseState, transferred: date) -> None:
     )
 
 
+def _transfer(
+    state: CaseState,
+    suspect_ids: list[str],
+    charge: str,
+    day: date,
+    outcome: str | None,
+    decided: date | None,
+) -> ProsecutionTransferRecord:
+    record: ProsecutionTransferRecord = {
+        "transfer_id": state.next_id("prosecution_transfer"),
+        "case_id": state.suspects[0]["case_id"],
+        "person_ids": suspect_ids,
+        "transfer_date": iso(day),
+        "receiving_procuratorate": state.procuratorate,
+        "charges": [charge],
+        "review_outcome": outcome,
+        "outcome_date": iso(decided) if decided else None,
+        "opinion": f"犯罪嫌疑人涉嫌{charge}，{_TRANSFER_OPINION}",
+    }
+    state.transfers.append(record)
+    return record
+
+
 _TI_SUMMARIES: Final = {
     "COMMUNICATIONS_INTERCEPT": "调取通话及短信记录{n}条，发现涉案联络线索{k}条",
     "LOCATION_TRACKING": "获取目标手机位置轨迹{n}条，锁定活动区域{k}处",
-    "ELECTRONIC_SURVEILLANCE": "获取网络通讯及电子数据{n}条，固定交易线索{k}条",
+    "RECORD_MONITORING": "调取网络通讯及交易记录{n}条，固定交易线索{k}条",
+    "PREMISES_MONITORING": "对涉案场所实施监控{k}处，获取影像资料{n}段",
+    "COVERT_INVESTIGATION": "侦查人员隐匿身份接触目标{k}次，取得交易证据{n}项",
     "CONTROLLED_DELIVERY": "对涉案包裹实施控制下交付{k}次，查获可疑物品{n}克",
+}
+_TI_METHODS: Final = {
+    "COMMUNICATIONS_INTERCEPT": "通信数据调取",
+    "LOCATION_TRACKING": "基站定位与轨迹分析",
+    "RECORD_MONITORING": "电子数据提取",
+    "PREMISES_MONITORING": "隐蔽摄录设备",
+    "COVERT_INVESTIGATION": "化装侦查",
+    "CONTROLLED_DELIVERY": "物流跟踪",
 }
 
 
@@ -319,6 +386,11 @@ def add_technical_investigation(state: CaseState) -> None:
     for n, kind in enumerate(kinds):
         start = days_after(rng, header.filing_date, 1 + n, 15 + n)
         seq = 1 + (header.index * 31 + n) % 997
+        # 刑事诉讼法 第151条: three months from the approval, extensions of at most three
+        # months each (a stream of its own).
+        extra = rng_for(state.seed, header.index, f"ti{n}")
+        extensions = extra.choices((0, 1, 2), weights=(70, 20, 10))[0]
+        alias = f"侦查员（化名：{extra.choice('甲乙丙丁')}某）"
         state.tis.append(
             {
                 "ti_id": state.next_id("technical_investigation"),
@@ -327,8 +399,12 @@ def add_technical_investigation(state: CaseState) -> None:
                 "measure_type": kind,
                 "approval_number": f"{TI_APPROVAL_PREFIX[approver]}〔{start.year}〕{seq}号",
                 "approved_by": approver,
+                "approval_date": iso(start - timedelta(days=extra.randint(0, 3))),
                 "start_date": iso(start),
-                "end_date": iso(start + timedelta(days=89)),
+                "end_date": iso(start + timedelta(days=89 + 90 * extensions)),
+                "extension_count": extensions,
+                "operative_identity": alias if kind == "COVERT_INVESTIGATION" else None,
+                "technical_method": _TI_METHODS[kind],
                 "material_summary": _TI_SUMMARIES[kind].format(
                     n=rng.randint(20, 900), k=rng.randint(1, 12)
                 ),

@@ -38,6 +38,7 @@ SPECIAL_MODULUS: Final = 100
 #:   sexual_offence_victim.                                          rate 2 %
 #: * state_secret: 非法获取国家秘密案 with secrecy_mark SECRET/CONFIDENTIAL/TOP_SECRET. 1 %
 #: * unsealed_minor: suspect 01 a minor sentenced to > 5 years (is_minor but NOT sealed). 1 %
+#: * work_secret: a case its police system marks 工作秘密 (work_secret). 1 %
 SPECIAL_RESIDUES: Final = {
     "sealed_juvenile": (3, 53),
     "protected_witness": (5, 55),
@@ -45,6 +46,7 @@ SPECIAL_RESIDUES: Final = {
     "minor_sexual_offence_victim": (11, 61),
     "state_secret": (13,),
     "unsealed_minor": (17,),
+    "work_secret": (71,),
 }
 _KIND_BY_RESIDUE: Final = {r: k for k, rs in SPECIAL_RESIDUES.items() for r in rs}
 _SPECIAL_CATEGORIES: Final = {
@@ -54,6 +56,7 @@ _SPECIAL_CATEGORIES: Final = {
     "minor_sexual_offence_victim": (CATEGORY_CHILD_MOLESTATION, CATEGORY_RAPE),
     "state_secret": (CATEGORY_STATE_SECRETS,),
     "unsealed_minor": ("050100",),
+    "work_secret": ("050300",),
 }
 _FIRST_DAY: Final = date(2018, 1, 1)
 _LAST_FILING: Final = date(2024, 12, 20)

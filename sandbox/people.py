@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from sandbox.codes import DIVISIONS, ETHNICITY_WEIGHTS, PREFECTURES, SEX_FEMALE, SEX_MALE
+from sandbox.codes import (
+    DIVISIONS,
+    ETHNICITY_WEIGHTS,
+    OUT_OF_PROVINCE,
+    OUT_OF_PROVINCE_RATE,
+    PREFECTURES,
+    SEX_FEMALE,
+    SEX_MALE,
+)
 
 _WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS: Final = "10X98765432"
@@ -63,7 +71,12 @@ _VILLAGES: Final = ("镇北村", "新华村", "红星村", "金沙村", "团结�
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A synthetic natural person (standard codes)."""
+    """A synthetic natural person (standard codes).
+
+    ``address`` is where the person lives (现住址, in ``residence_division``, always in
+    Ningxia); ``domicile_address`` is the household registration (户籍, in
+    ``domicile_division``), elsewhere in China for some (the ID number's address code is it).
+    """
 
     name: str
     sex: str
@@ -73,6 +86,8 @@ class Identity:
     domicile_division: str
     address: str
     phone: str
+    residence_division: str
+    domicile_address: str
 
 
 def make_name(rng: random.Random, sex: str, ethnicity: str) -> str:
@@ -97,6 +112,12 @@ def make_address(rng: random.Random, division: str) -> str:
     return f"宁夏回族自治区{city}{county}{street}"
 
 
+def make_domicile_address(rng: random.Random, division: str) -> str:
+    """Return a household-registration address in an out-of-province county."""
+    province, city, county = OUT_OF_PROVINCE[division]
+    return f"{province}{city}{county}{rng.choice(_STREETS)}{rng.randint(1, 399)}号"
+
+
 def make_phone(rng: random.Random) -> str:
     """Return an 11-digit mainland mobile number."""
     return f"1{rng.choice('35789')}{rng.randrange(10**9):09d}"
@@ -116,15 +137,29 @@ def make_identity(
     span = max((born_before - born_after).days, 0)
     birth = born_after + timedelta(days=rng.randint(0, span))
     division = home_division if rng.random() < 0.7 else rng.choice(list(DIVISIONS))
+    name = make_name(rng, sex, ethnicity)
+    id_number = make_id_number(division, birth, sex, rng)
+    address = make_address(rng, division)
+    phone = make_phone(rng)
+    # Drawn last, so that everything above is what it was before persons had a 户籍 of
+    # their own: some live in Ningxia with a household registration in another province.
+    domicile, domicile_address = division, address
+    if rng.random() < OUT_OF_PROVINCE_RATE:
+        domicile = rng.choice(sorted(OUT_OF_PROVINCE))
+        first17 = domicile + id_number[6:17]
+        id_number = first17 + id_check_char(first17)
+        domicile_address = make_domicile_address(rng, domicile)
     return Identity(
-        name=make_name(rng, sex, ethnicity),
+        name=name,
         sex=sex,
         ethnicity=ethnicity,
         birth_date=birth,
-        id_number=make_id_number(division, birth, sex, rng),
-        domicile_division=division,
-        address=make_address(rng, division),
-        phone=make_phone(rng),
+        id_number=id_number,
+        domicile_division=domicile,
+        address=address,
+        phone=phone,
+        residence_division=division,
+        domicile_address=domicile_address,
     )
 
 

@@ -32,6 +32,9 @@ class CaseRecord(TypedDict):
     court_case_number: str | None
     secrecy_mark: str
     brief: str
+    has_sealed_juvenile: bool
+    closed_trial: bool
+    work_secret: bool
 
 
 class PersonRecord(TypedDict):
@@ -45,8 +48,11 @@ class PersonRecord(TypedDict):
     id_number: str
     birth_date: str
     domicile_division: str
+    domicile_address: str
     address: str
+    residence_division: str
     phone: str
+    health_status: str | None
     role: str
     is_minor: bool
     juvenile_record_sealed: bool
@@ -89,6 +95,8 @@ class ProsecutionTransferRecord(TypedDict):
     transfer_date: str
     receiving_procuratorate: str
     charges: list[str]
+    review_outcome: str | None
+    outcome_date: str | None
     opinion: str
 
 
@@ -119,6 +127,9 @@ class JudgmentRecord(TypedDict):
     probation_months: int | None
     judgment_date: str
     effective_date: str | None
+    second_instance_basis: str | None
+    executing_agency: str | None
+    execution_notice_date: str | None
     summary: str
 
 
@@ -173,8 +184,12 @@ class TechnicalInvestigationRecord(TypedDict):
     measure_type: str
     approval_number: str
     approved_by: str
+    approval_date: str
     start_date: str
     end_date: str
+    extension_count: int
+    operative_identity: str | None
+    technical_method: str | None
     material_summary: str
 
 
@@ -204,7 +219,9 @@ RESOURCES: Final = {
     "sentence_execution": ResourceSpec(
         "prison", "execution_id", "SE", ("case_id", "person_id", "court_case_number")
     ),
-    "commutation_parole": ResourceSpec("prison", "application_id", "CP", ("case_id", "person_id")),
+    "commutation_parole": ResourceSpec(
+        "prison", "application_id", "CP", ("case_id", "person_id", "court_case_number")
+    ),
     "community_correction": ResourceSpec(
         "justice", "correction_id", "CC", ("case_id", "person_id")
     ),

@@ -8,8 +8,12 @@ Header contract (docs/exchange.md):
   (RFC 3986 §2.1), e.g. ``(2021)宁0104刑初123号`` is sent as
   ``(2021)%E5%AE%810104%E5%88%91%E5%88%9D123%E5%8F%B7``. HTTP header values cannot
   carry raw UTF-8 reliably (servers read them as Latin-1), so raw non-ASCII
-  bytes are refused with 400. It must decode to a court case number (案号) or a
-  police case number.
+  bytes are refused with 400. It must decode to a court case number (案号) whose court
+  code names a court, or a police case number. A 案号 in full-width parentheses is the same
+  case as in ASCII ones: it is read in its canonical (ASCII) form.
+* ``X-Approval-Reference``: the approval a 挂牌督办 request acts under (督办批准文号),
+  percent-encoded UTF-8 like ``X-Case-Number``, at most 64 characters; recorded in the audit
+  entry with the request.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ from starlette.datastructures import Headers, QueryParams
 from gateway.errors import InvalidHeader, UnprocessableContent
 from gateway.exchange.cursor import CursorBinding, CursorSealer, invalid_cursor
 from gateway.standard import (
+    FieldType,
     ResourceType,
     Standard,
+    canonical_case_number,
+    case_number_check,
     check_case_number,
     check_police_case_number,
     validate_filter_value,
@@ -38,6 +45,7 @@ __all__ = [
     "ExchangeHeaders",
     "SearchQuery",
     "check_record_id",
+    "decode_approval_reference",
     "decode_case_number",
     "parse_fetch_query",
     "parse_fields",
@@ -60,24 +68,35 @@ class ExchangeHeaders:
     purpose: str
     operator_id: str
     case_number: str | None
+    approval_reference: str | None = None
 
 
-def decode_case_number(raw: str) -> str:
-    """Percent-decode an ``X-Case-Number`` value and check it is a case number."""
+def _percent_decoded(header: str, raw: str) -> str:
     if not raw.isascii():
         raise InvalidHeader(
-            "X-Case-Number",
-            "X-Case-Number carries raw non-ASCII bytes; send it percent-encoded UTF-8, "
+            header,
+            f"{header} carries raw non-ASCII bytes; send it percent-encoded UTF-8, "
             "e.g. (2021)%E5%AE%810104%E5%88%91%E5%88%9D123%E5%8F%B7",
         )
     try:
         decoded = unquote(raw, encoding="utf-8", errors="strict")
     except UnicodeDecodeError as exc:
-        raise InvalidHeader(
-            "X-Case-Number", "X-Case-Number does not percent-decode to UTF-8"
-        ) from exc
-    decoded = decoded.strip()
-    if check_case_number(decoded) is not None and check_police_case_number(decoded) is not None:
+        raise InvalidHeader(header, f"{header} does not percent-decode to UTF-8") from exc
+    return decoded.strip()
+
+
+def decode_case_number(raw: str, standard: Standard | None = None) -> str:
+    """Percent-decode an ``X-Case-Number`` value and check it is a case number.
+
+    A 案号 is returned in its canonical form (ASCII parentheses); with ``standard``, its court
+    code must name a court (a GB/T 2260 division or a court of the standard).
+    """
+    decoded = _percent_decoded("X-Case-Number", raw)
+    if check_case_number(decoded) is None:
+        if standard is not None and (reason := case_number_check(standard)(decoded)):
+            raise InvalidHeader("X-Case-Number", f"X-Case-Number: {reason}")
+        return canonical_case_number(decoded)
+    if check_police_case_number(decoded) is not None:
         raise InvalidHeader(
             "X-Case-Number",
             "X-Case-Number is neither a court case number like (2021)宁0104刑初123号 "
@@ -86,7 +105,19 @@ def decode_case_number(raw: str) -> str:
     return decoded
 
 
-_EXCHANGE_HEADERS = (b"x-purpose", b"x-operator-id", b"x-case-number")
+def decode_approval_reference(raw: str) -> str:
+    """Percent-decode ``X-Approval-Reference``: 1-64 printable characters."""
+    decoded = _percent_decoded("X-Approval-Reference", raw)
+    if not 1 <= len(decoded) <= 64 or not decoded.isprintable():
+        raise InvalidHeader(
+            "X-Approval-Reference",
+            "X-Approval-Reference is the approval's document number (督办批准文号), "
+            "1-64 printable characters, percent-encoded UTF-8",
+        )
+    return decoded
+
+
+_EXCHANGE_HEADERS = (b"x-purpose", b"x-operator-id", b"x-case-number", b"x-approval-reference")
 
 
 def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
@@ -109,8 +140,12 @@ def parse_headers(headers: Headers, standard: Standard) -> ExchangeHeaders:
     if not operator or not _OPERATOR.match(operator):
         raise InvalidHeader("X-Operator-Id", _operator_problem(operator))
     raw_case = found.get(b"x-case-number")
-    case_number = decode_case_number(raw_case) if raw_case else None
-    return ExchangeHeaders(purpose=purpose, operator_id=operator, case_number=case_number)
+    case_number = decode_case_number(raw_case, standard) if raw_case else None
+    raw_approval = found.get(b"x-approval-reference")
+    approval = decode_approval_reference(raw_approval) if raw_approval else None
+    return ExchangeHeaders(
+        purpose=purpose, operator_id=operator, case_number=case_number, approval_reference=approval
+    )
 
 
 def _operator_problem(operator: str | None) -> str:
@@ -189,7 +224,10 @@ def parse_search_query(
         if reason is not None:
             errors.append({"field": name, "reason": reason})
             continue
-        filters[name] = values[0]
+        value = values[0]
+        if resource.field(name).type is FieldType.CASE_NUMBER:
+            value = canonical_case_number(value)  # （2021）… and (2021)… are one case
+        filters[name] = value
     limit = DEFAULT_LIMIT
     raw_limit = params.get("limit")
     if raw_limit is not None:

@@ -49,6 +49,7 @@ from gateway.errors import (
 )
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.paging import FilledPage, UpstreamPages, fill_page, first_ask
+from gateway.exchange.parties import CaseLocator, CaseParties
 from gateway.exchange.request import (
     SearchQuery,
     check_record_id,
@@ -173,6 +174,9 @@ class ExchangeService:
         self._cursors = cursors
         self._search_upstream_calls = search_upstream_calls
         self.subjects = subjects or SubjectResolver(adapters, standard)
+        ttl = self.subjects.ttl_seconds
+        self.parties = CaseParties(adapters, standard, ttl_seconds=ttl)
+        self._locator = CaseLocator(adapters, standard, ttl_seconds=ttl)
 
     async def handle(
         self,
@@ -257,6 +261,8 @@ class ExchangeService:
         draft.purpose = headers.purpose
         draft.operator_id = headers.operator_id
         draft.case_number = headers.case_number
+        if headers.approval_reference is not None:
+            draft.action = {"approval_reference": headers.approval_reference}
         if not self.standard.has_resource(resource_name):
             raise NotFound(f"unknown resource type {resource_name[:64]!r}; see GET /v1/catalog")
         resource = self.standard.resource(resource_name)
@@ -281,7 +287,7 @@ class ExchangeService:
             raise Forbidden(
                 f"agency {caller.agency} is not in the standard's agency list"
             ) from None
-        case = await self._resolve_case(headers.case_number, draft)
+        case = await self._resolve_case(headers.case_number, draft, caller.agency, headers.purpose)
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,
@@ -294,6 +300,7 @@ class ExchangeService:
             requested_fields=fields,
             record_id=record_id,
             filters=search.filters if search else {},
+            approval_reference=headers.approval_reference,
         )
         decision = pdp.decide(access)
         draft.rule_ids = list(decision.rule_ids)
@@ -321,7 +328,9 @@ class ExchangeService:
         assert search is not None
         return await read.search(search)
 
-    async def _resolve_case(self, case_number: str | None, draft: EntryDraft) -> CaseContext | None:
+    async def _resolve_case(
+        self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str
+    ) -> CaseContext | None:
         if case_number is None:
             return None
         case_type = self.standard.resource("case")
@@ -332,6 +341,14 @@ class ExchangeService:
             case_record = await self._adapters.resolve_case(
                 case_number, call, lambda record: self.validate(case_type, [record])
             )
+            if case_record is None and not case_number.startswith("A"):
+                # A 刑终 or 刑更 案号: the court's and the prison's records know the case.
+                case_record = await self._locator.locate(case_number)
+                if case_record is not None:
+                    self.validate(case_type, [case_record])
+            if case_record is not None:
+                # Parties the case's owner cannot know (the prison, the 司法局 …).
+                return await self.parties.complete(_case_context(case_record), agency, purpose)
         except AdapterError as exc:
             _note_upstream_failure(draft, exc, call.latency_us)
             if exc.category in _RECORD_SPECIFIC:
@@ -340,7 +357,7 @@ class ExchangeService:
                 return None
             raise _upstream_problem(exc) from exc
         # The entry's upstream status is the data call's; the case lookup is the policy's input.
-        return None if case_record is None else _case_context(case_record)
+        return None
 
     def validate(self, resource: ResourceType, records: Sequence[Mapping[str, Any]]) -> None:
         validator = record_validator(self.standard, resource.name)

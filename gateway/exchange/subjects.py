@@ -76,6 +76,11 @@ class SubjectResolver:
         #: Upstream lookups made (cache misses), for tests and metrics.
         self.lookups = 0
 
+    @property
+    def ttl_seconds(self) -> float:
+        """How long a resolved subject is kept (also the cache time of a case's parties)."""
+        return self._ttl
+
     @staticmethod
     def needed(decision: RequestDecision) -> frozenset[str]:
         """The subject resources this decision's records must have resolved."""

@@ -478,14 +478,19 @@ class PolicyAdministration:
         requested = set(fields.get("released", [])) | set(fields.get("withheld", []))
         case = None
         if doc.get("case_number"):
-            # Case binding as it was then: allowed requests passed it, denied ones are
-            # replayed as if the requester did not handle the case.
-            handled = {agency} if doc.get("decision") == "allow" else set()
+            # Case binding as it was then: allowed requests passed it (the requester handled
+            # the case, in a stage the purpose is valid in), denied ones are replayed as if
+            # the requester did not handle the case.
+            allowed = doc.get("decision") == "allow"
+            handled = {agency} if allowed else set()
+            known = {p.code: p.stages for p in self.standard.purposes}
+            stages = known.get(purpose, ())
             case = CaseContext(
                 case_id=_case_id(doc),
                 police_case_number=None,
                 court_case_number=doc["case_number"],
                 handling_agencies=frozenset(handled),
+                stage=stages[0] if allowed and stages else None,
             )
         return AccessRequest(
             requester_agency=agency,

@@ -26,8 +26,17 @@ common purpose and intersecting validity windows that (a) bind cases differently
 (``case_binding``), or (b) both have no condition and grant different field sets — grants are
 unioned, so the narrower rule's restriction is silently void.
 
+A ``supervised`` (挂牌督办) permission beside an unbound one for the same grantee, resource and
+purpose is not reported: the unbound one is the statistics view, and where both match (a case
+and an approval reference are given) records are bound to the supervised case, as intended.
+
 ``case-binding-disabled`` — ``case_binding: false`` on a permission whose purposes include one
 the standard marks ``needs_case``.
+
+``condition-unsatisfied`` — a 有条件 field of the standard that no permission grants: none
+satisfies any of its sharing conditions (or none that does lists it). Such a field can never
+be shared, which the standard's 有条件 class says it may be: either a rule is missing, or the
+field should be 不予共享 with a legal basis.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from gateway.policy.cel_env import (
 )
 from gateway.policy.decision import AccessRequest
 from gateway.policy.errors import PolicyProblem, Severity
+from gateway.policy.index import grantable_fields
 from gateway.policy.model import ALL_RESOURCES, Action, CaseBinding, NegativeItem, Permission
 from gateway.policy.policy_set import PolicySet
 from gateway.standard import SharingClass
@@ -264,6 +274,8 @@ class _Checker:
         needs = any(self.needs_case.get(p, False) for p in a.purposes)
         needs_b = any(self.needs_case.get(p, False) for p in b.purposes)
         bind_a, bind_b = a.binding(needs), b.binding(needs_b)
+        if {bind_a, bind_b} == {CaseBinding.SUPERVISED, CaseBinding.NONE}:
+            return  # a supervised case view beside the unbound statistics view (docstring)
         if bind_a is not bind_b:
             self.report(
                 ids[1],
@@ -294,6 +306,34 @@ class _Checker:
             f.name for f in resource.fields if f.sharing is not SharingClass.NOT_SHARED
         )
 
+    def unsatisfied_conditions(self) -> None:
+        granted: dict[str, set[str]] = defaultdict(set)
+        for rule in self.ps.permissions:
+            if not self.std.has_resource(rule.resource):
+                continue
+            allowed = grantable_fields(self.std.resource(rule.resource), rule.satisfies)
+            listed = allowed if rule.fields == "*" else frozenset(rule.fields)
+            granted[rule.resource] |= listed & allowed
+        for resource in self.std.resources:
+            for spec in resource.fields:
+                if spec.sharing is not SharingClass.CONDITIONAL:
+                    continue
+                if spec.name in granted[resource.name]:
+                    continue
+                self.findings.append(
+                    PolicyProblem(
+                        f"有条件 field {resource.name}.{spec.name} is granted by no permission: "
+                        f"none satisfies any of its conditions ({', '.join(spec.conditions)}) "
+                        "and lists it",
+                        None,
+                        None,
+                        None,
+                        None,
+                        "condition-unsatisfied",
+                        Severity.WARNING,
+                    )
+                )
+
     def run(self) -> list[PolicyProblem]:
         by_resource: dict[str, list[NegativeItem]] = defaultdict(list)
         for item in self.ps.negative_list:
@@ -308,6 +348,7 @@ class _Checker:
             self.never_matches(rule)
             self.negative_listed(rule, by_resource.get(rule.resource, ()))
         self.overlaps(list(self.ps.permissions))
+        self.unsatisfied_conditions()
         return self.findings
 
 

@@ -39,6 +39,14 @@ class CaseContext:
     secrecy_mark: str | None = None
     # The whole case record: the subject of every record that belongs to the case.
     record: Mapping[str, Any] | None = None
+    # Procuratorates stationed at a prison of the case (派驻监所检察): parties of the case for
+    # the purposes whose standard entry says ``stationed_supervision``.
+    stationed_procuratorates: frozenset[str] = frozenset()
+
+    def flag(self, name: str) -> bool | None:
+        """A boolean of the case record (``closed_trial``, ``work_secret``), None if unknown."""
+        value = None if self.record is None else self.record.get(name)
+        return value if isinstance(value, bool) else None
 
     def as_record(self) -> Mapping[str, Any]:
         """The case as a subject record: the whole record if known, else what is known here."""
@@ -68,6 +76,8 @@ class AccessRequest:
     record_id: str | None = None
     filters: Mapping[str, str] = field(default_factory=dict)
     role: str | None = None
+    # X-Approval-Reference: the approval a 挂牌督办 request acts under (督办批准文号).
+    approval_reference: str | None = None
 
 
 class Outcome(StrEnum):

@@ -9,9 +9,13 @@ Semantics (the contract the exchange relies on):
    the standard, are denied.
 2. **Case binding.** A matching permission with ``case_binding`` ``record``/``request`` counts
    only if the request names a case (``request.case``) whose ``handling_agencies`` include the
-   requester; if every candidate fails that, the request is denied with reason
-   ``case binding: …``. If any counted permission binds records, every record must have
-   ``case_id == case.case_id``; other records are withheld and concealed.
+   requester (or, for a purpose with ``stationed_supervision``, whose
+   ``stationed_procuratorates`` do); ``supervised`` (挂牌督办) only if the request names an
+   existing case and carries an approval reference. The case must be in a stage the purpose
+   is valid in (the standard's ``stages``). If every candidate fails, the request is denied
+   with reason ``case binding: …`` or ``case stage: …``. If any counted permission binds
+   records, every record must have ``case_id == case.case_id``; other records are withheld
+   and concealed.
 3. **The negative list is a top layer**: evaluated after the permissions (so that a requester
    with no permission learns nothing from it), it is never overridden by a permission; only
    the item's own exceptions, while in force and while their condition holds, lift it.
@@ -168,16 +172,52 @@ class PolicyEngine:
             _note(trace, ",".join(denied.rule_ids), "decision", outcome.value, denied.reason)
             return RequestDecision(outcome, denied.reason, denied.rule_ids, self.version)
 
-    def _binding_problem(self, request: AccessRequest) -> str | None:
+    def _binding_problem(self, request: AccessRequest, binding: CaseBinding) -> str | None:
         case = request.case
         # One wording whether the case is unknown or only not handled by the requester:
         # a refusal must not tell which (it would reveal that a sealed case exists).
         if case is None and not request.case_number:
             return "the purpose needs a case: send X-Case-Number"
-        if case is None or request.requester_agency not in case.handling_agencies:
-            # No prefix here: both callers say "case binding: " before it.
-            return f"{request.requester_agency} handles no case numbered {request.case_number!r}"
+        if binding is CaseBinding.SUPERVISED:
+            if case is None:
+                return f"no case numbered {request.case_number!r} to supervise"
+            if not request.approval_reference:
+                return "挂牌督办 needs its approval reference (X-Approval-Reference)"
+            return None
+        agency = request.requester_agency
+        party = case is not None and (
+            agency in case.handling_agencies
+            or (
+                request.purpose in self._index.stationed_purposes
+                and agency in case.stationed_procuratorates
+            )
+        )
+        if not party:
+            return f"{agency} handles no case numbered {request.case_number!r}"
         return None
+
+    def _concealed(self, res: str, check: Any, day: Any) -> bool:
+        """A concealing ``deny_request`` item of ``res`` applies to the request."""
+        screened = screen_items(
+            self._index.items.get(res, ()),
+            fields_of=lambda item: item.fields,
+            candidates=frozenset(),
+            check=check,
+            day=day,
+            trace=None,
+        )
+        return screened.concealed_by is not None
+
+    def _stage_problem(self, request: AccessRequest) -> str | None:
+        """The bound case's stage is not one the purpose is valid in (fail closed if unknown)."""
+        stages = self._index.purpose_stages.get(request.purpose, frozenset())
+        stage = None if request.case is None else request.case.stage
+        if stage in stages:
+            return None
+        return (
+            f"case stage: purpose {request.purpose} is valid in stages "
+            f"{', '.join(sorted(stages))}; the case is in stage {stage or 'unknown'}"
+        )
 
     def _decide_or_raise(self, request: AccessRequest, trace: Trace | None) -> RequestDecision:
         idx, res, purpose = self._index, request.resource, request.purpose
@@ -231,6 +271,7 @@ class PolicyEngine:
 
         matched: list[CompiledPermission] = []
         unbound: list[str] = []
+        staged: list[CompiledPermission] = []  # bound to the case, but not in this stage
         problem: str | None = None
         for perm in candidates:
             if not perm.in_force(day):
@@ -240,14 +281,23 @@ class PolicyEngine:
             elif perm.condition and not perm.record_level and not check(perm.condition, perm.id):
                 _note(trace, perm.id, "permission", "skip", "condition is false")
             elif perm.binding is not CaseBinding.NONE and (
-                problem := self._binding_problem(request)
+                problem := self._binding_problem(request, perm.binding)
             ):
                 unbound.append(perm.id)
                 _note(trace, perm.id, "permission", "skip", f"case binding: {problem}")
+            elif perm.binding is not CaseBinding.NONE and (problem := self._stage_problem(request)):
+                staged.append(perm)
+                _note(trace, perm.id, "permission", "skip", problem)
             else:
                 matched.append(perm)
                 _note(trace, perm.id, "permission", "grant", ", ".join(sorted(perm.fields)))
+        if not matched and staged and self._concealed(res, check, day):
+            # A case that is not there for anyone (a secret case) is not there for a party
+            # either, whatever its stage: it is answered exactly as in its stage (not found).
+            matched = staged
         if not matched:
+            if staged:
+                raise _Denied(self._stage_problem(request) or "", [p.id for p in staged])
             if unbound:
                 raise _Denied(f"case binding: {problem}", unbound)
             raise _Denied(

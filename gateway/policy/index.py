@@ -3,8 +3,10 @@
 Contract: :func:`compile_index` runs once per policy set (at engine construction). Afterwards a
 decision touches only the permissions filed under its ``(resource, purpose, requester)`` keys
 — one bucket for the requester agency, one for its kind — and the negative-list items of its
-resource. Field sets (``"*"`` expanded, 不予共享 fields removed), case bindings, mask
-functions and whether each condition needs the record are all precomputed here.
+resource. Field sets (``"*"`` expanded, 不予共享 fields removed, 有条件 fields kept only where
+the permission ``satisfies`` one of their sharing conditions), case bindings, the stages of
+each purpose, mask functions and whether each condition needs the record are all precomputed
+here.
 
 ``references`` lists, per resource, the fields that refer to a subject (``refers_to`` in the
 standard) with the fields of this resource that mirror the subject's fields: the engine screens
@@ -18,7 +20,7 @@ Negative-list items of a resource are ordered for the engine: ``deny_request`` f
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -42,6 +44,7 @@ __all__ = [
     "PolicyIndex",
     "Reference",
     "compile_index",
+    "grantable_fields",
 ]
 
 _ACTION_ORDER = {
@@ -142,6 +145,10 @@ class PolicyIndex:
     references: Mapping[str, tuple[Reference, ...]]
     # item_request_attrs of a resource and of every subject it refers to, together.
     request_attrs_with_subjects: Mapping[str, frozenset[str] | None]
+    # The case stages each purpose is valid in (the standard's ``stages``).
+    purpose_stages: Mapping[str, frozenset[str]]
+    # Purposes for which a prison's stationed procuratorate is a party of the case.
+    stationed_purposes: frozenset[str]
     # Every request attribute any condition reads, sorted; None if one reads the request
     # dynamically or reads ``time``: then a decision cannot be remembered by its inputs.
     decision_attrs: tuple[str, ...] | None = None
@@ -187,6 +194,21 @@ def _request_attrs(items: tuple[CompiledItem, ...]) -> frozenset[str] | None:
     return frozenset(attrs)
 
 
+def grantable_fields(resource: ResourceType, satisfies: Iterable[str]) -> frozenset[str]:
+    """Fields of ``resource`` a permission satisfying ``satisfies`` may grant.
+
+    Every 无条件 field, and each 有条件 field one of whose sharing conditions is satisfied;
+    never a 不予共享 field.
+    """
+    met = frozenset(satisfies)
+    return frozenset(
+        f.name
+        for f in resource.fields
+        if f.sharing is SharingClass.UNCONDITIONAL
+        or (f.sharing is SharingClass.CONDITIONAL and met.intersection(f.conditions))
+    )
+
+
 def compile_index(policy_set: PolicySet) -> PolicyIndex:
     """Build the index of ``policy_set`` (see module docstring)."""
     std = policy_set.standard
@@ -199,10 +221,11 @@ def compile_index(policy_set: PolicySet) -> PolicyIndex:
     for rule in policy_set.permissions:
         cond = policy_set.conditions.get(rule.id)
         fields = shareable[rule.resource] if rule.fields == "*" else frozenset(rule.fields)
+        allowed = grantable_fields(std.resource(rule.resource), rule.satisfies)
         compiled = CompiledPermission(
             id=rule.id,
             resource=rule.resource,
-            fields=fields & shareable[rule.resource],
+            fields=fields & allowed,
             condition=cond,
             record_level=cond is not None and cond.uses_record,
             valid_from=rule.valid_from,
@@ -254,6 +277,8 @@ def compile_index(policy_set: PolicySet) -> PolicyIndex:
         not_shared={r.name: frozenset(r.field_names) - shareable[r.name] for r in std.resources},
         agency_kind={a.code: a.kind for a in std.agencies},
         purposes=frozenset(needs_case),
+        purpose_stages={p.code: frozenset(p.stages) for p in std.purposes},
+        stationed_purposes=frozenset(p.code for p in std.purposes if p.stationed_supervision),
         references=references,
         request_attrs_with_subjects=with_subjects,
     )

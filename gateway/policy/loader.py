@@ -15,6 +15,9 @@ Errors carry file:line:column (of the offending YAML node) and the rule id:
   unknown keys), checked rule by rule so that one bad rule does not hide the others;
 * unknown resources, fields, purposes, agencies and agency kinds (against the standard), and
   permissions explicitly granting a field the standard classes 不予共享;
+* sharing conditions: a permission ``satisfies`` only conditions of the standard, every one of
+  its purposes is among each such condition's purposes, and every 有条件 field it lists by
+  name has a condition it satisfies (``"*"`` grants only the 有条件 fields it satisfies);
 * CEL conditions that do not compile or fail the static checks of
   :func:`gateway.policy.cel_env.compile_condition` (unknown ``record.<field>`` …);
 * duplicate ids across all files (permissions, items and exceptions share one namespace).
@@ -43,7 +46,7 @@ from gateway.policy.checks import run_static_checks
 from gateway.policy.errors import PolicyError, PolicyProblem
 from gateway.policy.model import ALL_RESOURCES, Action, NegativeItem, Permission
 from gateway.policy.policy_set import PolicySet, RuleLocation
-from gateway.standard import SharingClass, Standard, StandardError, load_standard
+from gateway.standard import ResourceType, SharingClass, Standard, StandardError, load_standard
 from gateway.standard._yaml import YamlDocument, YamlPath, read_yaml
 
 __all__ = ["NEGATIVE_LIST_DIR", "PERMISSIONS_DIR", "load_policy_documents", "load_policy_set"]
@@ -81,6 +84,7 @@ class _Loader:
         self._kinds = frozenset(k.code for k in standard.agency_kinds)
         self._agencies = frozenset(a.code for a in standard.agencies)
         self._purposes = frozenset(p.code for p in standard.purposes)
+        self._conditions = {c.id: c for c in standard.conditions}
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -228,6 +232,7 @@ class _Loader:
                         "not-shared-field",
                         rule.id,
                     )
+        self._satisfies(doc, path, rule, resource)
         if rule.reach is not None and not any(
             spec.refers_to == "person" for spec in resource.references
         ):
@@ -241,6 +246,49 @@ class _Loader:
             )
         self._condition(doc, path, rule.id, rule.condition, [self._fields[rule.resource]])
         self.permissions.append(rule)
+
+    def _satisfies(
+        self, doc: YamlDocument, path: YamlPath, rule: Permission, resource: ResourceType
+    ) -> None:
+        satisfied: set[str] = set()
+        for i, condition_id in enumerate(rule.satisfies):
+            condition = self._conditions.get(condition_id)
+            if condition is None:
+                self._problem(
+                    doc,
+                    (*path, "satisfies", i),
+                    f"unknown sharing condition {condition_id!r}",
+                    "unknown-condition",
+                    rule.id,
+                )
+                continue
+            satisfied.add(condition_id)
+            outside = [p for p in rule.purposes if p not in condition.purposes]
+            if outside:
+                self._problem(
+                    doc,
+                    (*path, "satisfies", i),
+                    f"condition {condition_id!r} ({condition.name}) cannot be satisfied for "
+                    f"purpose(s) {', '.join(outside)}; it holds for "
+                    f"{', '.join(condition.purposes)}",
+                    "condition-purpose",
+                    rule.id,
+                )
+        if rule.fields == "*":
+            return
+        for i, name in enumerate(rule.fields):
+            if not resource.has_field(name):
+                continue
+            spec = resource.field(name)
+            if spec.sharing is SharingClass.CONDITIONAL and not satisfied & set(spec.conditions):
+                self._problem(
+                    doc,
+                    (*path, "fields", i),
+                    f"field {rule.resource}.{name} is 有条件 ({', '.join(spec.conditions)}); "
+                    "the permission satisfies none of its conditions (add one to 'satisfies')",
+                    "unsatisfied-condition",
+                    rule.id,
+                )
 
     def _item(self, doc: YamlDocument, path: YamlPath, item: NegativeItem) -> None:
         self._register(doc, path, item.id)

@@ -12,7 +12,22 @@ from __future__ import annotations
 from gateway.policy.cel_env import REQUEST_ATTRIBUTES, hashable_value, request_day
 from gateway.policy.decision import AccessRequest
 
-__all__ = ["decision_key"]
+__all__ = ["CASE_KEY_FIELDS", "REQUEST_KEY_FIELDS", "REQUEST_READ_FIELDS", "decision_key"]
+
+#: AccessRequest fields that are part of every key.
+REQUEST_KEY_FIELDS = (
+    "resource", "purpose", "requester_agency", "requester_kind", "role", "requested_fields",
+    "case_number", "approval_reference",
+)  # fmt: skip
+#: AccessRequest fields that decide only through the conditions that read them (as request
+#: attributes), or in another form: ``time`` as its day, ``filters`` by their names, ``case`` by
+#: :data:`CASE_KEY_FIELDS`.
+REQUEST_READ_FIELDS = ("time", "operator_id", "record_id", "filters", "case")
+#: CaseContext fields in the key (``record`` by identity).
+CASE_KEY_FIELDS = (
+    "case_id", "police_case_number", "court_case_number", "handling_agencies", "stage",
+    "secrecy_mark", "stationed_procuratorates", "record",
+)  # fmt: skip
 
 
 def decision_key(
@@ -30,17 +45,17 @@ def decision_key(
     case = request.case
     case_key = None
     if case is not None:
-        case_key = (
-            case.case_id, case.police_case_number, case.court_case_number,
-            case.handling_agencies, case.stage, case.secrecy_mark,
-            None if case.record is None else id(case.record),
-        )  # fmt: skip
+        case_key = tuple(
+            id(case.record) if name == "record" and case.record is not None else getattr(case, name)
+            for name in CASE_KEY_FIELDS
+        )
     try:
         return (
-            request.resource, request.purpose, request.requester_agency,
-            request.requester_kind, request.role, request.requested_fields,
-            request.case_number, case_key, frozenset(request.filters), request_day(request),
+            *(getattr(request, name) for name in REQUEST_KEY_FIELDS),
+            case_key,
+            frozenset(request.filters),
+            request_day(request),
             tuple(hashable_value(REQUEST_ATTRIBUTES[name](request)) for name in attrs),
-        )  # fmt: skip
+        )
     except TypeError:  # an unhashable value: decide afresh
         return None

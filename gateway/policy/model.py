@@ -22,7 +22,8 @@ File shapes (YAML)::
         valid_from: 2024-01-01                # optional
         valid_until: 2027-12-31               # optional
         legal_basis: 刑事诉讼法 第87条 …
-        case_binding: true                    # true | false | request (default: see below)
+        satisfies: [case-handling]            # sharing conditions this rule satisfies
+        case_binding: true                    # true | false | request | supervised
         reach:                                # only with case_binding: request
           kind: bound_case_persons            # records about the bound case's own persons
           reason: 前科审查：…                   # why records of other cases are needed
@@ -89,11 +90,15 @@ class CaseBinding(StrEnum):
     ``record`` (YAML ``true``): the request must name a case whose ``handling_agencies`` include
     the requester, and every record must belong to that case. ``request`` (YAML ``request``):
     the request must name such a case, but records may come from other cases (e.g. prior
-    judgments for 前科审查). ``none`` (YAML ``false``): no case needed.
+    judgments for 前科审查). ``supervised`` (YAML ``supervised``, 挂牌督办): the request must
+    name an existing case and carry an approval reference (``X-Approval-Reference``); the
+    requester need not handle the case, and every record must belong to it. ``none`` (YAML
+    ``false``): no case needed.
     """
 
     RECORD = "record"
     REQUEST = "request"
+    SUPERVISED = "supervised"
     NONE = "none"
 
 
@@ -156,7 +161,8 @@ class Permission(_Window):
     purposes: tuple[_PurposeCode, ...]
     condition: _Cel | None = None
     legal_basis: _Text
-    case_binding: StrictBool | Literal["request"] | None = None
+    satisfies: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], ...] = ()
+    case_binding: StrictBool | Literal["request", "supervised"] | None = None
     reach: Reach | None = None
 
     @model_validator(mode="after")
@@ -176,6 +182,8 @@ class Permission(_Window):
             return CaseBinding.RECORD if needs_case else CaseBinding.NONE
         if self.case_binding == "request":
             return CaseBinding.REQUEST
+        if self.case_binding == "supervised":
+            return CaseBinding.SUPERVISED
         return CaseBinding.RECORD if self.case_binding else CaseBinding.NONE
 
 

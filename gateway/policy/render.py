@@ -8,14 +8,23 @@ Contract: every function returns fresh JSON-ready data (``dict``/``list``/``str`
      "resource": "person", "purpose": "TRIAL", "operator_id": "op-1",
      "time": "2025-06-01T10:00:00+08:00",                          # optional: now
      "case_number": "…", "role": null, "record_id": null, "filters": {},
+     "approval_reference": null,                                    # X-Approval-Reference
      "fields": ["name", "id_number"],                               # optional: all fields
      "case": {"case_id": "C1", "handling_agencies": ["FY640104"], "stage": "TRIAL",
-              "secrecy_mark": "NONE", "police_case_number": null, "court_case_number": null}}
+              "secrecy_mark": "NONE", "police_case_number": null, "court_case_number": null,
+              "stationed_procuratorates": [],                       # optional
+              "closed_trial": false, "work_secret": false,          # optional, default false
+              "has_sealed_juvenile": false}}
+
+The case's flags (``closed_trial``, ``work_secret``, ``has_sealed_juvenile``) default to false
+here, where the case is written by hand; in the gateway the case is the owner's whole record,
+in which the standard makes them required.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +53,13 @@ _REQUEST_KEYS = frozenset(
     {
         "requester_agency", "requester_kind", "resource", "purpose", "operator_id", "time",
         "case_number", "case", "fields", "requested_fields", "record_id", "filters", "role",
+        "approval_reference",
     }
 )  # fmt: skip
+_CASE_FLAGS = ("closed_trial", "work_secret", "has_sealed_juvenile")
 _CASE_KEYS = frozenset(
     {"case_id", "handling_agencies", "stage", "secrecy_mark", "police_case_number",
-     "court_case_number"}
+     "court_case_number", "stationed_procuratorates", *_CASE_FLAGS}
 )  # fmt: skip
 
 
@@ -86,11 +97,14 @@ def request_to_json(request: AccessRequest) -> dict[str, Any]:
             "secrecy_mark": case.secrecy_mark,
             "police_case_number": case.police_case_number,
             "court_case_number": case.court_case_number,
+            "stationed_procuratorates": sorted(case.stationed_procuratorates),
+            **{name: case.flag(name) for name in _CASE_FLAGS},
         },
         "fields": None if request.requested_fields is None else sorted(request.requested_fields),
         "record_id": request.record_id,
         "filters": dict(request.filters),
         "role": request.role,
+        "approval_reference": request.approval_reference,
     }
 
 
@@ -153,6 +167,12 @@ def request_from_json(
         case_id = _opt_str(raw_case, "case_id")
         if not case_id:
             raise ValueError("request.case.case_id is required")
+        flags: dict[str, bool] = {}
+        for name in _CASE_FLAGS:
+            value = raw_case.get(name, False)
+            if not isinstance(value, bool):
+                raise ValueError(f"request.case.{name} must be true or false")
+            flags[name] = value
         case = CaseContext(
             case_id=case_id,
             police_case_number=_opt_str(raw_case, "police_case_number"),
@@ -162,7 +182,13 @@ def request_from_json(
             ),
             stage=_opt_str(raw_case, "stage"),
             secrecy_mark=_opt_str(raw_case, "secrecy_mark"),
+            stationed_procuratorates=frozenset(
+                _strings(
+                    raw_case.get("stationed_procuratorates", []), "case.stationed_procuratorates"
+                )
+            ),
         )
+        case = replace(case, record={**case.as_record(), **flags})
     raw_fields = data.get("fields", data.get("requested_fields"))
     filters = data.get("filters") or {}
     if not isinstance(filters, Mapping):
@@ -183,6 +209,7 @@ def request_from_json(
         record_id=_opt_str(data, "record_id"),
         filters={str(k): str(v) for k, v in filters.items()},
         role=_opt_str(data, "role"),
+        approval_reference=_opt_str(data, "approval_reference"),
     )
 
 

@@ -7,23 +7,28 @@ basis) — a catalogue lists what exists; access decisions are made elsewhere. S
 
     {"standard": {"id", "title", "edition", "description", "version"},
      "agency_kinds": [{"code", "name", "prefix", "description"}],
-     "agencies": [{"code", "kind", "name", "division"}],
-     "purposes": [{"code", "name", "description", "needs_case"}],
+     "agencies": [{"code", "kind", "name", "division", "court_code"?,
+                   "stationed_procuratorate"?}],
+     "purposes": [{"code", "name", "description", "needs_case", "stages", "legal_basis",
+                   "stationed_supervision"}],
+     "conditions": [{"id", "name", "description", "purposes"}],
      "resources": [{"name", "label", "owner", "id_field", "description", "grade",
                     "fields": [{"name", "label", "description", "type", "list", "code_table",
                                 "pattern", "max_length", "minimum", "maximum", "agency_kind",
-                                "grade", "sharing", "condition", "basis", "personal_info",
-                                "sensitive", "required", "filterable", "refers_to",
-                                "mirrors": {"via", "field"}}]}],
-     "code_tables": [{"id", "name", "source", "description", "codes": {code: label}}]}
+                                "grade", "sharing", "condition", "conditions", "basis",
+                                "personal_info", "sensitive", "required", "filterable",
+                                "refers_to", "mirrors": {"via", "field"}, "party",
+                                "issued_by"}]}],
+     "code_tables": [{"id", "name", "source", "edition"?, "description", "codes": {code: label}}]}
 
-Optional field keys (``code_table`` ... ``basis``, ``refers_to``, ``mirrors``) are present only
-when set.
+Optional field keys (``code_table`` ... ``basis``, ``refers_to``, ``mirrors``, ``issued_by``)
+are present only when set; ``party`` only when true. A 有条件 field has ``conditions`` (the ids
+of its sharing conditions) and ``condition`` (their names, as one text).
 """
 
 from __future__ import annotations
 
-from gateway.standard.model import FieldSpec, ResourceType, Standard
+from gateway.standard.model import Agency, CodeTable, FieldSpec, ResourceType, Standard
 
 __all__ = ["catalog_document"]
 
@@ -34,13 +39,13 @@ _OPTIONAL = (
     "minimum",
     "maximum",
     "agency_kind",
-    "condition",
     "basis",
     "refers_to",
+    "issued_by",
 )
 
 
-def _field(spec: FieldSpec) -> dict[str, object]:
+def _field(standard: Standard, spec: FieldSpec) -> dict[str, object]:
     out: dict[str, object] = {
         "name": spec.name,
         "label": spec.label,
@@ -52,6 +57,9 @@ def _field(spec: FieldSpec) -> dict[str, object]:
         value = getattr(spec, key)
         if value is not None:
             out[key] = value
+    if spec.conditions:
+        out["condition"] = "；".join(standard.condition(c).name for c in spec.conditions)
+        out["conditions"] = list(spec.conditions)
     out.update(
         grade=spec.grade.value,
         sharing=spec.sharing.value,
@@ -62,10 +70,34 @@ def _field(spec: FieldSpec) -> dict[str, object]:
     )
     if spec.mirrors is not None:
         out["mirrors"] = {"via": spec.mirrors.via, "field": spec.mirrors.field}
+    if spec.party:
+        out["party"] = True
     return out
 
 
-def _resource(resource: ResourceType) -> dict[str, object]:
+def _agency(agency: Agency) -> dict[str, object]:
+    out: dict[str, object] = {
+        "code": agency.code,
+        "kind": agency.kind,
+        "name": agency.name,
+        "division": agency.division,
+    }
+    if agency.court_code is not None:
+        out["court_code"] = agency.court_code
+    if agency.stationed_procuratorate is not None:
+        out["stationed_procuratorate"] = agency.stationed_procuratorate
+    return out
+
+
+def _table(table: CodeTable) -> dict[str, object]:
+    out: dict[str, object] = {"id": table.id, "name": table.name, "source": table.source}
+    if table.edition is not None:
+        out["edition"] = table.edition
+    out.update(description=table.description, codes=dict(table.codes))
+    return out
+
+
+def _resource(standard: Standard, resource: ResourceType) -> dict[str, object]:
     return {
         "name": resource.name,
         "label": resource.label,
@@ -73,7 +105,7 @@ def _resource(resource: ResourceType) -> dict[str, object]:
         "id_field": resource.id_field,
         "description": resource.description,
         "grade": resource.grade.value,
-        "fields": [_field(spec) for spec in resource.fields],
+        "fields": [_field(standard, spec) for spec in resource.fields],
     }
 
 
@@ -92,28 +124,23 @@ def catalog_document(standard: Standard) -> dict[str, object]:
             {"code": k.code, "name": k.name, "prefix": k.prefix, "description": k.description}
             for k in standard.agency_kinds
         ],
-        "agencies": [
-            {"code": a.code, "kind": a.kind, "name": a.name, "division": a.division}
-            for a in standard.agencies
-        ],
+        "agencies": [_agency(a) for a in standard.agencies],
         "purposes": [
             {
                 "code": p.code,
                 "name": p.name,
                 "description": p.description,
                 "needs_case": p.needs_case,
+                "stages": list(p.stages),
+                "legal_basis": p.legal_basis,
+                "stationed_supervision": p.stationed_supervision,
             }
             for p in standard.purposes
         ],
-        "resources": [_resource(r) for r in standard.resources],
-        "code_tables": [
-            {
-                "id": t.id,
-                "name": t.name,
-                "source": t.source,
-                "description": t.description,
-                "codes": dict(t.codes),
-            }
-            for t in standard.code_tables
+        "conditions": [
+            {"id": c.id, "name": c.name, "description": c.description, "purposes": list(c.purposes)}
+            for c in standard.conditions
         ],
+        "resources": [_resource(standard, r) for r in standard.resources],
+        "code_tables": [_table(t) for t in standard.code_tables],
     }

@@ -6,6 +6,7 @@ non-YAML files such as ``README.md`` are ignored)::
     standard.yaml            header (id, title, edition, description)
     agencies.yaml            kinds: [...], agencies: [...]
     purposes.yaml            purposes: [...]
+    conditions.yaml          conditions: [...]  (sharing conditions of 有条件 fields)
     code_tables/<id>.yaml    one code table per file, file stem == id
     resources/<name>.yaml    one resource type per file, file stem == name
 
@@ -21,6 +22,11 @@ field ``case_id``; ``case`` has a list field ``handling_agencies`` of agency cod
 References: ``refers_to`` names another resource type (every ``case_id`` outside ``case``
 refers to ``case``); a ``mirrors`` field names a ``refers_to`` field of its own resource
 (``via``) and a field of the resource that one refers to.
+Purposes list stages of code table ``case_stage`` (every purpose lists at least one); sharing
+conditions name known purposes; a 有条件 field's ``conditions`` are known condition ids; an
+``issued_by`` names a court ``agency_code`` field of the same resource. A court's
+``court_code`` is read from its own division (``宁0104`` for 640104); a prison's
+``stationed_procuratorate`` is a procuratorate of the agency list.
 
 ``Standard.version`` is ``"sha256:" + hex`` of: for each YAML file in sorted relative POSIX
 path order, ``"<path>\\n<byte length>\\n"`` + contents (CRLF normalised to LF) + ``"\\n"``.
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,17 +51,21 @@ from gateway.standard.model import (
     FieldType,
     Purpose,
     ResourceType,
+    SharingCondition,
     Standard,
     StandardInfo,
 )
 from gateway.standard.records import compile_record_validators
+from gateway.standard.validators import court_code_division
 
 __all__ = ["DIVISION_TABLE", "load_standard"]
 
 #: Id of the code table that ``division`` fields and agency divisions are checked against.
 DIVISION_TABLE = "division"
 
-_TOP_FILES = ("standard.yaml", "agencies.yaml", "purposes.yaml")
+_TOP_FILES = ("standard.yaml", "agencies.yaml", "purposes.yaml", "conditions.yaml")
+#: Code table of case stages, which purposes list.
+STAGE_TABLE = "case_stage"
 _SUBDIRS = ("code_tables", "resources")
 _CASE = "case"
 _CASE_ID = "case_id"
@@ -73,6 +83,11 @@ class _AgenciesFile(BaseModel):
 class _PurposesFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     purposes: tuple[Purpose, ...]
+
+
+class _ConditionsFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    conditions: tuple[SharingCondition, ...]
 
 
 def _loc(loc: Sequence[str | int]) -> str:
@@ -238,13 +253,78 @@ class _Loader:
                         f"division {agency.division!r} is not in code table {DIVISION_TABLE!r}",
                     )
                 )
+            self._check_court_code(doc, i, agency)
+        for i, agency in enumerate(parsed.agencies):
+            stationed = agency.stationed_procuratorate
+            if stationed is None:
+                continue
+            stationed_kind = next((a.kind for a in parsed.agencies if a.code == stationed), None)
+            if agency.kind != "prison" or stationed_kind != "procuratorate":
+                self.problems.append(
+                    doc.problem(
+                        ("agencies", i, "stationed_procuratorate"),
+                        "stationed_procuratorate is for prisons, and names a procuratorate "
+                        "of the agency list",
+                    )
+                )
 
-    def check_purposes(self, doc: YamlDocument, parsed: _PurposesFile) -> None:
-        seen: set[str] = set()
+    def _check_court_code(self, doc: YamlDocument, i: int, agency: Agency) -> None:
+        code = agency.court_code
+        if code is None:
+            return
+        where: YamlPath = ("agencies", i, "court_code")
+        if agency.kind != "court":
+            self.problems.append(doc.problem(where, "court_code is only for courts"))
+        elif court_code_division(code) != agency.division:
+            self.problems.append(
+                doc.problem(
+                    where,
+                    f"court code {code!r} does not read as the court's division "
+                    f"{agency.division!r} (province abbreviation + division digits)",
+                )
+            )
+
+    def check_purposes(
+        self, doc: YamlDocument, parsed: _PurposesFile, stages: CodeTable | None
+    ) -> None:
+        self._unique(doc, "purposes", "code", [p.code for p in parsed.purposes], "purpose")
         for i, purpose in enumerate(parsed.purposes):
-            if purpose.code in seen:
-                self._dup(doc, ("purposes", i, "code"), "purpose", purpose.code)
-            seen.add(purpose.code)
+            problem = f"is not in code table {STAGE_TABLE!r}"
+            where: YamlPath = ("purposes", i, "stages")
+            self._members(doc, where, purpose.stages, stages, problem, "stage")
+
+    def check_conditions(
+        self, doc: YamlDocument, parsed: _ConditionsFile, purposes: set[str]
+    ) -> None:
+        ids = [c.id for c in parsed.conditions]
+        self._unique(doc, "conditions", "id", ids, "sharing condition")
+        for i, condition in enumerate(parsed.conditions):
+            where: YamlPath = ("conditions", i, "purposes")
+            problem = "is not a purpose of the standard"
+            self._members(doc, where, condition.purposes, purposes or None, problem, "purpose")
+
+    def _unique(
+        self, doc: YamlDocument, section: str, key: str, values: Sequence[str], what: str
+    ) -> None:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                self._dup(doc, (section, i, key), what, value)
+            seen.add(value)
+
+    def _members(
+        self,
+        doc: YamlDocument,
+        path: YamlPath,
+        values: Sequence[str],
+        known: Container[str] | None,
+        problem: str,
+        what: str,
+    ) -> None:
+        """Each of ``values`` (at ``path``) is in ``known`` (not checked when ``None``)."""
+        for j, value in enumerate(values):
+            if known is not None and value not in known:
+                self.problems.append(doc.problem((*path, j), f"{what} {value!r} {problem}"))
 
     def check_code_table(self, doc: YamlDocument, table: CodeTable) -> None:
         if table.code_pattern is None:
@@ -323,6 +403,36 @@ class _Loader:
                 doc.problem(("fields", i), f"{_CASE_ID!r} must be a required string, not a list")
             )
 
+    def check_field_links(
+        self, doc: YamlDocument, resource: ResourceType, conditions: set[str] | None
+    ) -> None:
+        """Sharing-condition ids exist; ``issued_by`` names a court field of the resource."""
+        for i, spec in enumerate(resource.fields):
+            where: YamlPath = ("fields", i)
+            for j, condition in enumerate(spec.conditions):
+                if conditions is not None and condition not in conditions:
+                    self.problems.append(
+                        doc.problem(
+                            (*where, "conditions", j), f"unknown sharing condition {condition!r}"
+                        )
+                    )
+            if spec.issued_by is None:
+                continue
+            court = resource.field(spec.issued_by) if resource.has_field(spec.issued_by) else None
+            if (
+                court is None
+                or court.type is not FieldType.AGENCY_CODE
+                or court.is_list
+                or (court.agency_kind != "court")
+            ):
+                self.problems.append(
+                    doc.problem(
+                        (*where, "issued_by"),
+                        f"{spec.issued_by!r} is not a single court agency_code field of "
+                        f"{resource.name!r}",
+                    )
+                )
+
     def check_references(
         self, doc: YamlDocument, resource: ResourceType, resources: dict[str, ResourceType]
     ) -> None:
@@ -386,6 +496,7 @@ class _Loader:
         info = parse("standard.yaml", StandardInfo)
         agencies = parse("agencies.yaml", _AgenciesFile)
         purposes = parse("purposes.yaml", _PurposesFile)
+        conditions = parse("conditions.yaml", _ConditionsFile)
 
         tables: list[tuple[YamlDocument, CodeTable]] = []
         resources: list[tuple[YamlDocument, ResourceType]] = []
@@ -414,15 +525,34 @@ class _Loader:
             )
         if agencies is not None:
             self.check_agencies(agencies[0], agencies[1], divisions)
+        stage_table = next((t for _, t in tables if t.id == STAGE_TABLE), None)
+        if stage_table is None and f"code_tables/{STAGE_TABLE}.yaml" not in docs:
+            self.problems.append(
+                StandardProblem(
+                    f"code table {STAGE_TABLE!r} is required (purposes list their stages)",
+                    self._file(f"code_tables/{STAGE_TABLE}.yaml"),
+                )
+            )
         if purposes is not None:
-            self.check_purposes(*purposes)
+            self.check_purposes(purposes[0], purposes[1], stage_table)
+        purpose_codes = {p.code for p in purposes[1].purposes} if purposes is not None else set()
+        if conditions is not None:
+            self.check_conditions(conditions[0], conditions[1], purpose_codes)
+        condition_ids = {c.id for c in conditions[1].conditions} if conditions is not None else None
         kind_codes = {k.code for k in agencies[1].kinds} if agencies is not None else set()
         by_name = {resource.name: resource for _, resource in resources}
         for doc, resource in resources:
             self.check_resource(doc, resource, kind_codes, table_ids)
             self.check_references(doc, resource, by_name)
+            self.check_field_links(doc, resource, condition_ids)
 
-        if self.problems or info is None or agencies is None or purposes is None:
+        if (
+            self.problems
+            or info is None
+            or agencies is None
+            or purposes is None
+            or conditions is None
+        ):
             raise StandardError(self.problems or [StandardProblem("standard is incomplete")])
         try:
             standard = Standard(
@@ -433,6 +563,7 @@ class _Loader:
                 purposes=purposes[1].purposes,
                 code_tables=tuple(t for _, t in tables),
                 resources=tuple(r for _, r in resources),
+                conditions=conditions[1].conditions,
             )
         except (ValidationError, ValueError) as exc:  # pragma: no cover - guarded by checks
             raise StandardError.single(

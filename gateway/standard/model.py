@@ -40,6 +40,7 @@ __all__ = [
     "Purpose",
     "ResourceType",
     "SharingClass",
+    "SharingCondition",
     "Standard",
     "StandardInfo",
 ]
@@ -48,6 +49,8 @@ _T = TypeVar("_T")
 
 _Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 _Text = Annotated[str, Field(min_length=1)]
+_Stage = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+_ConditionId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
 
 
 class Grade(StrEnum):
@@ -121,21 +124,56 @@ class AgencyKind(_Frozen):
 
 
 class Agency(_Frozen):
-    """An agency: ``code`` = kind prefix + 6 digits (e.g. ``GA640104``), GB/T 2260 ``division``."""
+    """An agency: ``code`` = kind prefix + 6 digits (e.g. ``GA640104``), GB/T 2260 ``division``.
+
+    A court names its ``court_code`` (法院代字 in its 案号, e.g. ``宁0104``); a prison may name
+    its ``stationed_procuratorate`` (派驻监所检察), a party of the cases of the convicts it holds
+    for the purposes that say so (``Purpose.stationed_supervision``).
+    """
 
     code: Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9]{6}$")]
     kind: _Name
     name: _Text
     division: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+    court_code: Annotated[str, Field(min_length=1, max_length=8)] | None = None
+    stationed_procuratorate: Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9]{6}$")] | None = None
 
 
 class Purpose(_Frozen):
-    """A declared purpose of use (用途); ``needs_case`` = requests must be bound to a case."""
+    """A declared purpose of use (用途); ``needs_case`` = requests must be bound to a case.
+
+    ``stages`` are the case stages (code table ``case_stage``) the purpose is valid in: a
+    request bound to a case in another stage is refused. ``legal_basis`` says why the purpose
+    exists. ``stationed_supervision``: the procuratorate stationed at a prison of the case
+    (派驻监所检察) is a party of the case for this purpose.
+    """
 
     code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
     name: _Text
     description: _Text
     needs_case: StrictBool
+    stages: tuple[_Stage, ...] = Field(min_length=1)
+    legal_basis: _Text
+    stationed_supervision: StrictBool = False
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a stage is listed twice")
+        return value
+
+
+class SharingCondition(_Frozen):
+    """A 共享条件 of 有条件 fields: ``id`` is what fields and permissions (``satisfies``) name.
+
+    ``purposes`` are the purposes under which a permission may claim to satisfy it.
+    """
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+    name: _Text
+    description: _Text
+    purposes: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], ...] = Field(min_length=1)
 
 
 class CodeTable(_Frozen):
@@ -148,6 +186,7 @@ class CodeTable(_Frozen):
     id: _Name
     name: _Text
     source: _Text
+    edition: _Text | None = None
     description: str = ""
     code_pattern: str | None = None
     codes: dict[str, str] = Field(min_length=1)
@@ -188,8 +227,15 @@ class FieldSpec(_Frozen):
     of that type. ``code_table`` is required for (and only allowed on) ``code`` fields;
     ``pattern``/``max_length`` only on ``string``/``text``; ``minimum``/``maximum`` only on
     ``integer``; ``agency_kind`` only on ``agency_code``. ``sensitive`` (PIPL 第28条) implies
-    ``personal_info``. ``condition`` (共享条件) is only meaningful for 有条件 fields; ``basis``
-    (legal basis) is required for 不予共享 fields.
+    ``personal_info``. ``conditions`` (共享条件, ids of the standard's sharing conditions) are
+    required for, and only allowed on, 有条件 fields: such a field is released only under a
+    permission that ``satisfies`` one of them. ``basis`` (legal basis) is required for 不予共享
+    fields.
+
+    ``party`` (on ``agency_code`` and ``case_number`` fields): the agency the value names (for a
+    案号: its issuing court) handles the case of the record, so the flow makes it a party of
+    the case. ``issued_by`` (on ``case_number`` fields) names the court field of the same
+    record whose agency issued the 案号: the 案号's court code must be that court's.
 
     ``refers_to`` names the resource type whose records this field's value identifies (a
     ``person_id`` refers to ``person``, a ``case_id`` to ``case``): protection that belongs to
@@ -210,7 +256,7 @@ class FieldSpec(_Frozen):
     agency_kind: _Name | None = None
     grade: Grade
     sharing: SharingClass
-    condition: _Text | None = None
+    conditions: tuple[_ConditionId, ...] = ()
     basis: _Text | None = None
     personal_info: StrictBool
     sensitive: StrictBool = False
@@ -218,6 +264,8 @@ class FieldSpec(_Frozen):
     filterable: StrictBool = False
     refers_to: _Name | None = None
     mirrors: Mirror | None = None
+    party: StrictBool = False
+    issued_by: _Name | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -250,8 +298,18 @@ class FieldSpec(_Frozen):
             problems.append("a 不予共享 field must state its legal basis (basis)")
         if self.sharing is not SharingClass.NOT_SHARED and self.basis is not None:
             problems.append("basis is only for 不予共享 fields")
-        if self.sharing is not SharingClass.CONDITIONAL and self.condition is not None:
-            problems.append("condition is only for 有条件 fields")
+        conditional = self.sharing is SharingClass.CONDITIONAL
+        if conditional != bool(self.conditions):
+            problems.append(
+                "a 有条件 field names the sharing conditions it may be released under "
+                "(conditions: [id, …]); other fields name none"
+            )
+        if len(set(self.conditions)) != len(self.conditions):
+            problems.append("a condition is listed twice")
+        if self.party and self.type not in (FieldType.AGENCY_CODE, FieldType.CASE_NUMBER):
+            problems.append("party is only for agency_code and case_number fields")
+        if self.issued_by is not None and self.type is not FieldType.CASE_NUMBER:
+            problems.append("issued_by is only for case_number fields")
         if self.filterable and (self.type is FieldType.TEXT or self.type is FieldType.BOOLEAN):
             problems.append("text and boolean fields cannot be filterable")
         if self.filterable and self.sharing is SharingClass.NOT_SHARED:
@@ -337,12 +395,15 @@ class Standard(_Frozen):
     purposes: tuple[Purpose, ...]
     code_tables: tuple[CodeTable, ...]
     resources: tuple[ResourceType, ...]
+    conditions: tuple[SharingCondition, ...] = ()
 
     _kinds: dict[str, AgencyKind] = PrivateAttr(default_factory=dict)
     _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)
     _purposes: dict[str, Purpose] = PrivateAttr(default_factory=dict)
     _tables: dict[str, CodeTable] = PrivateAttr(default_factory=dict)
     _resources: dict[str, ResourceType] = PrivateAttr(default_factory=dict)
+    _conditions: dict[str, SharingCondition] = PrivateAttr(default_factory=dict)
+    _courts: dict[str, Agency] = PrivateAttr(default_factory=dict)
     _derived: dict[str, object] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
@@ -351,6 +412,8 @@ class Standard(_Frozen):
         self._purposes = _index(self.purposes, lambda p: p.code, "purpose")
         self._tables = _index(self.code_tables, lambda t: t.id, "code table")
         self._resources = _index(self.resources, lambda r: r.name, "resource type")
+        self._conditions = _index(self.conditions, lambda c: c.id, "sharing condition")
+        self._courts = {a.court_code: a for a in self.agencies if a.court_code is not None}
 
     def agency_kind(self, code: str) -> AgencyKind:
         """Agency kind by code (``public_security`` ...); ``KeyError`` if unknown."""
@@ -371,6 +434,14 @@ class Standard(_Frozen):
     def resource(self, name: str) -> ResourceType:
         """Resource type by name (``case``, ``person`` ...); ``KeyError`` if unknown."""
         return self._resources[name]
+
+    def condition(self, condition_id: str) -> SharingCondition:
+        """Sharing condition by id; ``KeyError`` if unknown."""
+        return self._conditions[condition_id]
+
+    def court_by_code(self, court_code: str) -> Agency | None:
+        """The court agency whose 案号 court code (法院代字) is ``court_code``, if any."""
+        return self._courts.get(court_code)
 
     def has_resource(self, name: str) -> bool:
         """True if ``name`` is a resource type of the standard."""

@@ -25,10 +25,11 @@ from typing import TypeAlias
 from gateway.standard.model import FieldSpec, FieldType, Standard
 from gateway.standard.validators import (
     CRIMINAL_CASE_TYPE_CODES,
-    check_case_number,
     check_citizen_id,
+    check_court_code,
     check_iso_date,
     check_police_case_number,
+    parse_case_number,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Checker",
     "FieldViolation",
     "RecordValidator",
+    "case_number_check",
     "compile_record_validators",
     "record_validator",
     "validate_filter_value",
@@ -148,14 +150,7 @@ def _item_checker(standard: Standard, spec: FieldSpec) -> Checker:
     if kind is FieldType.CITIZEN_ID:
         return _string_based(check_citizen_id)
     if kind is FieldType.CASE_NUMBER:
-        type_codes: frozenset[str] = CRIMINAL_CASE_TYPE_CODES
-        if any(t.id == CASE_TYPE_TABLE for t in standard.code_tables):
-            type_codes = frozenset(standard.code_table(CASE_TYPE_TABLE).codes)
-
-        def check_number(value: str) -> str | None:
-            return check_case_number(value, type_codes=type_codes)
-
-        return _string_based(check_number)
+        return _string_based(case_number_check(standard))
     if kind is FieldType.POLICE_CASE_NUMBER:
         return _string_based(check_police_case_number)
     if kind is FieldType.DIVISION:
@@ -167,6 +162,31 @@ def _item_checker(standard: Standard, spec: FieldSpec) -> Checker:
         agencies = [a.code for a in standard.agencies_of_kind(spec.agency_kind)]
         return _member_checker(agencies, f"not an agency of kind {spec.agency_kind!r}")
     raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
+
+
+def case_number_check(standard: Standard) -> Callable[[str], str | None]:
+    """Reason why a string is not a 案号 of the standard, or ``None``.
+
+    Its type code must be in code table ``court_case_type`` and its court code must name a
+    court: one of the standard's courts, or one read from a division of code table
+    ``division`` (``check_court_code``).
+    """
+    type_codes: frozenset[str] = CRIMINAL_CASE_TYPE_CODES
+    if any(t.id == CASE_TYPE_TABLE for t in standard.code_tables):
+        type_codes = frozenset(standard.code_table(CASE_TYPE_TABLE).codes)
+    divisions: frozenset[str] = frozenset()
+    if any(t.id == _DIVISION_TABLE for t in standard.code_tables):
+        divisions = frozenset(standard.code_table(_DIVISION_TABLE).codes)
+    courts = frozenset(a.court_code for a in standard.agencies if a.court_code is not None)
+
+    def check(value: str) -> str | None:
+        try:
+            number = parse_case_number(value, type_codes=type_codes)
+        except ValueError as exc:
+            return str(exc)
+        return check_court_code(number.court_code, divisions, courts)
+
+    return check
 
 
 def _list_checker(item: Checker, required: bool) -> Checker:
@@ -186,10 +206,42 @@ def _list_checker(item: Checker, required: bool) -> Checker:
     return checker
 
 
+def _issuer_check(standard: Standard, number_field: str, court_field: str) -> _CrossCheck:
+    """The 案号 in ``number_field`` was issued by the court in ``court_field`` (same record)."""
+    codes = {a.code: a.court_code for a in standard.agencies}
+
+    def check(record: Mapping[str, object]) -> FieldViolation | None:
+        number, court = record.get(number_field), record.get(court_field)
+        if not isinstance(number, str) or not isinstance(court, str):
+            return None  # missing or malformed: the field checks report it
+        try:
+            court_code = parse_case_number(number, type_codes=_ANY_TYPE).court_code
+        except ValueError:
+            return None
+        if codes.get(court) != court_code:
+            return FieldViolation(
+                number_field, f"the court code does not agree with the issuing court {court_field}"
+            )
+        return None
+
+    return check
+
+
+class _AnyType(frozenset[str]):
+    """Every type code: the type is checked by the field's own checker."""
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str)
+
+
+_ANY_TYPE = _AnyType()
+_CrossCheck: TypeAlias = Callable[[Mapping[str, object]], "FieldViolation | None"]
+
+
 class RecordValidator:
     """Compiled checkers for one resource type. Build through ``compile_record_validators``."""
 
-    __slots__ = ("_checks", "_filter_checks", "_known", "resource")
+    __slots__ = ("_checks", "_cross", "_filter_checks", "_known", "resource")
 
     def __init__(self, standard: Standard, resource_type: str) -> None:
         resource = standard.resource(resource_type)
@@ -205,6 +257,11 @@ class RecordValidator:
         self._checks = tuple(checks)
         self._known = frozenset(resource.field_names)
         self._filter_checks = filters
+        self._cross = tuple(
+            _issuer_check(standard, spec.name, spec.issued_by)
+            for spec in resource.fields
+            if spec.issued_by is not None
+        )
 
     def validate(self, record: Mapping[str, object]) -> list[FieldViolation]:
         """Violations of ``record`` in field order, then unknown fields; empty if it conforms."""
@@ -219,6 +276,10 @@ class RecordValidator:
             reason = check(value)
             if reason is not None:
                 violations.append(FieldViolation(name, reason))
+        for cross in self._cross:
+            found = cross(record)
+            if found is not None:
+                violations.append(found)
         known = self._known
         for key in record:
             if key not in known:

@@ -22,14 +22,18 @@ __all__ = [
     "AGENCY_CODE_PATTERN",
     "CRIMINAL_CASE_TYPE_CODES",
     "DIVISION_CODE_PATTERN",
+    "PROVINCE_OF_ABBREVIATION",
     "CaseNumber",
     "PoliceCaseNumber",
+    "canonical_case_number",
     "check_case_number",
     "check_citizen_id",
+    "check_court_code",
     "check_iso_date",
     "check_police_case_number",
     "citizen_id_birth_date",
     "citizen_id_check_char",
+    "court_code_division",
     "is_iso_date",
     "is_valid_case_number",
     "is_valid_citizen_id",
@@ -230,6 +234,59 @@ def check_case_number(
 def is_valid_case_number(s: str, *, type_codes: Collection[str] = CRIMINAL_CASE_TYPE_CODES) -> bool:
     """True if ``s`` is a valid court case number (see ``parse_case_number``)."""
     return check_case_number(s, type_codes=type_codes) is None
+
+
+#: Province-level abbreviations of court codes (法院代字) and their GB/T 2260 province codes.
+#: ``兵`` (新疆生产建设兵团) courts have no GB/T 2260 division of their own.
+PROVINCE_OF_ABBREVIATION: dict[str, str] = {
+    "京": "11", "津": "12", "冀": "13", "晋": "14", "内": "15", "辽": "21", "吉": "22",
+    "黑": "23", "沪": "31", "苏": "32", "浙": "33", "皖": "34", "闽": "35", "赣": "36",
+    "鲁": "37", "豫": "41", "鄂": "42", "湘": "43", "粤": "44", "桂": "45", "琼": "46",
+    "渝": "50", "川": "51", "黔": "52", "云": "53", "藏": "54", "陕": "61", "甘": "62",
+    "青": "63", "宁": "64", "新": "65",
+}  # fmt: skip
+
+
+def canonical_case_number(s: str, *, type_codes: Collection[str] = CRIMINAL_CASE_TYPE_CODES) -> str:
+    """The canonical form of a valid 案号: ASCII parentheses (``（2021）`` → ``(2021)``).
+
+    Full-width and ASCII parentheses name the same case; the standard's records and lookups
+    use the ASCII form. Raises ``ValueError`` (as :func:`parse_case_number`) if invalid.
+    """
+    return str(parse_case_number(s, type_codes=type_codes))
+
+
+def court_code_division(court_code: str) -> str | None:
+    """The GB/T 2260 division a court code is read from, or ``None`` if it has none.
+
+    ``宁`` → ``640000`` (high court), ``宁01`` → ``640100`` (intermediate court), ``宁0104`` →
+    ``640104`` (basic-level court). ``最高法``, ``兵…`` and unknown abbreviations: ``None``.
+    Reading the digits as division digits follows the case-number rules' practice; special
+    courts (铁路运输、海事 …) do not follow it and must be declared as agencies.
+    """
+    province = PROVINCE_OF_ABBREVIATION.get(court_code[:1])
+    digits = court_code[1:]
+    if province is None or len(digits) not in (0, 2, 4) or not digits.isascii():
+        return None
+    if digits and not digits.isdigit():
+        return None
+    return (province + digits).ljust(6, "0")
+
+
+def check_court_code(
+    court_code: str, divisions: Container[str], known: Container[str] = ()
+) -> str | None:
+    """Reason why a 案号's court code names no court, or ``None``.
+
+    A court code exists when it is ``最高法``, a court code of ``known`` (the standard's courts),
+    or read from a GB/T 2260 division that exists in ``divisions``.
+    """
+    if court_code == "最高法" or court_code in known:
+        return None
+    division = court_code_division(court_code)
+    if division is None or division not in divisions:
+        return "the court code names no known court (GB/T 2260 division or declared court)"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

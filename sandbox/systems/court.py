@@ -28,16 +28,18 @@ from sandbox.systems.common import (
 
 API_KEY_HEADER: Final = "X-Court-Key"
 VERDICT_CODES: Final = {"GUILTY": "1", "NOT_GUILTY": "2", "EXEMPT": "3"}
-#: GA 240.20-2000 处理方式 codes; DEATH is rendered 106 死缓 (every generated death sentence
-#: carries a two-year reprieve); 107 死刑 also means DEATH when read back. NONE → 000.
+#: GA 240.20-2000 处理方式 codes: 106 死刑缓期二年执行, 107 死刑立即执行; NONE → 000.
 PENALTY_CODES: Final = {
     "PUBLIC_SURVEILLANCE": "101",
     "CRIMINAL_DETENTION": "102",
     "FIXED_TERM": "103",
     "LIFE": "104",
-    "DEATH": "106",
+    "DEATH_WITH_REPRIEVE": "106",
+    "DEATH_IMMEDIATE": "107",
     "NONE": "000",
 }
+#: 二审启动方式: 1 上诉, 2 抗诉 (empty for a first-instance judgment).
+SECOND_INSTANCE_CODES: Final = {"APPEAL": "1", "PROTEST": "2"}
 
 
 def _int(value: int | None) -> str:
@@ -59,6 +61,9 @@ def judgment_to_native(r: Record) -> NativeRecord:
         "HXQ": _int(number(r, "probation_months")),
         "PJRQ": text(r, "judgment_date"),
         "SXRQ": opt_text(r, "effective_date") or "",
+        "ESQD": SECOND_INSTANCE_CODES.get(opt_text(r, "second_instance_basis") or "", ""),
+        "ZXJG": opt_text(r, "executing_agency") or "",
+        "ZXTZRQ": opt_text(r, "execution_notice_date") or "",
         "PJZY": text(r, "summary"),
     }
 

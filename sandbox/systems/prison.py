@@ -103,7 +103,7 @@ def spec(dataset: Dataset) -> SystemSpec:
         NativeResource(
             "commutation_parole",
             "/prison/api/applications",
-            {"case_ref": "case_id", "offender_ref": "person_id"},
+            {"case_ref": "case_id", "offender_ref": "person_id", "ruling_no": "court_case_number"},
             application_to_native,
             set_field("app_type", "ZZ"),
         ),

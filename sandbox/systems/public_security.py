@@ -37,21 +37,33 @@ STAGE_CODES: Final = {
     "EXECUTION": "50",
     "CLOSED": "90",
 }
-SECRECY_CODES: Final = {"NONE": "0", "SECRET": "1", "CONFIDENTIAL": "2", "TOP_SECRET": "3"}
-ROLE_CODES: Final = {"SUSPECT": "01", "DEFENDANT": "02", "VICTIM": "03", "WITNESS": "04"}
+#: 密级: 0 非密, 1 秘密, 2 机密, 3 绝密.
+SECRECY_CODES: Final = {"NONE": "0", "MIMI": "1", "JIMI": "2", "JUEMI": "3"}
+ROLE_CODES: Final = {
+    "SUSPECT": "01",
+    "DEFENDANT": "02",
+    "VICTIM": "03",
+    "WITNESS": "04",
+    "INFORMANT": "05",
+}
 MEASURE_CODES: Final = {
     "ARREST": "301",
     "SUMMONS": "302",
-    "CRIMINAL_DETENTION": "303",
+    "DETENTION": "303",
     "BAIL": "304",
     "RESIDENTIAL_SURVEILLANCE": "305",
+    "DESIGNATED_RESIDENTIAL_SURVEILLANCE": "307",
 }
 TI_CODES: Final = {
     "COMMUNICATIONS_INTERCEPT": "01",
     "LOCATION_TRACKING": "02",
-    "ELECTRONIC_SURVEILLANCE": "03",
+    "RECORD_MONITORING": "03",
     "CONTROLLED_DELIVERY": "04",
+    "PREMISES_MONITORING": "05",
+    "COVERT_INVESTIGATION": "06",
 }
+#: 审查起诉结果: 1 提起公诉, 2 退回补充侦查, 3 不起诉 ("" while under review).
+OUTCOME_CODES: Final = {"INDICTED": "1", "RETURNED": "2", "NOT_PROSECUTED": "3"}
 
 
 def _day(value: str | None) -> str:
@@ -77,6 +89,9 @@ def case_to_native(r: Record) -> NativeRecord:
         "FYAH": opt_text(r, "court_case_number") or "",
         "MJ": SECRECY_CODES[text(r, "secrecy_mark")],
         "JYAQ": text(r, "brief"),
+        "FCBZ": _flag(r, "has_sealed_juvenile"),
+        "BGKSL": _flag(r, "closed_trial"),
+        "GZMM": _flag(r, "work_secret"),
     }
 
 
@@ -91,8 +106,11 @@ def person_to_native(r: Record) -> NativeRecord:
         "GMSFHM": text(r, "id_number"),
         "CSRQ": _day(text(r, "birth_date")),
         "HJXZQHDM": text(r, "domicile_division"),
-        "HJDZ": text(r, "address"),
+        "HJDZ": text(r, "domicile_address"),
+        "XZZ": text(r, "address"),
+        "XZZXZQHDM": text(r, "residence_division"),
         "LXDH": text(r, "phone"),
+        "JKZK": opt_text(r, "health_status") or "",
         "RYLX": ROLE_CODES[text(r, "role")],
         "SFWCN": _flag(r, "is_minor"),
         "SFFC": _flag(r, "juvenile_record_sealed"),
@@ -124,6 +142,8 @@ def transfer_to_native(r: Record) -> NativeRecord:
         "YSRQ": _day(text(r, "transfer_date")),
         "JSJCY": text(r, "receiving_procuratorate"),
         "SXZM": ",".join(strings(r, "charges")),
+        "SCJG": OUTCOME_CODES.get(opt_text(r, "review_outcome") or "", ""),
+        "JDRQ": _day(opt_text(r, "outcome_date")),
         "QSYJ": text(r, "opinion"),
     }
 
@@ -137,8 +157,12 @@ def ti_to_native(r: Record) -> NativeRecord:
         "CSLB": TI_CODES[text(r, "measure_type")],
         "PZWH": text(r, "approval_number"),
         "PZJG": text(r, "approved_by"),
+        "PZRQ": _day(text(r, "approval_date")),
         "KSRQ": _day(text(r, "start_date")),
         "JSRQ": _day(text(r, "end_date")),
+        "YCCS": str(r["extension_count"]),
+        "SSRY": opt_text(r, "operative_identity") or "",
+        "JSFF": opt_text(r, "technical_method") or "",
         "CLZY": text(r, "material_summary"),
     }
 

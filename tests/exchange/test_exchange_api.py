@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -150,8 +151,11 @@ def test_default_deny(gw: Gateway, dataset: Dataset) -> None:
 
 
 def test_sealed_juvenile_record_neither_confirmed_nor_denied(gw: Gateway, dataset: Dataset) -> None:
-    case = _case(dataset, 3)  # sealed juvenile, community corrections by SF640104
-    headers = exchange_headers(gw, "justice", "COMMUNITY_CORRECTION", case["court_case_number"])
+    # 挂牌督办 of a case with a sealed juvenile: the committee is neither a judicial organ
+    # handling the case nor a unit querying under state rules (刑事诉讼法 第286条).
+    case = _case(dataset, 3)
+    headers = exchange_headers(gw, "committee", "OVERSIGHT", case["court_case_number"])
+    headers["X-Approval-Reference"] = quote("宁政法督〔2025〕3号")
     sealed = gw.client.get("/v1/resources/person/P0000000301", headers=headers)
     missing = gw.client.get("/v1/resources/person/P0000000399", headers=headers)
     assert sealed.status_code == missing.status_code == 404
@@ -169,14 +173,31 @@ def test_sealed_juvenile_record_neither_confirmed_nor_denied(gw: Gateway, datase
 
 
 def test_exception_lifts_the_sealed_record_for_trial(gw: Gateway, dataset: Dataset) -> None:
+    # The case is closed now: the procuratorate's 审判监督 is the judicial case handling of it.
     case = _case(dataset, 3)
     response = gw.client.get(
-        "/v1/resources/person/P0000000301",
-        headers=exchange_headers(gw, "court", "TRIAL", case["court_case_number"]),
+        "/v1/resources/judgment/JD0000000301",
+        headers=exchange_headers(
+            gw, "procuratorate", "TRIAL_SUPERVISION", case["court_case_number"]
+        ),
     )
     assert response.status_code == 200, response.text
-    assert response.json()["record"]["juvenile_record_sealed"] is True
-    assert "nl.juvenile.sealed-record.judicial-case-handling" in _entry(gw, response)["rule_ids"]
+    assert response.json()["record"]["defendant_id"] == "P0000000301"
+    sealed = dataset.get("person", "P0000000301")
+    assert sealed is not None
+    assert sealed["juvenile_record_sealed"] is True  # the judgment is about a sealed person
+
+
+def test_the_corrections_office_receives_the_whole_judgment(gw: Gateway, dataset: Dataset) -> None:
+    # 社区矫正法 第20条: the 司法局 receives the judgment (the police do not list it; the
+    # court's 执行通知书 makes it a party).
+    case = _case(dataset, 6)  # in execution: community corrections by SF640104
+    response = gw.client.get(
+        "/v1/resources/judgment/JD0000000601",
+        headers=exchange_headers(gw, "justice", "COMMUNITY_CORRECTION", case["court_case_number"]),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["record"]["summary"]  # the whole judgment, 判决主文 included
 
 
 def test_masked_and_withheld_fields_are_listed(gw: Gateway, dataset: Dataset) -> None:

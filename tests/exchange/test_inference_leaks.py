@@ -24,17 +24,30 @@ from tests.conftest import Gateway
 from tests.exchange.conftest import exchange_headers
 from tests.exchange.test_exchange_faults import FaultProxy
 
-# Sample data (seed 2021, 300 cases): see sandbox/header.py for the special residues.
-SEALED_CASE = 3  # P0000000301 a sealed juvenile (刑诉法 第286条); SF640104 handles the 入矫
-WITNESS_CASE = 5  # P0000000503 a protected witness (第64条); FY640104 handles the case
-VICTIM_CASE = 11  # P0000001102 a minor victim of a sexual offence; GA640105 handles it
-SECRET_CASE = 13  # secrecy mark SECRET; GA640105 handles it
+# Sample data (seed 2021, 300 cases): see sandbox/header.py for the special residues. Each
+# request names a case in a stage its purpose is valid in (the purposes' stages).
+SEALED_CASE = 3  # P0000000301 a sealed juvenile (刑诉法 第286条); closed
+SEALED_IN_CORRECTIONS = 203  # P0000020301 sealed, on probation with SF640104 (in execution)
+WITNESS_CASE = 5  # P0000000503 a protected witness (第64条); in execution, JC640104 supervises
+INFORMANT_CASE = 263  # P0000026305 an informant (第111条); at trial with FY640104
+VICTIM_CASE = 259  # P0000025903 a sexual-offence victim; in prosecution review, GA640105
+SECRET_CASE = 13  # secrecy mark MIMI; GA640105 handled it
+INVESTIGATION_CASE = 124  # under investigation by GA640105
 COURT_TRIAL_CASE = 20  # FY640104 tries it; nobody in it has a record elsewhere
-REPEAT_CASE, EARLIER_CASE = 47, 9  # case 47's defendant is case 9's (same 公民身份号码)
+REPEAT_CASE, EARLIER_CASE = 144, 59  # 144's suspect is 59's defendant (same 公民身份号码)
+APPROVAL = (
+    "%E5%AE%81%E6%94%BF%E6%B3%95%E7%9D%A3%E3%80%942025%E3%80%953%E5%8F%B7"  # 宁政法督〔2025〕3号
+)
 
 
 def _headers(gw: Gateway, dataset: Dataset, client: str, purpose: str, case: int) -> Any:
-    return exchange_headers(gw, client, purpose, dataset.case(case).case["court_case_number"])
+    record = dataset.case(case).case
+    headers = exchange_headers(
+        gw, client, purpose, record["court_case_number"] or record["police_case_number"]
+    )
+    if client == "committee":  # 挂牌督办: the approval it acts under
+        headers["X-Approval-Reference"] = APPROVAL
+    return headers
 
 
 def _person(dataset: Dataset, case: int, person_id: str) -> dict[str, Any]:
@@ -87,34 +100,39 @@ def test_a_masked_id_number_cannot_be_recovered_by_filtering_on_it(
 
 
 def test_a_withheld_identity_is_not_confirmed_by_a_search(gw: Gateway, dataset: Dataset) -> None:
-    # The court sees the protected witness's record but not its 身份证号 (刑诉法 第64条); a
-    # search by the right number used to return the record, a wrong one nothing.
-    headers = _headers(gw, dataset, "court", "TRIAL", WITNESS_CASE)
-    witness = _person(dataset, WITNESS_CASE, "P0000000503")
-    assert witness["protected_witness"]
-    fetched = gw.client.get("/v1/resources/person/P0000000503", headers=headers)
+    # The court sees the informant's record but not its 身份证号 (刑诉法 第111条); a search by
+    # the right number must find nothing, like a wrong one. (The protected witness of the
+    # first review is now verified by the trial court itself: 第64条 and the 2021 解释.)
+    headers = _headers(gw, dataset, "court", "TRIAL", INFORMANT_CASE)
+    informant = _person(dataset, INFORMANT_CASE, "P0000026305")
+    assert informant["role"] == "INFORMANT"
+    fetched = gw.client.get("/v1/resources/person/P0000026305", headers=headers)
     assert fetched.status_code == 200
     assert "id_number" not in fetched.json()["record"]
-    guess = gw.client.get(f"/v1/resources/person?id_number={witness['id_number']}", headers=headers)
+    assert "name" not in fetched.json()["record"]
+    guess = gw.client.get(
+        f"/v1/resources/person?id_number={informant['id_number']}", headers=headers
+    )
     miss = gw.client.get("/v1/resources/person?id_number=11010519491231002X", headers=headers)
     assert guess.status_code == 200
     assert guess.json()["records"] == []
     _same_answer(guess, miss)
     # An ordinary person of the same case is still found by the same kind of search.
-    ordinary = _person(dataset, WITNESS_CASE, "P0000000504")
+    ordinary = _person(dataset, INFORMANT_CASE, "P0000026303")
     found = gw.client.get(
         f"/v1/resources/person?id_number={ordinary['id_number']}", headers=headers
     )
-    assert [r["person_id"] for r in found.json()["records"]] == ["P0000000504"]
+    assert [r["person_id"] for r in found.json()["records"]] == ["P0000026303"]
 
 
-def test_a_minor_victims_identity_is_not_confirmed_by_a_search(
+def test_a_sexual_offence_victims_identity_is_not_confirmed_by_a_search(
     gw: Gateway, dataset: Dataset
 ) -> None:
+    # Any age now: the victim here is an adult.
     headers = _headers(gw, dataset, "police_xixia", "INVESTIGATION", VICTIM_CASE)
-    victim = _person(dataset, VICTIM_CASE, "P0000001102")
+    victim = _person(dataset, VICTIM_CASE, "P0000025903")
     assert victim["sexual_offence_victim"]
-    assert victim["is_minor"]
+    assert not victim["is_minor"]
     guess = gw.client.get(f"/v1/resources/person?id_number={victim['id_number']}", headers=headers)
     miss = gw.client.get("/v1/resources/person?id_number=11010519491231002X", headers=headers)
     assert guess.json()["records"] == []
@@ -124,9 +142,9 @@ def test_a_minor_victims_identity_is_not_confirmed_by_a_search(
 def test_a_sealed_juveniles_records_are_concealed_on_every_resource(
     gw: Gateway, dataset: Dataset
 ) -> None:
-    # 社区矫正 is not a 第286条 exception today: the sealed person is not there, and neither is
-    # their judgment (it used to answer 200 with name and sentence).
-    headers = _headers(gw, dataset, "justice", "COMMUNITY_CORRECTION", SEALED_CASE)
+    # 挂牌督办 is no 第286条 exception: the sealed person is not there, and neither is their
+    # judgment (to the 社区矫正机构 it used to answer 200 with name and sentence).
+    headers = _headers(gw, dataset, "committee", "OVERSIGHT", SEALED_CASE)
     sealed = gw.client.get("/v1/resources/person/P0000000301", headers=headers)
     missing_person = gw.client.get("/v1/resources/person/P0000000399", headers=headers)
     assert sealed.status_code == 404
@@ -144,7 +162,8 @@ def test_a_sealed_juveniles_records_are_concealed_on_every_resource(
     assert search.json()["records"] == []
     # The victims of the same case are not sealed: their records are released.
     persons = gw.client.get("/v1/resources/person?case_id=C00000003", headers=headers)
-    assert {r["person_id"] for r in persons.json()["records"]} == {"P0000000302", "P0000000303"}
+    others = {p["person_id"] for p in dataset.case(SEALED_CASE).person} - {"P0000000301"}
+    assert {r["person_id"] for r in persons.json()["records"]} == others
 
 
 def test_prior_record_checks_reach_only_the_bound_cases_own_persons(
@@ -173,7 +192,7 @@ def test_a_prior_record_check_finds_the_defendants_earlier_judgment(
         p for p in dataset.case(EARLIER_CASE).records("person") if p["role"] == "DEFENDANT"
     )
     assert earlier["id_number"] in {p["id_number"] for p in repeat.records("person")}
-    headers = _headers(gw, dataset, "court", "PRIOR_RECORD_CHECK", REPEAT_CASE)
+    headers = _headers(gw, dataset, "police", "PRIOR_RECORD_CHECK", REPEAT_CASE)
     response = gw.client.get(
         f"/v1/resources/judgment?defendant_id={earlier['person_id']}", headers=headers
     )
@@ -181,7 +200,7 @@ def test_a_prior_record_check_finds_the_defendants_earlier_judgment(
     records = response.json()["records"]
     assert [r["case_id"] for r in records] == [f"C{EARLIER_CASE:08d}"]
     assert "summary" not in records[0]  # the permission's fields only
-    assert "fy.prior-record.judgment" in _entry(gw, response)["rule_ids"]
+    assert "ga.prior-record.judgment" in _entry(gw, response)["rule_ids"]
 
 
 def test_withheld_lists_do_not_depend_on_what_a_page_holds(gw: Gateway, dataset: Dataset) -> None:
@@ -194,21 +213,20 @@ def test_withheld_lists_do_not_depend_on_what_a_page_holds(gw: Gateway, dataset:
         body = gw.client.get(f"/v1/resources/person?{query}{fields}", headers=headers).json()
         return body["withheld"], body["masked"]
 
-    ordinary = _person(dataset, WITNESS_CASE, "P0000000504")["id_number"]
-    court = ("court", "TRIAL", WITNESS_CASE)
+    ordinary = _person(dataset, INFORMANT_CASE, "P0000026303")["id_number"]
+    court = ("court", "TRIAL", INFORMANT_CASE)
     assert (
-        lists(*court, "case_id=C00000005")  # the witness is on this page
+        lists(*court, "case_id=C00000263")  # the informant is on this page
         == lists(*court, f"id_number={ordinary}")  # only an ordinary witness
         == lists(*court, "id_number=11010519491231002X")  # nothing
         == ([], [])
     )
     # The same with a concealed record (the sealed juvenile) on the page.
-    justice = ("justice", "COMMUNITY_CORRECTION", SEALED_CASE)
-    victim = _person(dataset, SEALED_CASE, "P0000000302")["id_number"]
+    committee = ("committee", "OVERSIGHT", SEALED_CASE)
     assert (
-        lists(*justice, "case_id=C00000003")
-        == lists(*justice, f"id_number={victim}")
-        == lists(*justice, "id_number=11010519491231002X")
+        lists(*committee, "case_id=C00000003")
+        == lists(*committee, "case_id=C00000004")  # another case: nothing of it
+        == (["id_number"], [])
     )
 
 
@@ -226,7 +244,7 @@ def test_a_concealed_case_gives_the_same_empty_page_as_an_ordinary_one(
             f"/v1/resources/technical_investigation?case_id={case_id}{fields}", headers=headers
         )
 
-    concealed, ordinary = search(SECRET_CASE), search(VICTIM_CASE)
+    concealed, ordinary = search(SECRET_CASE), search(INVESTIGATION_CASE)
     assert ordinary.json()["withheld"] == ["material_summary"]
     _same_answer(concealed, ordinary)
     assert _entry(gw, concealed)["detail"].startswith("concealed")
@@ -236,7 +254,7 @@ class RefusingPolice(FaultProxy):
     """Forwards to the police sample system, but refuses one record with the agency's own
     words (a name and an ID number), as a real system might for a sealed record."""
 
-    REFUSED = "/api/v1/ryxx/P0000000301"
+    REFUSED = "/api/v1/ryxx/P0000020301"
     TEXT = "记录已封存，不得提供：刘某 640122200305224398"
 
     async def forward(self, request: Request) -> Response:
@@ -262,10 +280,12 @@ def test_agency_error_text_reaches_neither_the_caller_nor_the_audit_log(
     gw = refusing
     # Log to this test's captured stderr (pytest swaps the stream between setup and call).
     configure_logging("WARNING", json=True)
-    for client, purpose in (("justice", "COMMUNITY_CORRECTION"), ("court", "TRIAL")):
-        headers = _headers(gw, dataset, client, purpose, SEALED_CASE)
-        refused = gw.client.get("/v1/resources/person/P0000000301", headers=headers)
-        missing = gw.client.get("/v1/resources/person/P0000000399", headers=headers)
+    # The 司法局 may see the sealed convict it supervises (第286条第2款, 社区矫正法 第20条);
+    # the committee may not.
+    for client, purpose in (("justice", "COMMUNITY_CORRECTION"), ("committee", "OVERSIGHT")):
+        headers = _headers(gw, dataset, client, purpose, SEALED_IN_CORRECTIONS)
+        refused = gw.client.get("/v1/resources/person/P0000020301", headers=headers)
+        missing = gw.client.get("/v1/resources/person/P0000020399", headers=headers)
         # Whether or not this caller could have seen the record, a refusal reads as absence.
         assert refused.status_code == 404
         _same_answer(refused, missing, ignore=("detail",))

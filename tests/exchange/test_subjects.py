@@ -62,6 +62,9 @@ def _case(case_id: str, secrecy_mark: str = "NONE") -> StandardRecord:
         "stage": "TRIAL",
         "handling_agencies": ["GA640104", "FY640104"],
         "secrecy_mark": secrecy_mark,
+        "has_sealed_juvenile": False,
+        "closed_trial": False,
+        "work_secret": False,
     }
 
 
@@ -290,10 +293,10 @@ async def test_a_record_breaking_the_standard_is_unresolved_and_uncached(
         assert subjects.get("case", "C9") is None
     assert resolver.lookups == 4  # two subjects, asked twice: nothing invalid was cached
     agency.put(_person("P1"))
-    agency.put(_case("C9", "SECRET"))
+    agency.put(_case("C9", "MIMI"))
     fixed = await _complete(resolver, standard, decision, [_judgment("P1", "C9")])
     assert fixed.get("person", "P1") == _person("P1")
-    assert fixed.get("case", "C9") == _case("C9", "SECRET")
+    assert fixed.get("case", "C9") == _case("C9", "MIMI")
 
 
 # -- the bound case's persons ---------------------------------------------------------------
@@ -359,7 +362,7 @@ async def test_case_persons_failure_is_unresolved_and_uncached(standard: Standar
 
 
 async def test_prepare_resolves_filter_named_subjects_and_their_cases(standard: Standard) -> None:
-    agency = FakeAgency(_person("P7", "C7"), _case("C7", "SECRET"), _person("P8", "C8"))
+    agency = FakeAgency(_person("P7", "C7"), _case("C7", "MIMI"), _person("P8", "C8"))
     resolver = _resolver(agency, standard)
     judgment = standard.resource("judgment")
     subjects = await resolver.prepare(
@@ -370,7 +373,7 @@ async def test_prepare_resolves_filter_named_subjects_and_their_cases(standard: 
     )
     # Before any record is seen: the named defendant, and the defendant's own case.
     assert subjects.get("person", "P7") == _person("P7", "C7")
-    assert subjects.get("case", "C7") == _case("C7", "SECRET")
+    assert subjects.get("case", "C7") == _case("C7", "MIMI")
     assert subjects.get("case", "C1") == _case("C1")  # the bound case, as given
     assert sorted(agency.fetches) == [("case", "C7"), ("person", "P7")]
     # A named person whose case is not needed: the case is not fetched.

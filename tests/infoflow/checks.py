@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from sandbox.records import record_id
 from tests.conftest import Gateway
 from tests.infoflow.conftest import TALLY
-from tests.infoflow.oracle import Ask, Oracle, RequestVerdict, present
+from tests.infoflow.oracle import FORBIDDEN, Ask, Oracle, RequestVerdict, present
 from tests.infoflow.strategies import PAGES, case_header
 
 
@@ -69,6 +69,11 @@ def check_fetch(gw: Gateway, oracle: Oracle, ask: Ask) -> None:
         return
     truth = oracle.record(ask.resource, ask.record_id)
     expected = None if truth is None else oracle.release(ask, verdict, truth)
+    if expected is FORBIDDEN:
+        # Refused for this record (no permission covers it), not concealed.
+        assert response.status_code == 403, response.text
+        TALLY["fetch refused"] += 1
+        return
     if expected is None:
         # Concealed, of another case, or missing: one answer for all of them.
         assert response.status_code == 404, response.text

@@ -1,23 +1,34 @@
 """An independent reference oracle: what the shipped lists allow, from the sample data's truth.
 
-It does not use the gateway's policy engine, index or CEL. It reads the permissions list as
-data (who is granted which fields of which resource for which purpose, with which case binding
-and reach) and restates the negative list's items by hand, as the law they cite reads:
+It does not use the gateway's policy engine, index or CEL. It reads the standard and the
+permissions list as data (who is granted which fields of which resource for which purpose,
+under which sharing conditions, with which case binding and reach; each purpose's case stages)
+and restates the negative list's items by hand, as the law they cite reads:
 
-* 保守国家秘密法 第2条、第28条: a case with a secrecy mark, and every record of it, is never
-  shared; a request bound to such a case is answered as "not there".
+* 保守国家秘密法 第2条, 政务数据共享条例 第3条: a case with a secrecy mark or marked 工作秘密,
+  and every record of it, is never shared; a request bound to such a case is "not there".
 * 刑事诉讼法 第286条: a sealed juvenile's records, on every resource about that person, only
-  for judicial organs' case handling (police, procuratorate and court, for investigation,
-  arrest review, prosecution review, trial and prior-record checks).
-* 刑事诉讼法 第152条: technical-investigation records only for investigation, arrest review,
-  prosecution review and trial; the material itself never.
-* 刑事诉讼法 第64条 and 未成年人保护法 第110条: a protected witness's, and a minor sexual-offence
-  victim's, identity fields are never released (also where another record repeats them:
-  a judgment's defendant name).
-* 个人信息保护法 第6条: outside case-handling purposes, 身份证号 keeps its first 6 and last 4
-  characters, 出生日期 its year, and address and phone are redacted.
-* Case binding: a record must belong to the bound case, unless a permission's reach covers it
-  (the bound case's own persons, by 公民身份号码, in other cases).
+  for judicial organs' case handling (police, procuratorate and court, for their case-handling
+  and supervision purposes), or for the prison and the 社区矫正机构 executing the sentence
+  (根据国家规定进行查询); the case's name and brief likewise (应封尽封).
+* 刑事诉讼法 第152条、第154条: technical-investigation records only for investigation, arrest
+  review, prosecution review, trial, and the committee's approval oversight, which sees the
+  approval metadata only; the material never; the operative and method only for the court.
+* 刑事诉讼法 第64条: a protected witness's identity only for the trial court (verification).
+* 刑事诉讼法 第111条: an informant's identity only for the investigating police.
+* 未成年人保护法 第103条: a minor victim's or witness's identity only for case handling (police,
+  procuratorate, court: investigation, arrest review, prosecution review, trial).
+* 性侵害案件被害人 of any age: identity never.
+* 刑事诉讼法 第188条、第285条: in a case tried in camera, the case's name and brief, and the
+  identity of victims, witnesses, experts and informants, only for judicial case handling.
+* 个人信息保护法 第6条、第28条: outside case-handling and execution purposes, 身份证号 keeps its
+  first 6 and last 4 characters, 出生日期 its year, and addresses and phone are redacted; health
+  only for the trial court, the prison, the 社区矫正机构 and the procuratorate's execution and
+  investigation supervision.
+* Case binding: the requester must be a party of the case (the police record's agencies, or
+  one the flow's records name, or a prison's stationed procuratorate for supervision) and the
+  case must be in a stage the purpose is valid in; a record must belong to the bound case,
+  unless a permission's reach covers it (the bound case's own persons in other cases).
 * A filter is a read: only on fields released in the clear for the request, and a record whose
   filtered field would not be released in the clear for it is no match.
 
@@ -39,30 +50,61 @@ from sandbox.generator import Dataset
 KNOWN_ITEMS = frozenset(
     {
         "nl.juvenile.sealed-record",
-        "nl.juvenile.sexual-offence-victim-identity",
+        "nl.juvenile.sealed-case-details",
+        "nl.minor.victim-witness-identity",
+        "nl.victim.sexual-offence-identity",
+        "nl.informant.identity",
+        "nl.closed-trial.case-details",
+        "nl.closed-trial.participant-identity",
         "nl.pi.id-number-partial",
         "nl.pi.contact-redacted",
         "nl.pi.birth-date-year",
+        "nl.pi.health",
         "nl.state-secret.case-record",
         "nl.state-secret.case-request",
+        "nl.work-secret.case-record",
+        "nl.work-secret.case-request",
         "nl.ti.material",
         "nl.ti.purpose-limit",
+        "nl.ti.approval-metadata-only",
+        "nl.ti.covert-identity",
         "nl.witness.protected-identity",
     }
 )
 JUDICIAL_KINDS = frozenset({"public_security", "procuratorate", "court"})
-SEALED_EXCEPTION_PURPOSES = frozenset(
-    {"INVESTIGATION", "ARREST_REVIEW", "PROSECUTION_REVIEW", "TRIAL", "PRIOR_RECORD_CHECK"}
+CASE_HANDLING = frozenset({"INVESTIGATION", "ARREST_REVIEW", "PROSECUTION_REVIEW", "TRIAL"})
+SUPERVISION = frozenset(
+    {
+        "PROTEST",
+        "TRIAL_SUPERVISION",
+        "CASE_FILING_SUPERVISION",
+        "INVESTIGATION_SUPERVISION",
+        "EXECUTION_SUPERVISION",
+        "COMMUTATION_PAROLE",
+    }
 )
-TI_PURPOSES = frozenset({"INVESTIGATION", "ARREST_REVIEW", "PROSECUTION_REVIEW", "TRIAL"})
-FULL_ID_PURPOSES = TI_PURPOSES | {
-    "PRIOR_RECORD_CHECK",
-    "SENTENCE_EXECUTION",
-    "COMMUNITY_CORRECTION",
-}
-CONTACT_PURPOSES = TI_PURPOSES | {"SENTENCE_EXECUTION", "COMMUNITY_CORRECTION"}
-WITNESS_FIELDS = frozenset({"name", "id_number", "birth_date", "address", "phone"})
-VICTIM_FIELDS = WITNESS_FIELDS | {"domicile_division"}
+SEALED_EXCEPTION_PURPOSES = CASE_HANDLING | {"PRIOR_RECORD_CHECK"} | SUPERVISION
+CLOSED_TRIAL_CASE_PURPOSES = CASE_HANDLING | SUPERVISION
+TI_PURPOSES = CASE_HANDLING | {"OVERSIGHT"}
+EXECUTION_PURPOSES = frozenset({"SENTENCE_EXECUTION", "COMMUNITY_CORRECTION", "COMMUTATION_PAROLE"})
+FULL_ID_PURPOSES = CASE_HANDLING | {"PRIOR_RECORD_CHECK"} | EXECUTION_PURPOSES
+CONTACT_PURPOSES = CASE_HANDLING | EXECUTION_PURPOSES
+IDENTITY = frozenset(
+    {
+        "name",
+        "id_number",
+        "birth_date",
+        "address",
+        "domicile_address",
+        "residence_division",
+        "phone",
+    }
+)
+WITNESS_FIELDS = IDENTITY
+VICTIM_FIELDS = IDENTITY | {"domicile_division"}
+PARTICIPANTS = frozenset({"VICTIM", "WITNESS", "INFORMANT", "EXPERT"})
+COVERT_FIELDS = frozenset({"operative_identity", "technical_method"})
+TI_OVERSIGHT_WITHHELD = frozenset({"target_person_id", "measure_type"}) | COVERT_FIELDS
 PERSON_REFS = {
     "judgment": ("defendant_id",),
     "arrest_review": ("person_id",),
@@ -76,6 +118,26 @@ PERSON_REFS = {
 }
 # A field of one record that repeats a field of the person it refers to.
 MIRRORS = {("judgment", "defendant_name"): ("defendant_id", "name")}
+# Fields of the flow that name a party of the record's case (the standard's party: true).
+PARTY_FIELDS = {
+    "judgment": ("court", "executing_agency"),
+    "indictment": ("court",),
+    "arrest_review": ("procuratorate",),
+    "prosecution_transfer": ("receiving_procuratorate",),
+    "coercive_measure": ("decided_by",),
+    "sentence_execution": ("prison",),
+    "community_correction": ("supervising_office",),
+}
+# 案号 fields whose issuing court is a party, and the sample courts' codes.
+CASE_NUMBER_PARTIES = {
+    "judgment": "court_case_number",
+    "sentence_execution": "court_case_number",
+    "commutation_parole": "court_case_number",
+}
+COURTS = {"宁0104": "FY640104", "宁0105": "FY640105", "宁0302": "FY640302", "宁01": "FY640100"}
+STATIONED = {"JY640001": "JC640100", "JY640002": "JC640200"}
+STATIONED_PURPOSES = frozenset({"EXECUTION_SUPERVISION", "COMMUTATION_PAROLE"})
+ROLE_CONDITION = 'record.role in ["DEFENDANT", "CONVICT"]'
 
 
 @dataclass(frozen=True)
@@ -99,6 +161,7 @@ class Grant:
     bound: bool
     reach: bool
     needs_defendant_filter: bool
+    convict_only: bool = False  # granted per record: the person must be the convict
 
 
 @dataclass
@@ -113,6 +176,11 @@ class RequestVerdict:
     masks: dict[str, str] = field(default_factory=dict)
     bound_case: str | None = None
     refused_filter: str | None = None
+    withheld_here: frozenset[str] = frozenset()  # withheld for every record of the request
+
+
+#: ``Oracle.release`` for a record the caller is refused without concealment (403).
+FORBIDDEN: dict[str, Any] = {"<forbidden>": True}
 
 
 def _mask(kind: str, value: Any) -> Any:
@@ -131,15 +199,16 @@ class Oracle:
         self.dataset = dataset
         standard = policy_dir / "standard"
         self.fields: dict[str, list[str]] = {}
-        self.not_shared: dict[str, frozenset[str]] = {}
+        self.sharing: dict[str, dict[str, tuple[str, frozenset[str]]]] = {}
         for path in sorted((standard / "resources").glob("*.yaml")):
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
             self.fields[doc["name"]] = [f["name"] for f in doc["fields"]]
-            self.not_shared[doc["name"]] = frozenset(
-                f["name"] for f in doc["fields"] if f["sharing"] == "不予共享"
-            )
+            self.sharing[doc["name"]] = {
+                f["name"]: (f["sharing"], frozenset(f.get("conditions", ()))) for f in doc["fields"]
+            }
         purposes = yaml.safe_load((standard / "purposes.yaml").read_text(encoding="utf-8"))
         self.needs_case = {p["code"]: p["needs_case"] for p in purposes["purposes"]}
+        self.stages = {p["code"]: frozenset(p["stages"]) for p in purposes["purposes"]}
         self.permissions: list[dict[str, Any]] = []
         for path in sorted((policy_dir / "permissions").glob("*.yaml")):
             self.permissions += yaml.safe_load(path.read_text(encoding="utf-8"))["permissions"]
@@ -153,6 +222,24 @@ class Oracle:
 
     def case(self, index: int) -> Mapping[str, Any]:
         return self.dataset.case(index).case
+
+    def parties(self, index: int, purpose: str | None = None) -> set[str]:
+        """Who handles case ``index``: the police record's agencies, those its flow names,
+        and (for a supervision purpose) the stationed procuratorates of its prisons."""
+        bundle = self.dataset.case(index)
+        found = set(bundle.case["handling_agencies"])
+        for resource, names in PARTY_FIELDS.items():
+            for record in bundle.records(resource):
+                found |= {str(record[n]) for n in names if record.get(n)}
+        for resource, name in CASE_NUMBER_PARTIES.items():
+            for record in bundle.records(resource):
+                number = str(record.get(name) or "")
+                code = number[number.find(")") + 1 :].split("刑")[0]
+                if code in COURTS:
+                    found.add(COURTS[code])
+        if purpose in STATIONED_PURPOSES:
+            found |= {STATIONED[a] for a in found if a in STATIONED}
+        return found
 
     def identity_cases(self, id_number: str) -> list[int]:
         """Indices of the cases with a person of this 公民身份号码."""
@@ -195,10 +282,24 @@ class Oracle:
 
     # -- the request ---------------------------------------------------------------------
 
-    def _grants(self, ask: Ask) -> list[Grant]:
-        """The grants that match the request (case binding included)."""
+    def _granted_fields(
+        self, resource: str, listed: Any, satisfies: Iterable[str]
+    ) -> frozenset[str]:
+        """无条件 fields, and 有条件 fields with a satisfied condition; never 不予共享."""
+        met = frozenset(satisfies)
+        allowed = frozenset(
+            name
+            for name, (sharing, conditions) in self.sharing[resource].items()
+            if sharing == "无条件" or (sharing == "有条件" and met & conditions)
+        )
+        return allowed if listed == "*" else frozenset(listed) & allowed
+
+    def _grants(self, ask: Ask) -> tuple[list[Grant], list[Grant]]:
+        """(grants that match, grants bound to the case but not valid in its stage)."""
         grants: list[Grant] = []
+        staged: list[Grant] = []
         case = None if ask.case_index is None else self.case(ask.case_index)
+        parties = set() if ask.case_index is None else self.parties(ask.case_index, ask.purpose)
         for perm in self.permissions:
             grantee = perm["grantee"]
             if grantee.get("kind", ask.kind) != ask.kind:
@@ -208,20 +309,34 @@ class Oracle:
             if perm["resource"] != ask.resource or ask.purpose not in perm["purposes"]:
                 continue
             condition = perm.get("condition")
-            assert condition in (None, '"defendant_id" in request.filters'), condition
-            if condition is not None and "defendant_id" not in ask.filters:
+            assert condition in (None, '"defendant_id" in request.filters', ROLE_CONDITION)
+            if (
+                condition == '"defendant_id" in request.filters'
+                and "defendant_id" not in ask.filters
+            ):
                 continue
             binding = perm.get("case_binding")
             if binding is None:
                 binding = any(self.needs_case[p] for p in perm["purposes"])
+            if binding == "supervised":
+                continue  # 挂牌督办 needs an approval reference: these requests carry none
             bound = binding is not False
-            if bound and (case is None or ask.agency not in case["handling_agencies"]):
+            if bound and (case is None or ask.agency not in parties):
                 continue
-            fields = perm["fields"]
-            all_fields = frozenset(self.fields[ask.resource]) - self.not_shared[ask.resource]
-            granted = all_fields if fields == "*" else frozenset(fields) & all_fields
-            grants.append(Grant(perm["id"], granted, bound, "reach" in perm, condition is not None))
-        return grants
+            fields = self._granted_fields(ask.resource, perm["fields"], perm.get("satisfies", ()))
+            grant = Grant(
+                perm["id"],
+                fields,
+                bound,
+                "reach" in perm,
+                condition is not None and condition != ROLE_CONDITION,
+                condition == ROLE_CONDITION,
+            )
+            if bound and case is not None and case["stage"] not in self.stages[ask.purpose]:
+                staged.append(grant)
+            else:
+                grants.append(grant)
+        return grants, staged
 
     def _masks(self, ask: Ask) -> dict[str, str]:
         if ask.resource != "person":
@@ -232,20 +347,51 @@ class Oracle:
             masks["birth_date"] = "year"
         if ask.purpose not in CONTACT_PURPOSES:
             masks["address"] = "redact"
+            masks["domicile_address"] = "redact"
             masks["phone"] = "redact"
         return masks
 
+    def _health_lifted(self, ask: Ask) -> bool:
+        return (ask.kind, ask.purpose) in {
+            ("court", "TRIAL"),
+            ("prison", "SENTENCE_EXECUTION"),
+            ("prison", "COMMUTATION_PAROLE"),
+            ("justice", "COMMUNITY_CORRECTION"),
+            ("procuratorate", "EXECUTION_SUPERVISION"),
+            ("procuratorate", "INVESTIGATION_SUPERVISION"),
+        }
+
+    def _withheld_here(self, ask: Ask) -> frozenset[str]:
+        """Fields the negative list withholds for every record of the request."""
+        if ask.resource == "person" and not self._health_lifted(ask):
+            return frozenset({"health_status"})
+        if ask.resource == "technical_investigation":
+            out = set()
+            if not (ask.kind == "court" and ask.purpose == "TRIAL"):
+                out |= COVERT_FIELDS
+            if ask.purpose == "OVERSIGHT":
+                out |= TI_OVERSIGHT_WITHHELD
+            return frozenset(out)
+        return frozenset()
+
+    def _concealed_case(self, case: Mapping[str, Any] | None) -> bool:
+        return case is not None and (case["secrecy_mark"] != "NONE" or case["work_secret"])
+
     def request(self, ask: Ask) -> RequestVerdict:
-        grants = self._grants(ask)
+        grants, staged = self._grants(ask)
+        case = None if ask.case_index is None else self.case(ask.case_index)
+        ti_limited = ask.resource == "technical_investigation" and ask.purpose not in TI_PURPOSES
+        if not grants and staged and (self._concealed_case(case) or ti_limited):
+            grants = staged  # concealed whatever its stage: answered as in its stage
         if not grants:
             return RequestVerdict("deny")
         granted = frozenset().union(*(g.fields for g in grants))
         requested = frozenset(self.fields[ask.resource]) if ask.fields is None else ask.fields
-        permitted = granted & requested
-        masks = {k: v for k, v in self._masks(ask).items() if k in granted}
+        here = self._withheld_here(ask)
+        permitted = (granted - here) & requested
+        masks = {k: v for k, v in self._masks(ask).items() if k in granted and k not in here}
         if not permitted:
             return RequestVerdict("deny")
-        case = None if ask.case_index is None else self.case(ask.case_index)
         bound = any(g.bound for g in grants)
         verdict = RequestVerdict(
             "allow",
@@ -255,22 +401,27 @@ class Oracle:
             permitted=permitted,
             masks=masks,
             bound_case=case["case_id"] if bound and case is not None else None,
+            withheld_here=here,
         )
-        clear = granted - set(masks)
+        clear = granted - set(masks) - here
         for name in sorted(ask.filters):
             if name not in clear:
                 verdict.outcome, verdict.refused_filter = "filter_refused", name
                 return verdict
-        secret = case is not None and case["secrecy_mark"] != "NONE"
-        ti_limited = ask.resource == "technical_investigation" and ask.purpose not in TI_PURPOSES
-        if secret or ti_limited:
+        if self._concealed_case(case) or ti_limited:
             verdict.outcome = "not_found"
         return verdict
 
     # -- a record ------------------------------------------------------------------------
 
+    def _judicial(self, ask: Ask, purposes: frozenset[str]) -> bool:
+        return ask.kind in JUDICIAL_KINDS and ask.purpose in purposes
+
     def _sealed_lifted(self, ask: Ask) -> bool:
-        return ask.kind in JUDICIAL_KINDS and ask.purpose in SEALED_EXCEPTION_PURPOSES
+        by_state_rules = (ask.kind == "prison" and ask.purpose in {
+            "SENTENCE_EXECUTION", "COMMUTATION_PAROLE"
+        }) or (ask.kind == "justice" and ask.purpose == "COMMUNITY_CORRECTION")  # fmt: skip
+        return self._judicial(ask, SEALED_EXCEPTION_PURPOSES) or by_state_rules
 
     def _persons(self, ask: Ask, record: Mapping[str, Any]) -> list[Mapping[str, Any] | None]:
         if ask.resource == "person":
@@ -291,19 +442,44 @@ class Oracle:
             p is not None and p.get("id_number") in identities for p in persons
         )
 
+    def person_withheld(self, ask: Ask, person: Mapping[str, Any]) -> set[str]:
+        """Fields of ``person`` the negative list withholds for this request."""
+        out: set[str] = set()
+        if person["protected_witness"] and not (ask.kind == "court" and ask.purpose == "TRIAL"):
+            out |= WITNESS_FIELDS
+        if person["sexual_offence_victim"]:
+            out |= VICTIM_FIELDS
+        case_handling = self._judicial(ask, CASE_HANDLING)
+        if person["is_minor"] and person["role"] in ("VICTIM", "WITNESS") and not case_handling:
+            out |= VICTIM_FIELDS
+        if person["role"] == "INFORMANT" and not (
+            ask.kind == "public_security" and ask.purpose == "INVESTIGATION"
+        ):
+            out |= VICTIM_FIELDS
+        bound = None if ask.case_index is None else self.case(ask.case_index)
+        if (
+            bound is not None
+            and bound["closed_trial"]
+            and person["role"] in PARTICIPANTS
+            and not case_handling
+        ):
+            out |= VICTIM_FIELDS
+        return out
+
     def release(
         self, ask: Ask, verdict: RequestVerdict, record: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        """The record as the caller must receive it, or None: it is not there for them."""
+        """The record as the caller must receive it; None: it is not there for them;
+        :data:`FORBIDDEN`: refused, but not concealed (no permission covers it)."""
         if verdict.outcome != "allow":
             return None
-        fields = set(verdict.permitted)
+        reach_only: frozenset[str] | None = None
         if verdict.bound_case is not None and record.get("case_id") != verdict.bound_case:
             if not self._reached(ask, verdict, record):
                 return None
-            fields &= frozenset().union(*(g.fields for g in verdict.grants if g.reach))
+            reach_only = frozenset().union(*(g.fields for g in verdict.grants if g.reach))
         own_case = self.case_of(str(record.get("case_id")))
-        if own_case is None or own_case["secrecy_mark"] != "NONE":
+        if own_case is None or self._concealed_case(own_case):
             return None
         persons = self._persons(ask, record)
         if any(p is None for p in persons):
@@ -312,26 +488,34 @@ class Oracle:
             p is not None and p["juvenile_record_sealed"] for p in persons
         ):
             return None
-        withheld: set[str] = set()
+        fields: set[str] = set()
+        for grant in verdict.grants:
+            if not grant.convict_only or record.get("role") in ("DEFENDANT", "CONVICT"):
+                fields |= grant.fields
+        if reach_only is not None:
+            fields &= reach_only
+        allowed = verdict.permitted & fields
+        if not allowed:
+            return FORBIDDEN
+        withheld: set[str] = set(verdict.withheld_here)
         if ask.resource == "person":
-            if record["protected_witness"]:
-                withheld |= WITNESS_FIELDS
-            if record["sexual_offence_victim"] and record["is_minor"]:
-                withheld |= VICTIM_FIELDS
-        for (resource, name), (via, _) in MIRRORS.items():
+            withheld |= self.person_withheld(ask, record)
+        if ask.resource == "case":
+            judicial = self._judicial(ask, SEALED_EXCEPTION_PURPOSES)
+            if record["has_sealed_juvenile"] and not judicial:
+                withheld |= {"case_name", "brief"}
+            if record["closed_trial"] and not self._judicial(ask, CLOSED_TRIAL_CASE_PURPOSES):
+                withheld |= {"case_name", "brief"}
+        for (resource, name), (via, mirrored) in MIRRORS.items():
             if resource == ask.resource:
                 person = self.person(str(record.get(via)))
-                if person is not None and (
-                    person["protected_witness"]
-                    or (person["sexual_offence_victim"] and person["is_minor"])
-                ):
+                if person is not None and mirrored in self.person_withheld(ask, person):
                     withheld.add(name)
-        granted = frozenset().union(*(g.fields for g in verdict.grants))
         for name in ask.filters:
-            if name in withheld or name in verdict.masks or name not in granted:
+            if name in withheld or name in verdict.masks or name not in fields:
                 return None  # a filter is a read: this record is no match for this caller
         out: dict[str, Any] = {}
-        for name in fields - withheld:
+        for name in allowed - withheld:
             value = record.get(name)
             if value is None:
                 continue
@@ -345,7 +529,7 @@ class Oracle:
         id_field = self._id_field(ask.resource)
         for record in self.matching(ask.resource, ask.filters):
             out = self.release(ask, verdict, record)
-            if out is None:
+            if out is None or out is FORBIDDEN:
                 hidden.append(str(record[id_field]))
             else:
                 released.append(out)

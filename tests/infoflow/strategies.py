@@ -13,15 +13,18 @@ from tests.infoflow.oracle import PERSON_REFS, Ask, Oracle
 AGENCIES = {
     "GA640104": "public_security", "GA640105": "public_security", "GA640302": "public_security",
     "JC640104": "procuratorate", "JC640105": "procuratorate", "JC640302": "procuratorate",
-    "JC640100": "procuratorate", "FY640104": "court", "FY640105": "court", "FY640302": "court",
+    "JC640100": "procuratorate", "JC640200": "procuratorate", "FY640104": "court",
+    "FY640105": "court", "FY640302": "court",
     "FY640100": "court", "JY640001": "prison", "JY640002": "prison", "SF640104": "justice",
     "SF640105": "justice", "SF640302": "justice", "ZF640000": "committee",
 }  # fmt: skip
 N_CASES = 300
 # Special records (sandbox/header.py): sealed juveniles, protected witnesses, technical
-# investigation, minor victims, a secret case, an unsealed minor; repeat offenders' cases
-# (prior-record reach) and their earlier cases.
-SPECIAL = [3, 53, 5, 55, 7, 32, 57, 82, 11, 61, 13, 113, 213, 17, 47, 9, 144, 59, 123, 46, 27, 6]
+# investigation, minor victims, a secret case, an unsealed minor, a work secret; repeat
+# offenders' cases (prior-record reach) and their earlier cases; an informant at trial, a
+# case appealed to the intermediate court and executed in prison, one in investigation.
+SPECIAL = [3, 53, 203, 5, 55, 7, 32, 57, 82, 11, 61, 13, 113, 213, 17, 71, 47, 9, 144, 59, 123]
+SPECIAL += [46, 27, 6, 263, 2, 23, 259]
 NOWHERE = {
     "case_id": "C09999999",
     "person_id": "P0999999901",
@@ -72,10 +75,9 @@ def asks(draw: st.DrawFn, oracle: Oracle) -> tuple[Ask, bool, int]:
     grants for it, so that the negative list's subjects are met often; otherwise anything.
     """
     index = draw(_weighted(st.sampled_from(SPECIAL), st.integers(0, N_CASES - 1), 5))
-    case = oracle.case(index)
     granted = [
         (agency, resource, purpose)
-        for agency in sorted(case["handling_agencies"])
+        for agency in sorted(oracle.parties(index, "EXECUTION_SUPERVISION"))
         for resource, purpose in _granted(oracle, agency)
     ]
     anything = st.tuples(
@@ -165,8 +167,7 @@ def subject_asks(draw: st.DrawFn, oracle: Oracle) -> tuple[Ask, int]:
     bound = draw(
         _weighted(st.just(index), st.one_of(st.sampled_from(same), st.integers(0, N_CASES - 1)), 5)
     )
-    case = oracle.case(bound)
-    handlers = sorted(case["handling_agencies"])
+    handlers = sorted(oracle.parties(bound, "EXECUTION_SUPERVISION"))
     agency = draw(_weighted(st.sampled_from(handlers), st.sampled_from(sorted(AGENCIES)), 8))
     pairs = _granted(oracle, agency)
     anything = st.tuples(
@@ -216,8 +217,7 @@ def reach_asks(draw: st.DrawFn, oracle: Oracle) -> tuple[Ask, int]:
     bound case (their earlier case: the reach allows it), else anyone's (it must not).
     """
     index = draw(_weighted(st.sampled_from(REPEATS), st.integers(0, N_CASES - 1), 3))
-    case = oracle.case(index)
-    checkers = [a for a in sorted(case["handling_agencies"]) if a[:2] in ("GA", "FY")]
+    checkers = [a for a in sorted(oracle.parties(index)) if a[:2] in ("GA", "FY")]
     agency = draw(st.sampled_from(checkers or ["FY640104"]))
     kin: list[str] = []
     for person in oracle.dataset.case(index).records("person"):

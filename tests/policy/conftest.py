@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,24 @@ NOW = datetime(2025, 6, 1, 10, 0, tzinfo=CST)
 TODAY = date(2025, 6, 1)
 
 PERSON_FLAGS = {
+    "role": "DEFENDANT",
     "is_minor": False,
     "juvenile_record_sealed": False,
     "protected_witness": False,
     "sexual_offence_victim": False,
 }
+_PURPOSES = yaml.safe_load((POLICIES / "standard" / "purposes.yaml").read_text(encoding="utf-8"))
+#: A stage each purpose is valid in (its first): the default stage of a test request's case.
+DEFAULT_STAGE = {p["code"]: p["stages"][0] for p in _PURPOSES["purposes"]}
+_CONDITIONS = yaml.safe_load((POLICIES / "standard" / "conditions.yaml").read_text("utf-8"))
+
+
+def satisfiable(purposes: list[str]) -> list[str]:
+    """Every sharing condition that may be satisfied for all of ``purposes``."""
+    return [c["id"] for c in _CONDITIONS["conditions"] if set(purposes) <= set(c["purposes"])]
+
+
+_UNSET: Any = object()
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +93,17 @@ def request(
     time: datetime = NOW,
     role: str | None = None,
     filters: dict[str, str] | None = None,
-    stage: str | None = None,
+    stage: str | None = _UNSET,
+    approval_reference: str | None = None,
+    stationed: tuple[str, ...] = (),
+    case_flags: dict[str, bool] | None = None,
 ) -> AccessRequest:
-    """An access request; ``case`` names a case the requester handles unless ``handling``."""
+    """An access request; ``case`` names a case the requester handles unless ``handling``.
+
+    The case is in a stage the purpose is valid in unless ``stage`` says otherwise.
+    """
+    if stage is _UNSET:
+        stage = DEFAULT_STAGE.get(purpose)
     kinds = {
         "GA": "public_security",
         "JC": "procuratorate",
@@ -99,7 +121,10 @@ def request(
             handling_agencies=frozenset(handling if handling is not None else (agency,)),
             stage=stage,
             secrecy_mark=secrecy,
+            stationed_procuratorates=frozenset(stationed),
         )
+        flags = {"closed_trial": False, "work_secret": False, "has_sealed_juvenile": False}
+        context = replace(context, record={**context.as_record(), **flags, **(case_flags or {})})
     return AccessRequest(
         requester_agency=agency,
         requester_kind=kind or kinds[agency[:2]],
@@ -112,6 +137,7 @@ def request(
         requested_fields=None if fields is None else frozenset(fields),
         filters=filters or {},
         role=role,
+        approval_reference=approval_reference,
     )
 
 
@@ -170,7 +196,11 @@ def engine_for(
 
 
 def perm(rule_id: str, **kw: Any) -> dict[str, Any]:
-    """A permission dict with sensible defaults (court, person, TRIAL, every field)."""
+    """A permission dict with sensible defaults (court, person, TRIAL, every field).
+
+    Unless given, ``satisfies`` names every sharing condition its purposes allow, so that
+    ``"*"`` means every field the standard lets any such rule share.
+    """
     base: dict[str, Any] = {
         "id": rule_id,
         "grantee": {"kind": "court"},
@@ -180,6 +210,12 @@ def perm(rule_id: str, **kw: Any) -> dict[str, Any]:
         "legal_basis": "测试依据",
     }
     base.update(kw)
+    if "satisfies" not in kw:
+        met = satisfiable(base["purposes"])
+        if met:
+            base["satisfies"] = met
+    elif kw["satisfies"] is None:
+        del base["satisfies"]
     return base
 
 

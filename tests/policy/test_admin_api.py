@@ -169,7 +169,12 @@ EXPLAIN_REQUEST = {
     "purpose": "TRIAL",
     "operator_id": "op-1",
     "case_number": COURT_CASE,
-    "case": {"case_id": "C00000020", "handling_agencies": ["FY640104"], "secrecy_mark": "NONE"},
+    "case": {
+        "case_id": "C00000020",
+        "handling_agencies": ["FY640104"],
+        "stage": "TRIAL",
+        "secrecy_mark": "NONE",
+    },
     "fields": ["case_id", "case_name"],
 }
 
@@ -351,7 +356,7 @@ def test_a_candidate_whose_policy_tests_fail_is_422_naming_the_case(gw: Gateway)
     names = [f["case"] for f in failures]
     assert any("法院为审判读取已封存的未成年人记录" in name for name in names)
     for failure in failures:
-        assert failure["field"] == "files.tests/flows.yaml"
+        assert failure["field"].startswith("files.tests/")  # the suite file that failed
         assert isinstance(failure["line"], int)
         assert failure["reason"]
     assert "fy.trial.person" in response.text
@@ -382,7 +387,8 @@ def test_a_bad_bundle_path_is_422(gw: Gateway, path: str) -> None:
 def test_base_current_with_one_change_and_one_deletion(gw: Gateway) -> None:
     court = drop_rule(SHIPPED_FILES[COURT], "fy.commutation-parole.execution")
     # the suites gate every change: deleting the only one is refused
-    ungated = submit(gw, {COURT: court, "tests/flows.yaml": None}, base="current")
+    suites = [name for name in SHIPPED_FILES if name.startswith("tests/")]
+    ungated = submit(gw, {COURT: court, **dict.fromkeys(suites)}, base="current")
     assert ungated.status_code == 422
     assert "test suite" in ungated.json()["detail"]
 
@@ -549,6 +555,9 @@ def test_explain_against_current_and_a_candidate(gw: Gateway, shipped_engine: Po
         "stage": "TRIAL",
         "secrecy_mark": "NONE",
         "handling_agencies": ["FY640104"],
+        "closed_trial": False,
+        "work_secret": False,
+        "has_sealed_juvenile": False,
     }
     with_records = explain(gw, EXPLAIN_REQUEST, records=[record], version="current")
     [verdict] = with_records.json()["records"]
@@ -590,32 +599,47 @@ _JUDGMENT_EXPLAIN = {
     "requester_agency": "JY640001",
     "resource": "judgment",
     "purpose": "SENTENCE_EXECUTION",
-    "case": {"case_id": "C00000020", "handling_agencies": ["JY640001"], "secrecy_mark": "NONE"},
+    "case": {
+        "case_id": "C00000020",
+        "handling_agencies": ["JY640001"],
+        "secrecy_mark": "NONE",
+        "stage": "EXECUTION",
+    },
     "fields": ["judgment_id", "defendant_name"],
 }
-_SEALED_DEFENDANT = {
+# A defendant under witness protection in another case: the judgment's defendant_name mirrors
+# the person's name, which the negative list withholds for the prison.
+_PROTECTED_DEFENDANT = {
     "person_id": "P1",
     "case_id": "C00000020",
     "role": "DEFENDANT",
-    "is_minor": True,
-    "juvenile_record_sealed": True,
-    "protected_witness": False,
+    "is_minor": False,
+    "juvenile_record_sealed": False,
+    "protected_witness": True,
     "sexual_offence_victim": False,
 }
 
 
 def test_explain_takes_subjects_and_refuses_bad_ones(gw: Gateway) -> None:
-    record = {"judgment_id": "J1", "case_id": "C00000020", "defendant_id": "P1"}
-    sealed = explain(
-        gw, _JUDGMENT_EXPLAIN, records=[record], subjects={"person": [_SEALED_DEFENDANT]}
+    record = {
+        "judgment_id": "J1", "case_id": "C00000020", "defendant_id": "P1",
+        "defendant_name": "某甲",
+    }  # fmt: skip
+    protected = explain(
+        gw, _JUDGMENT_EXPLAIN, records=[record], subjects={"person": [_PROTECTED_DEFENDANT]}
     )
-    assert sealed.status_code == 200, sealed.text
-    [verdict] = sealed.json()["records"]
-    assert (verdict["released"], verdict["conceal"]) == (False, True)
-    assert verdict["rule_ids"] == ["nl.juvenile.sealed-record"]
-    ordinary = {**_SEALED_DEFENDANT, "juvenile_record_sealed": False}
+    assert protected.status_code == 200, protected.text
+    [verdict] = protected.json()["records"]
+    assert verdict["released"] is True
+    assert "defendant_name" in verdict["withheld_fields"]
+    assert "nl.witness.protected-identity" in verdict["rule_ids"]
+    ordinary = {**_PROTECTED_DEFENDANT, "protected_witness": False}
     shown = explain(gw, _JUDGMENT_EXPLAIN, records=[record], subjects={"person": [ordinary]})
     assert shown.json()["records"][0]["released"] is True
+    assert "defendant_name" not in shown.json()["records"][0]["withheld_fields"]
+    # Without the defendant's record the judgment is concealed: whose it is cannot be told.
+    unknown = explain(gw, _JUDGMENT_EXPLAIN, records=[record])
+    assert unknown.json()["records"][0]["conceal"] is True
     for subjects, problem in (
         ({"spaceship": [{"id": "X"}]}, "unknown resource type 'spaceship'"),
         ({"person": [{"case_id": "C1"}]}, "every record needs its person_id"),

@@ -158,6 +158,9 @@ def test_a_request_racing_the_swap_sees_one_whole_version(standard: Standard) ->
         "stage": "TRIAL",
         "secrecy_mark": "NONE",
         "handling_agencies": ["FY640104"],
+        "closed_trial": False,
+        "work_secret": False,
+        "has_sealed_juvenile": False,
     }
     stop = threading.Event()
     problems: list[str] = []

@@ -7,6 +7,7 @@ fresh engine over random requests (hypothesis), and for each input that must cha
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from gateway.policy import PolicyEngine
 from gateway.policy.decision import AccessRequest, CaseContext, RequestDecision
+from gateway.policy.memo import CASE_KEY_FIELDS, REQUEST_KEY_FIELDS, REQUEST_READ_FIELDS
 from gateway.policy.records import Plan
 from gateway.standard import Standard
 from sandbox.generator import Dataset
@@ -172,3 +174,11 @@ def test_rules_that_read_the_time_are_never_remembered(
     engine.decide(request)
     engine.decide(request)
     assert engine.decision_memo_hits == 0
+
+
+def test_every_input_of_a_decision_is_classified_for_the_key() -> None:
+    # A field added to the request or the case must be put in the key (or said to decide
+    # only through the conditions that read it), or a remembered decision could be stale.
+    request_fields = {f.name for f in dataclasses.fields(AccessRequest)}
+    assert request_fields == set(REQUEST_KEY_FIELDS) | set(REQUEST_READ_FIELDS)
+    assert {f.name for f in dataclasses.fields(CaseContext)} == set(CASE_KEY_FIELDS)

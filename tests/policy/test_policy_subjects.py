@@ -579,7 +579,7 @@ def test_a_filter_on_a_mirroring_field_follows_the_subject(
     ("agency", "resource", "purpose", "fields"),
     [
         ("JC640104", "person", "EXECUTION_SUPERVISION", None),  # id_number etc. masked
-        ("JY640001", "judgment", "SENTENCE_EXECUTION", None),  # summary not granted
+        ("ZF640000", "judgment", "OVERSIGHT", {"judgment_id", "defendant_name", "summary"}),
         ("JY640001", "person", "SENTENCE_EXECUTION", {"person_id", "phone", "name"}),
     ],
 )
@@ -590,8 +590,13 @@ def test_a_concealed_request_carries_the_lists_of_an_ordinary_one(
     purpose: str,
     fields: set[str] | None,
 ) -> None:
-    ordinary = shipped_engine.decide(request(agency, resource, purpose, fields=fields))
-    secret_req = request(agency, resource, purpose, fields=fields, secrecy="SECRET")
+    approval = "宁政法督〔2025〕1号" if agency == "ZF640000" else None  # 挂牌督办 needs one
+    ordinary = shipped_engine.decide(
+        request(agency, resource, purpose, fields=fields, approval_reference=approval)
+    )
+    secret_req = request(
+        agency, resource, purpose, fields=fields, secrecy="SECRET", approval_reference=approval
+    )
     secret = shipped_engine.decide(secret_req)
     assert ordinary.outcome is Outcome.ALLOW
     assert secret.outcome is Outcome.NOT_FOUND
@@ -635,30 +640,33 @@ def test_a_concealing_items_cel_failure_keeps_the_lists(
 # -- the shipped policy -----------------------------------------------------------------------
 
 
-def test_shipped_a_sealed_juveniles_judgment_is_concealed_outside_judicial_case_handling(
+def test_shipped_a_sealed_juveniles_judgment_is_concealed_outside_the_286_exceptions(
     shipped_engine: PolicyEngine,
 ) -> None:
     sealed = person("P1", is_minor=True, juvenile_record_sealed=True, name="甲", role="DEFENDANT")
     subjects = _known(sealed)
     judgment = _judgment("P1", defendant_name="甲")
-    for agency, purpose in (
-        ("JY640001", "SENTENCE_EXECUTION"),
-        ("SF640104", "COMMUNITY_CORRECTION"),
+    # 政法委's 挂牌督办 is no 第286条 exception: the judgment is not there, as the person is not.
+    supervising = request(
+        "ZF640000", "judgment", "OVERSIGHT", handling=(), approval_reference="宁政法督〔2025〕1号"
+    )
+    decision = shipped_engine.decide(supervising)
+    assert decision.allowed, decision.reason
+    verdict = shipped_engine.filter_record(decision, supervising, judgment, subjects)
+    assert (verdict.released, verdict.conceal) == (False, True)
+    assert verdict.rule_ids == ("nl.juvenile.sealed-record",)
+    # Judicial case handling and the execution agencies' queries under state rules (prison,
+    # 社区矫正) are the exceptions: released, and the exception that allowed it is named.
+    for agency, purpose, exception in (
+        ("FY640104", "TRIAL", "nl.juvenile.sealed-record.judicial-case-handling"),
+        ("JY640001", "SENTENCE_EXECUTION", "nl.juvenile.sealed-record.execution-by-state-rules"),
+        ("SF640104", "COMMUNITY_CORRECTION", "nl.juvenile.sealed-record.execution-by-state-rules"),
     ):
         req = request(agency, "judgment", purpose)
-        decision = shipped_engine.decide(req)
-        assert decision.allowed
-        verdict = shipped_engine.filter_record(decision, req, judgment, subjects)
-        assert (verdict.released, verdict.conceal) == (False, True), agency
-        assert verdict.rule_ids == ("nl.juvenile.sealed-record",)
-        # Same answer as for the person record itself.
-        person_req = request(agency, "person", purpose)
-        own = shipped_engine.filter_record(shipped_engine.decide(person_req), person_req, sealed)
-        assert (own.released, own.conceal) == (False, True)
-    trial = request("FY640104", "judgment", "TRIAL")
-    released = shipped_engine.filter_record(shipped_engine.decide(trial), trial, judgment, subjects)
-    assert released.released
-    assert released.record["defendant_id"] == "P1"
+        released = shipped_engine.filter_record(shipped_engine.decide(req), req, judgment, subjects)
+        assert released.released, (agency, released.reason)
+        assert released.record["defendant_id"] == "P1"
+        assert exception in released.rule_ids
 
 
 def test_shipped_a_protected_defendants_name_is_withheld_on_the_judgment(

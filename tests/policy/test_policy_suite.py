@@ -42,18 +42,19 @@ suite: wrong expectations
 time: "2025-06-01T10:00:00+08:00"
 cases:
   - name: expects allow but gets default deny
-    request: {requester_agency: JY640001, resource: indictment, purpose: SENTENCE_EXECUTION}
+    request: {requester_agency: JY640001, resource: arrest_review, purpose: SENTENCE_EXECUTION}
     expect: {outcome: allow}
   - name: wrong fields and values
     request:
       requester_agency: JC640104
       resource: person
       purpose: EXECUTION_SUPERVISION
-      case: {case_id: C1, handling_agencies: [JC640104], secrecy_mark: NONE}
+      case: {case_id: C1, handling_agencies: [JC640104], stage: EXECUTION, secrecy_mark: NONE}
       fields: [person_id, id_number]
     records:
-      - {person_id: P1, case_id: C1, id_number: "11010519491231002X", is_minor: false,
-         juvenile_record_sealed: false, protected_witness: false, sexual_offence_victim: false}
+      - {person_id: P1, case_id: C1, id_number: "11010519491231002X", role: CONVICT,
+         is_minor: false, juvenile_record_sealed: false, protected_witness: false,
+         sexual_offence_victim: false}
     expect:
       outcome: allow
       permitted_fields: [person_id, name]
@@ -110,16 +111,19 @@ _SEALED_DEFENDANT = (
     "{person_id: P1, case_id: C1, role: DEFENDANT, is_minor: true, juvenile_record_sealed: true,"
     " protected_witness: false, sexual_offence_victim: false}"
 )
-_PRISON_JUDGMENT = (
-    "    request: {requester_agency: JY640001, resource: judgment, purpose: SENTENCE_EXECUTION,\n"
-    "              case: {case_id: C1, handling_agencies: [JY640001], secrecy_mark: NONE},\n"
-    "              fields: [judgment_id, defendant_name]}\n"
+# 政法委's 挂牌督办 is no 第286条 exception: a sealed defendant's judgment is not there for it.
+_SUPERVISED_JUDGMENT = (
+    "    request: {requester_agency: ZF640000, resource: judgment, purpose: OVERSIGHT,\n"
+    "              approval_reference: 宁政法督〔2025〕1号,\n"
+    "              case: {case_id: C1, handling_agencies: [FY640104], secrecy_mark: NONE,\n"
+    "                     stage: TRIAL},\n"
+    "              fields: [judgment_id, defendant_id]}\n"
     "    records: [{judgment_id: J1, case_id: C1, defendant_id: P1, defendant_name: 甲}]\n"
 )
 
 
 def _judgment_case(name: str, expect_record: str, subjects: str | None = None) -> str:
-    text = f"  - name: {name}\n" + _PRISON_JUDGMENT
+    text = f"  - name: {name}\n" + _SUPERVISED_JUDGMENT
     if subjects is not None:
         text += f"    subjects: {subjects}\n"
     return text + f"    expect:\n      outcome: allow\n      records: [{expect_record}]\n"
@@ -138,7 +142,7 @@ def test_a_case_takes_subject_records(shipped_engine: PolicyEngine, tmp_path: Pa
         + _judgment_case("sealed defendant", concealed, f"{{person: [{_SEALED_DEFENDANT}]}}")
         + _judgment_case(
             "ordinary defendant",
-            "{released: true, values: {judgment_id: J1, defendant_name: 甲}}",
+            "{released: true, values: {judgment_id: J1, defendant_id: P1}}",
             f"{{person: [{ordinary}]}}",
         )
         + _judgment_case("no subjects given", concealed),
@@ -169,7 +173,7 @@ def test_bad_subjects_in_a_case_are_failures(
 ) -> None:
     suite = tmp_path / "bad-subjects.yaml"
     suite.write_text(
-        "suite: x\ncases:\n  - name: y\n" + _PRISON_JUDGMENT + f"    subjects: {subjects}\n"
+        "suite: x\ncases:\n  - name: y\n" + _SUPERVISED_JUDGMENT + f"    subjects: {subjects}\n"
         "    expect: {outcome: allow}\n",
         encoding="utf-8",
     )
@@ -195,5 +199,7 @@ def test_case_persons_need_a_case_in_the_request(
         return run_suite(shipped_engine, suite).format()
 
     assert "subjects.case_persons needs a request with a case" in run("")
-    with_case = run(", case: {case_id: C1, handling_agencies: [FY640104], secrecy_mark: NONE}")
+    with_case = run(
+        ", case: {case_id: C1, handling_agencies: [FY640104], secrecy_mark: NONE, stage: TRIAL}"
+    )
     assert with_case.splitlines()[-1] == "1 passed, 0 failed", with_case

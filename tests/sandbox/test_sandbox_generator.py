@@ -13,6 +13,7 @@ from sandbox.codes import (
     CASE_CATEGORIES,
     COURT_CASE_CODES,
     DIVISIONS,
+    OUT_OF_PROVINCE,
     PROCURATORATE_ABBREVIATIONS,
     STAGES,
 )
@@ -98,13 +99,21 @@ def test_ids_and_references(bundles: list[CaseBundle]) -> None:
 
 def test_people_are_realistic(bundles: list[CaseBundle]) -> None:
     ethnicities: set[str] = set()
+    out_of_province = 0
     for bundle in bundles:
         filing = d(bundle.case["filing_date"])
         for p in bundle.person:
             number = p["id_number"]
             assert gb11643_ok(number), number
             assert number[6:14] == p["birth_date"].replace("-", "")
-            assert number[:6] == p["domicile_division"] in DIVISIONS
+            # 户籍 in Ningxia or in another province; the person lives in Ningxia.
+            assert number[:6] == p["domicile_division"]
+            assert p["domicile_division"] in DIVISIONS or p["domicile_division"] in OUT_OF_PROVINCE
+            assert p["residence_division"] in DIVISIONS
+            if p["domicile_division"] in OUT_OF_PROVINCE:
+                out_of_province += 1
+                assert p["domicile_address"] != p["address"]
+                assert not p["domicile_address"].startswith("宁夏")
             assert int(number[16]) % 2 == (1 if p["sex"] == "1" else 0)
             assert p["sex"] in ("1", "2")
             assert p["is_minor"] == (age(d(p["birth_date"]), filing) < 18)
@@ -114,6 +123,7 @@ def test_people_are_realistic(bundles: list[CaseBundle]) -> None:
             if p["role"] in ("SUSPECT", "DEFENDANT"):
                 assert age(d(p["birth_date"]), filing) >= 14
     assert {"01", "03"} <= ethnicities
+    assert out_of_province > 0
 
 
 def test_document_numbers(bundles: list[CaseBundle]) -> None:
@@ -134,11 +144,17 @@ def test_document_numbers(bundles: list[CaseBundle]) -> None:
             assert match is not None
             assert match.group(1) == year
             assert match.group(2) == COURT_CASE_CODES[ind["court"]]
+        finals = {}
         for j in bundle.judgment:
-            assert j["court_case_number"] == case["court_case_number"]
-            assert j["court"] == bundle.indictment[0]["court"]
+            if j["second_instance_basis"] is None:  # 刑初, by the court indicted at
+                assert j["court_case_number"] == case["court_case_number"]
+                assert j["court"] == bundle.indictment[0]["court"]
+            else:  # 刑终, by the intermediate court; the 刑初 judgment never took effect
+                assert re.fullmatch(r"\(\d{4}\)宁01刑终\d+号", j["court_case_number"])
+                assert j["court"] == "FY640100"
+            finals[j["defendant_id"]] = j
         for e in bundle.sentence_execution:
-            assert e["court_case_number"] == case["court_case_number"]
+            assert e["court_case_number"] == finals[e["person_id"]]["court_case_number"]
         for a in bundle.commutation_parole:
             assert re.fullmatch(r"\(\d{4}\)宁01刑更\d+号", a["court_case_number"])
 
@@ -175,14 +191,15 @@ def test_dates_in_order(bundles: list[CaseBundle]) -> None:
 
 
 def expected_agencies(bundle: CaseBundle) -> list[str]:
-    """Handling agencies re-derived from the records present (documented rule)."""
+    """Handling agencies the police know, re-derived from the records (documented rule).
+
+    Not the prison, the 司法局 or the second-instance court: the police do not know them
+    ahead; the gateway finds them in the flow.
+    """
     codes = ["GA" + bundle.case["division"]]
     codes += [r["procuratorate"] for r in bundle.arrest_review]
     codes += [t["receiving_procuratorate"] for t in bundle.prosecution_transfer]
     codes += [i["court"] for i in bundle.indictment]
-    codes += [e["prison"] for e in bundle.sentence_execution]
-    codes += ["FY640100"] if bundle.commutation_parole else []
-    codes += [c["supervising_office"] for c in bundle.community_correction]
     return list(dict.fromkeys(codes))
 
 
@@ -204,6 +221,11 @@ def test_handling_agencies_and_stage(bundles: list[CaseBundle]) -> None:
             assert not bundle.indictment
         if stage == "TRIAL":
             assert bundle.indictment
+        latest = {j["defendant_id"]: j for j in bundle.judgment}
+        for j in bundle.judgment:
+            if j is not latest[j["defendant_id"]]:
+                assert j["effective_date"] is None  # superseded by the second instance
+                assert j["executing_agency"] is None
         if bundle.sentence_execution or bundle.community_correction:
             assert stage in ("EXECUTION", "CLOSED")
         roles = {p["role"] for p in bundle.person}
@@ -270,3 +292,58 @@ def test_lookup_by_id(bundles: list[CaseBundle]) -> None:
     assert ds.get("case", "../etc") is None
     with pytest.raises(IndexError):
         ds.case(N)
+
+
+def test_flow_outcomes_appear(bundles: list[CaseBundle]) -> None:
+    """二审 and 抗诉, 不起诉 and 退回补充侦查, 看守所 short sentences, informants, health."""
+    seen: set[str] = set()
+    for bundle in bundles:
+        transfers = bundle.prosecution_transfer
+        for t in transfers[:-1]:
+            assert t["review_outcome"] == "RETURNED"  # only the last may be decided otherwise
+            seen.add("returned")
+        assert len(transfers) <= 3  # 补充侦查以二次为限 (刑事诉讼法 第175条)
+        if transfers and transfers[-1]["review_outcome"] == "NOT_PROSECUTED":
+            assert not bundle.indictment
+            assert bundle.case["stage"] == "CLOSED"
+            seen.add("not_prosecuted")
+        latest = {j["defendant_id"]: j for j in bundle.judgment}
+        for j in bundle.judgment:
+            if j["second_instance_basis"]:
+                seen.add(j["second_instance_basis"])
+            agency = j["executing_agency"]
+            if agency is None:
+                continue
+            assert j["effective_date"] is not None
+            assert j["execution_notice_date"] is not None
+            if agency.startswith("GA") and j["penalty_type"] == "FIXED_TERM":
+                seen.add("detention_centre")  # 剩余刑期三个月以下，看守所代为执行
+        for e in bundle.sentence_execution:
+            assert latest[e["person_id"]]["executing_agency"] == e["prison"]
+        for c in bundle.community_correction:
+            if c["correction_type"] != "PAROLE":  # a paroled convict comes from prison
+                assert latest[c["person_id"]]["executing_agency"] == c["supervising_office"]
+        for p in bundle.person:
+            if p["role"] == "INFORMANT":
+                seen.add("informant")
+            if p["health_status"]:
+                seen.add("health")
+        if bundle.case["closed_trial"]:
+            seen.add("closed_trial")
+        assert bundle.case["has_sealed_juvenile"] == any(
+            p["juvenile_record_sealed"] for p in bundle.person
+        )
+        for m in bundle.coercive_measure:
+            if m["measure_type"] == "DESIGNATED_RESIDENTIAL_SURVEILLANCE":
+                seen.add("designated")
+    assert seen >= {
+        "returned",
+        "not_prosecuted",
+        "APPEAL",
+        "PROTEST",
+        "detention_centre",
+        "informant",
+        "health",
+        "closed_trial",
+        "designated",
+    }

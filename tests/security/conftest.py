@@ -36,7 +36,7 @@ from tests.served import serve_app
 __all__ = ["agency_urls", "dataset"]
 
 COURT_CASE = "(2024)宁0104刑初465号"  # C00000020, at trial, handled by court FY640104
-SEALED_PERSON = "P0000000301"  # sealed juvenile record in C00000003 (justice SF640104 handles it)
+SEALED_PERSON = "P0000000301"  # sealed juvenile record in C00000003 (closed)
 MISSING_PERSON = "P0000000399"  # same length, does not exist
 LIVE_MAX_BODY = 4096
 

@@ -1,9 +1,12 @@
 """Attack matrix, existence leaks (E1-E6): neither confirm nor deny.
 
-The justice office (SF640104) handles case C00000003, which holds a sealed juvenile record
-(P0000000301). To the justice office that record must look exactly like one that does not
-exist (P0000000399, same length): same status, same body apart from the id it sent, same
-headers, and - the subtle part - the same timing.
+The political-legal committee (ZF640000) supervises case C00000003 (挂牌督办, with its approval
+reference), which holds a sealed juvenile record (P0000000301). The committee is neither a
+judicial organ handling the case nor a unit querying under state rules (刑事诉讼法 第286条), so
+to it that record must look exactly like one that does not exist (P0000000399, same length):
+same status, same body apart from the id it sent, same headers, and - the subtle part - the
+same timing. (Until issue 13 this was the justice office; 社区矫正法 第20条 now makes the
+justice office one of the units that receive the record.)
 
 How the timing test is made robust (E3)
 ---------------------------------------
@@ -61,7 +64,10 @@ from tests.security.helpers import (
     problem_shape,
 )
 
-OUT_OF_CASE_PERSON = "P0000002001"  # exists, in case C00000020, not the justice office's case
+OUT_OF_CASE_PERSON = "P0000002001"  # exists, in case C00000020, not the supervised case
+APPROVAL = (
+    "%E5%AE%81%E6%94%BF%E6%B3%95%E7%9D%A3%E3%80%942025%E3%80%953%E5%8F%B7"  # 宁政法督〔2025〕3号
+)
 UPSTREAM_DELAY_S = 0.020
 ALPHA = 1e-3
 MIN_SHIFT_S = UPSTREAM_DELAY_S / 2
@@ -70,7 +76,10 @@ WARMUP_ROUNDS = 3
 
 
 def _justice(gw: Gateway, case_number: str) -> dict[str, str]:
-    return exchange_headers(gw, "justice", "COMMUNITY_CORRECTION", case_number)
+    """The requester to whom the sealed record must not exist: the committee, supervising."""
+    headers = exchange_headers(gw, "committee", "OVERSIGHT", case_number)
+    headers["X-Approval-Reference"] = APPROVAL
+    return headers
 
 
 def _person(gw: Gateway, person_id: str, headers: dict[str, str]) -> httpx2.Response:
@@ -307,15 +316,14 @@ def test_e03b_records_about_a_sealed_person_take_the_time_of_missing_ones(
     """Subject-wide concealment costs no extra call a caller can time.
 
     The sealed juvenile's judgment (concealed because of its defendant) against a missing
-    judgment, and a person search whose only match is concealed against one that matches
-    nothing. The persons a request needs are the bound case's, loaded for every request of
-    that case alike (gateway/exchange/subjects.py), so neither concealment adds a call to the
-    police system behind the 20 ms hop. Power: a mutant that looks the defendant up without
-    the cache, for found records only, must be flagged.
+    judgment, and a judgment search whose only match is concealed (by the sealed defendant)
+    against one that matches nothing. The persons a request needs are the bound case's,
+    loaded for every request of that case alike (gateway/exchange/subjects.py), so neither
+    concealment adds a call to the police system behind the 20 ms hop. Power: a mutant that
+    looks the defendant up without the cache, for found records only, must be flagged.
     """
     gw = timing_gw
     headers = _justice(gw, dataset.case(3).case["court_case_number"])
-    sealed_id = dataset.get("person", SEALED_PERSON)["id_number"]  # type: ignore[index]
 
     def get(path: str) -> Probe:
         return lambda: gw.client.get(path, headers=headers)
@@ -323,8 +331,8 @@ def test_e03b_records_about_a_sealed_person_take_the_time_of_missing_ones(
     probes = {
         "judgment": (get("/v1/resources/judgment/JD0000000301"), 404),
         "no judgment": (get("/v1/resources/judgment/JD0000000399"), 404),
-        "sealed match": (get(f"/v1/resources/person?id_number={sealed_id}"), 200),
-        "no match": (get("/v1/resources/person?id_number=11010519491231002X"), 200),
+        "sealed match": (get(f"/v1/resources/judgment?defendant_id={SEALED_PERSON}"), 200),
+        "no match": (get(f"/v1/resources/judgment?defendant_id={MISSING_PERSON}"), 200),
     }
     assert probes["sealed match"][0]().json() == probes["no match"][0]().json()
     pairs = {("judgment", "no judgment"): False, ("sealed match", "no match"): False}
@@ -364,7 +372,9 @@ def _decoded_cursor(cursor: str | None) -> str:
 
 
 # E4
-def test_e04_search_never_lists_the_sealed_record(sec: Gateway, sealed_case_number: str) -> None:
+def test_e04_search_never_lists_the_sealed_record(
+    sec: Gateway, sealed_case_number: str, dataset: Dataset
+) -> None:
     headers = _justice(sec, sealed_case_number)
     response = sec.client.get(
         "/v1/resources/person", params={"case_id": "C00000003", "limit": 100}, headers=headers
@@ -376,21 +386,25 @@ def test_e04_search_never_lists_the_sealed_record(sec: Gateway, sealed_case_numb
     assert all(r.get("juvenile_record_sealed") is not True for r in body["records"])
     by_id = sec.client.get(
         "/v1/resources/person",
-        params={"id_number": _sealed_id_number(sec, sealed_case_number)},
+        params={"id_number": _sealed_id_number(dataset)},
         headers=headers,
     )
-    assert by_id.status_code in (200, 422), by_id.text
+    # The committee may not filter on 身份证号 (not released to it): refused before any call.
+    assert by_id.status_code in (200, 403, 422), by_id.text
     if by_id.status_code == 200:
         assert by_id.json()["records"] == []
+    by_defendant = sec.client.get(
+        "/v1/resources/judgment", params={"defendant_id": SEALED_PERSON}, headers=headers
+    )
+    assert by_defendant.status_code == 200, by_defendant.text
+    assert by_defendant.json()["records"] == []
 
 
-def _sealed_id_number(sec: Gateway, sealed_case_number: str) -> str:
-    """The sealed person's ID number, read as the court may (the exception for trial)."""
-    headers = exchange_headers(sec, "court", "TRIAL", sealed_case_number)
-    response = sec.client.get(f"/v1/resources/person/{SEALED_PERSON}", headers=headers)
-    assert response.status_code == 200, response.text
-    number: str = response.json()["record"]["id_number"]
-    return number
+def _sealed_id_number(dataset: Dataset) -> str:
+    """The sealed person's ID number, from the sample data's truth."""
+    person = dataset.get("person", SEALED_PERSON)
+    assert person is not None
+    return str(person["id_number"])
 
 
 # E5

@@ -32,8 +32,10 @@ PERSON_SEARCH = "/v1/resources/person"
 
 @pytest.fixture
 def headers(sec: Gateway, sealed_case_number: str) -> dict[str, str]:
-    """The justice office (SF640104), community corrections, in the sealed person's case."""
-    return exchange_headers(sec, "justice", "COMMUNITY_CORRECTION", sealed_case_number)
+    """The committee supervising the sealed person's case (挂牌督办), to whom it is sealed."""
+    headers = exchange_headers(sec, "committee", "OVERSIGHT", sealed_case_number)
+    headers["X-Approval-Reference"] = "%E5%AE%81%E6%94%BF%E6%B3%95%E7%9D%A3%E3%80%943%E5%8F%B7"
+    return headers
 
 
 def _refused_before_any_call(

@@ -39,8 +39,9 @@ def test_catalog_is_json_and_complete(standard: Standard) -> None:
         "description": standard.resource("person").field("id_number").description,
         "type": "citizen_id",
         "list": False,
-        "condition": standard.resource("person").field("id_number").condition,
-        "grade": "重要",
+        "condition": "办案；法律监督；刑罚执行",
+        "conditions": ["case-handling", "legal-supervision", "execution"],
+        "grade": "一般",
         "sharing": "有条件",
         "personal_info": True,
         "sensitive": True,
@@ -52,8 +53,18 @@ def test_catalog_is_json_and_complete(standard: Standard) -> None:
     assert case_fields["stage"]["code_table"] == "case_stage"
     tables = {t["id"]: t for t in doc["code_tables"]}  # type: ignore[attr-defined]
     assert tables["ethnicity"]["codes"]["03"] == "回族"
-    assert len(doc["purposes"]) == 11  # type: ignore[arg-type]
-    assert len(doc["agencies"]) == 17  # type: ignore[arg-type]
+    assert len(doc["purposes"]) == 15  # type: ignore[arg-type]
+    assert len(doc["agencies"]) == 18  # type: ignore[arg-type]
+    purposes = {p["code"]: p for p in doc["purposes"]}  # type: ignore[attr-defined]
+    assert purposes["SENTENCE_EXECUTION"]["stages"] == ["EXECUTION"]
+    assert "监狱法 第16条" in purposes["SENTENCE_EXECUTION"]["legal_basis"]
+    conditions = {c["id"]: c for c in doc["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["execution"]["name"] == "刑罚执行"
+    assert tables["division"]["edition"] == standard.code_table("division").edition
+    judgment = {f["name"]: f for f in resources["judgment"]["fields"]}
+    assert judgment["court_case_number"]["party"] is True
+    assert judgment["court_case_number"]["issued_by"] == "court"
+    assert "party" not in judgment["verdict"]
 
 
 def test_catalog_is_a_fresh_copy(standard: Standard) -> None:
@@ -79,6 +90,7 @@ def _definition_for(rel: str) -> str:
         "standard.yaml": "standardFile",
         "agencies.yaml": "agenciesFile",
         "purposes.yaml": "purposesFile",
+        "conditions.yaml": "conditionsFile",
     }[rel]
 
 
@@ -91,7 +103,7 @@ def test_schema_is_draft_2020_12(schema_path: Path) -> None:
 def test_shipped_files_conform_to_schema(standard_dir: Path, schema_path: Path) -> None:
     root = jsonschema_rs.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
     files = sorted(p.relative_to(standard_dir).as_posix() for p in standard_dir.rglob("*.yaml"))
-    assert len(files) == 3 + 18 + 11
+    assert len(files) == 4 + 20 + 11
     for rel in files:
         data = read_yaml(standard_dir / rel).data
         validator = _validator_for(schema_path, _definition_for(rel))
@@ -105,7 +117,8 @@ def test_shipped_files_conform_to_schema(standard_dir: Path, schema_path: Path) 
     [
         lambda f: f.update(grade="机密"),
         lambda f: (f.pop("max_length"), f.update(type="code")),  # code without code_table
-        lambda f: (f.pop("condition"), f.update(sharing="不予共享")),  # no basis
+        lambda f: (f.pop("conditions"), f.update(sharing="不予共享")),  # no basis
+        lambda f: f.pop("conditions"),  # a 有条件 field naming no condition
         lambda f: f.update(basis="刑事诉讼法"),  # basis on a shared field
         lambda f: f.update(sensitive=True, personal_info=False),
         lambda f: f.update(unknown_key=1),

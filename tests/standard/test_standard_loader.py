@@ -118,7 +118,7 @@ def test_duplicate_yaml_key_is_an_error(standard_copy: Path) -> None:
 
 def test_invalid_enum_value_is_located(standard_copy: Path) -> None:
     path = standard_copy / "resources" / "case.yaml"
-    _replace(path, "    grade: 重要\n", "    grade: 机密\n")
+    _replace(path, "    grade: 一般\n", "    grade: 机密\n")
     err = _load_error(standard_copy)
     assert err.file == str(path)
     assert err.line == _line_of(path, "grade: 机密")
@@ -310,7 +310,8 @@ def test_mirrors_through_a_list_reference_is_refused(standard_copy: Path) -> Non
         "  - name: defendant_names\n    type: string\n    list: true\n"
         "    mirrors: {via: defendant_ids, field: name}\n"
         "    label: 被告人姓名\n    description: 姓名\n"
-        "    grade: 重要\n    sharing: 有条件\n    personal_info: true\n    required: false\n"
+        "    grade: 重要\n    sharing: 有条件\n    conditions: [case-handling]\n"
+        "    personal_info: true\n    required: false\n"
         "  - name: charges\n",
     )
     err = _load_error(standard_copy)
@@ -362,3 +363,71 @@ def test_references_of_the_shipped_standard(standard_dir: Path) -> None:
     for resource in standard.resources:
         refs = {f.name: f.refers_to for f in resource.references}
         assert refs.get("case_id") == (None if resource.name == "case" else "case")
+
+
+def test_a_purpose_without_stages_is_an_error(standard_copy: Path) -> None:
+    path = standard_copy / "purposes.yaml"
+    _replace(path, "    stages: [EXECUTION, CLOSED]\n", "")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert "stages" in err.message
+    assert "Field required" in err.message
+
+
+def test_a_purpose_stage_must_be_a_case_stage(standard_copy: Path) -> None:
+    path = standard_copy / "purposes.yaml"
+    _replace(path, "    stages: [TRIAL]\n", "    stages: [SENTENCING]\n")
+    err = _load_error(standard_copy)
+    assert err.line == _line_of(path, "stages: [SENTENCING]")
+    assert "stage 'SENTENCING' is not in code table 'case_stage'" in err.message
+
+
+def test_a_conditional_field_names_known_conditions(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "person.yaml"
+    _replace(path, "conditions: [case-handling, execution]", "conditions: [case-handling, whim]")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert "unknown sharing condition 'whim'" in err.message
+
+
+def test_a_conditional_field_without_conditions_is_an_error(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "person.yaml"
+    _replace(path, "    conditions: [case-handling, execution]\n", "")
+    err = _load_error(standard_copy)
+    assert "a 有条件 field names the sharing conditions" in err.message
+
+
+def test_a_condition_names_known_purposes(standard_copy: Path) -> None:
+    path = standard_copy / "conditions.yaml"
+    _replace(path, "purposes: [PRIOR_RECORD_CHECK]", "purposes: [PRIOR_RECORD_CHECK, GOSSIP]")
+    err = _load_error(standard_copy)
+    assert err.file == str(path)
+    assert "purpose 'GOSSIP' is not a purpose of the standard" in err.message
+
+
+def test_a_court_code_must_read_as_the_courts_division(standard_copy: Path) -> None:
+    path = standard_copy / "agencies.yaml"
+    _replace(path, "court_code: 宁0105}", "court_code: 宁0104}")
+    err = _load_error(standard_copy)
+    assert err.line == _line_of(path, "FY640105")
+    assert "court code '宁0104' does not read as the court's division '640105'" in err.message
+
+
+def test_a_stationed_procuratorate_is_a_procuratorate(standard_copy: Path) -> None:
+    path = standard_copy / "agencies.yaml"
+    _replace(path, "stationed_procuratorate: JC640200", "stationed_procuratorate: FY640104")
+    err = _load_error(standard_copy)
+    assert "stationed_procuratorate is for prisons, and names a procuratorate" in err.message
+
+
+def test_issued_by_names_a_court_field(standard_copy: Path) -> None:
+    path = standard_copy / "resources" / "judgment.yaml"
+    _replace(path, "    issued_by: court\n", "    issued_by: defendant_id\n")
+    err = _load_error(standard_copy)
+    assert "'defendant_id' is not a single court agency_code field of 'judgment'" in err.message
+
+
+def test_conditions_file_is_required(standard_copy: Path) -> None:
+    (standard_copy / "conditions.yaml").unlink()
+    err = _load_error(standard_copy)
+    assert "required file is missing" in err.message

@@ -48,7 +48,9 @@ def _violations(standard: Standard, resource: str, record: dict[str, object]) ->
         ("case", "court_case_number", "(２０２１)宁0104刑初123号", "non-ASCII digits"),
         ("case", "court_case_number", "(2021)宁0104民初123号", "unknown case type code"),
         ("case", "court_case_number", "(2021)宁0104刑初123", "must end with 号"),
-        ("case", "secrecy_mark", "MIMI", "not a code of table 'secrecy_mark'"),
+        ("case", "secrecy_mark", "SECRET", "not a code of table 'secrecy_mark'"),
+        ("case", "court_case_number", "(2021)宁9904刑初1号", "names no known court"),
+        ("case", "court_case_number", "(2021)兵0104刑初1号", "names no known court"),
         ("case", "secrecy_mark", "secret", "not a code of table 'secrecy_mark'"),
         ("judgment", "penalty_type", "DEATH_SUSPENDED", "not a code of table 'penalty_type'"),
         ("judgment", "verdict", "CONVICTED", "not a code of table 'verdict'"),
@@ -73,7 +75,7 @@ def _violations(standard: Standard, resource: str, record: dict[str, object]) ->
         ("judgment", "term_months", 18.0, "expected an integer, got number"),
         ("judgment", "term_months", -1, "less than the minimum 0"),
         ("judgment", "probation_months", 61, "greater than the maximum 60"),
-        ("judgment", "court", "JC640104", "not an agency of kind 'court'"),
+        ("indictment", "court", "JC640104", "not an agency of kind 'court'"),
         ("sentence_execution", "prison", "FY640104", "not an agency of kind 'prison'"),
         ("indictment", "charges", ["盗窃罪", 1], "item 1: expected a string, got integer"),
         (
@@ -233,7 +235,8 @@ def test_commutation_parole_takes_the_xinggeng_case_number(
 @pytest.mark.parametrize(
     ("verdict", "penalty", "term", "probation"),
     [
-        ("GUILTY", "DEATH", None, None),  # 死刑缓期二年执行 is coded DEATH
+        ("GUILTY", "DEATH_WITH_REPRIEVE", None, None),  # 死刑缓期二年执行
+        ("GUILTY", "DEATH_IMMEDIATE", None, None),  # 死刑立即执行, a code of its own
         ("GUILTY", "LIFE", None, None),
         ("GUILTY", "CRIMINAL_DETENTION", 4, 6),  # 拘役 with probation
         ("GUILTY", "PUBLIC_SURVEILLANCE", 12, None),
@@ -254,3 +257,34 @@ def test_judgment_outcomes(
         verdict=verdict, penalty_type=penalty, term_months=term, probation_months=probation
     )
     assert validate_record(standard, "judgment", record) == []
+
+
+def test_a_judgments_case_number_is_its_courts(
+    standard: Standard, valid_records: dict[str, dict[str, object]]
+) -> None:
+    record = valid_records["judgment"]
+    record["court"] = "FY640105"  # the 案号 says 宁0104: 兴庆区 court, not 西夏区
+    violations = validate_record(standard, "judgment", record)
+    assert [(v.field, v.reason) for v in violations] == [
+        ("court_case_number", "the court code does not agree with the issuing court court")
+    ]
+    record.update(court="FY640100", court_case_number="(2022)宁01刑终45号")  # 二审: 中院
+    assert validate_record(standard, "judgment", record) == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "(2021)京0105刑初1号",  # another province's basic court (GB/T 2260 110105)
+        "(2021)甘01刑初1号",  # another province's intermediate court (620100)
+        "(2021)宁刑终1号",  # the high court
+        "(2021)最高法刑核1号",
+        "（2021）宁0104刑更1号",  # full-width parentheses
+    ],
+)
+def test_case_numbers_of_courts_anywhere_are_valid(
+    standard: Standard, valid_records: dict[str, dict[str, object]], number: str
+) -> None:
+    record = valid_records["case"]
+    record["court_case_number"] = number
+    assert validate_record(standard, "case", record) == []

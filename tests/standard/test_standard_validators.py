@@ -10,10 +10,13 @@ from gateway.standard import (
     CaseNumber,
     PoliceCaseNumber,
     Standard,
+    canonical_case_number,
     check_case_number,
     check_citizen_id,
+    check_court_code,
     citizen_id_birth_date,
     citizen_id_check_char,
+    court_code_division,
     is_iso_date,
     is_valid_case_number,
     is_valid_citizen_id,
@@ -226,7 +229,32 @@ def test_division_check_uses_code_table(standard: Standard) -> None:
     divisions = standard.code_table("division")
     assert is_valid_division("640104", divisions)
     assert is_valid_division("640522", divisions)
-    assert not is_valid_division("640199", divisions)  # well-formed but not a Ningxia division
-    assert not is_valid_division("110105", divisions)
+    assert not is_valid_division("640199", divisions)  # well-formed but no division
+    assert is_valid_division("110105", divisions)  # 北京市朝阳区: the table is national
+    assert is_valid_division("620102", divisions)  # 兰州市城关区
+    assert not is_valid_division("999999", divisions)
     assert not is_valid_division("６40104", {"６40104"})  # full-width digit never valid
     assert not is_valid_division("64010", {"64010"})
+
+
+def test_court_codes_read_as_divisions(standard: Standard) -> None:
+    divisions = standard.code_table("division")
+    assert court_code_division("宁0104") == "640104"
+    assert court_code_division("宁01") == "640100"
+    assert court_code_division("宁") == "640000"
+    assert court_code_division("京0105") == "110105"
+    assert court_code_division("最高法") is None
+    assert court_code_division("兵01") is None  # 兵团 courts have no GB/T 2260 division
+    assert court_code_division("宁010") is None
+    assert check_court_code("宁0104", divisions) is None
+    assert check_court_code("最高法", divisions) is None
+    assert check_court_code("宁9999", divisions) is not None
+    assert check_court_code("兵01", divisions) is not None
+    assert check_court_code("兵01", divisions, known={"兵01"}) is None
+
+
+def test_case_numbers_have_one_canonical_form() -> None:
+    assert canonical_case_number("（2021）宁0104刑初123号") == "(2021)宁0104刑初123号"
+    assert canonical_case_number("(2021)宁0104刑初123号") == "(2021)宁0104刑初123号"
+    with pytest.raises(ValueError, match="unknown case type code"):
+        canonical_case_number("(2021)宁0104民初123号")
