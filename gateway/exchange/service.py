@@ -34,7 +34,7 @@ from adapters.base import (
     StandardRecord,
     UpstreamTimeout,
 )
-from gateway.audit.entry import AuditKind, Decision, EntryDraft
+from gateway.audit.entry import AuditKind, Decision, EntryDraft, SearchCriteria
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.errors import (
@@ -236,6 +236,7 @@ class ExchangeService:
                 agency=caller.agency,
             )
             fields = search.fields
+            draft.search = SearchCriteria(search.filters, search.limit, search.after is not None)
         try:
             requester_kind = self.standard.agency(caller.agency).kind
         except KeyError:
@@ -257,6 +258,8 @@ class ExchangeService:
                 raise _upstream_problem(exc) from exc
             if case_record is not None:
                 case = _case_context(case_record)
+                numbers = (("police", case.police_case_number), ("court", case.court_case_number))
+                draft.case_numbers = {name: number for name, number in numbers if number}
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,
