@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -25,14 +26,17 @@ from gateway.audit.checkpoint import (
     load_signer,
     parse_verifier,
 )
+from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.verifier import progress_printer, verify_database, verify_export
-from gateway.auth.clients import ClientError, ClientService
+from gateway.audit.writer import AuditUnavailable, AuditWriter
+from gateway.auth.clients import ClientError, ClientService, new_client_id
 from gateway.auth.keys import KeyStore, KeyStoreError
-from gateway.auth.scopes import ALL_SCOPES
+from gateway.auth.scopes import ALL_SCOPES, combines_duties
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.demo import run_demo
-from gateway.migrate import current_revision, upgrade
+from gateway.migrate import MigrationError, current_revision, upgrade
 from gateway.policy.cli import register_policy_commands
+from gateway.policy.deployment import import_reviewed_policy_files
 from gateway.settings import Settings, SettingsError
 
 __all__ = ["main"]
@@ -67,6 +71,14 @@ def _client_service_run(settings: Settings, action: Callable[[ClientService], _T
         ) from exc
     finally:
         engine.dispose()
+
+
+def _operator() -> str:
+    """Who ran the command, as the operating system says (for the audit entry)."""
+    try:
+        return getpass.getuser()[:64]
+    except (KeyError, OSError):
+        return "unknown"
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -108,20 +120,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-
     settings = _settings()
     try:
-        upgrade(settings, args.revision)
+        upgrade(settings, args.revision, app_role=args.app_role)
         print(f"database at revision {current_revision(settings)}")
+        role = args.app_role or settings.database_app_role
+        if role and settings.resolved_migration_database_url.startswith("postgresql"):
+            print(
+                f"granted the application role {role} its privileges "
+                "(no UPDATE or DELETE of history)"
+            )
+        if args.policy_files_reviewed:
+            print(import_reviewed_policy_files(settings))
+    except MigrationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
     except SQLAlchemyError as exc:
         raise CommandError(f"migration failed: {exc}") from exc
     return EXIT_OK
 
 
+def _audit_blocking(settings: Settings, draft: EntryDraft) -> int:
+    """Append one entry from a command; fails (nothing changes) if it cannot be written."""
+    writer = AuditWriter(settings.resolved_database_url)
+    writer.start()
+    try:
+        return writer.append_blocking(draft)
+    except AuditUnavailable as exc:
+        raise CommandError(f"the audit log cannot record this; nothing changed ({exc})") from exc
+    finally:
+        writer.stop()
+
+
 def cmd_clients_add(args: argparse.Namespace) -> int:
-    scopes = [s for item in args.scopes for s in item.replace(",", " ").split()]
+    settings = _settings()
+    requested = [s for item in args.scopes for s in item.replace(",", " ").split()]
+    scopes = _client_service_run(
+        settings,
+        lambda service: service.check_registration(
+            name=args.name,
+            agency=args.agency,
+            scopes=requested,
+            force_combined_roles=args.force_combined_roles,
+            rate_limit_per_second=args.rate_limit,
+        ),
+    )
+    client_id = new_client_id()
+    combined = combines_duties(scopes)
+    # The registration is an audit entry, written first: a client whose scopes cross the
+    # separation of duties exists only with the entry that says who forced it.
+    index = _audit_blocking(
+        settings,
+        EntryDraft(
+            kind=AuditKind.CLIENT_ADMIN,
+            client_id=client_id,
+            requester_agency=args.agency,
+            decision=Decision.ALLOW,
+            status=200,
+            action={
+                "action": "register",
+                "name": args.name,
+                "scopes": scopes,
+                "duties_combined": combined,
+                "operator": _operator(),
+            },
+        ),
+    )
     issued = _client_service_run(
-        _settings(),
+        settings,
         lambda service: service.register(
             name=args.name,
             agency=args.agency,
@@ -129,8 +194,15 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
             force_combined_roles=args.force_combined_roles,
             rate_limit_per_second=args.rate_limit,
             rate_limit_burst=args.burst,
+            client_id=client_id,
         ),
     )
+    if combined:
+        print(
+            f"warning: {issued.name} holds {' and '.join(issued.scopes)} across the separation "
+            f"of duties (forced); recorded with the client and in audit entry {index}",
+            file=sys.stderr,
+        )
     print(
         json.dumps(
             {
@@ -139,6 +211,8 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
                 "name": issued.name,
                 "agency": issued.agency,
                 "scopes": issued.scopes,
+                "duties_combined": issued.duties_combined,
+                "audit_index": index,
                 "note": "the secret is shown once; store it now",
             },
             ensure_ascii=False,
@@ -158,6 +232,7 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
             "scopes": sorted(c.scopes),
             "disabled": c.disabled,
             "rate_limit_per_second": c.rate_limit_per_second,
+            "duties_combined": c.duties_combined,
         }
         for c in clients
     ]
@@ -166,9 +241,10 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             state = "disabled" if row["disabled"] else "enabled"
+            forced = "  (duties combined, forced)" if row["duties_combined"] else ""
             print(
                 f"{row['client_id']}  {row['name']:<20} {row['agency']}  {state:<8} "
-                f"{' '.join(row['scopes'])}"
+                f"{' '.join(row['scopes'])}{forced}"
             )
     return EXIT_OK
 
@@ -310,8 +386,23 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="ACTION"
     )
-    db_upgrade = db.add_parser("upgrade", help="run the migrations up to a revision")
+    db_upgrade = db.add_parser(
+        "upgrade",
+        help="run the migrations up to a revision (as the owner: GATEWAY_MIGRATION_DATABASE_URL)",
+    )
     db_upgrade.add_argument("--revision", default="head")
+    db_upgrade.add_argument(
+        "--app-role",
+        metavar="NAME",
+        help="PostgreSQL: the role the gateway runs as; grant it SELECT/INSERT on the audit and "
+        "policy tables and nothing that rewrites them (default GATEWAY_DATABASE_APP_ROLE)",
+    )
+    db_upgrade.add_argument(
+        "--policy-files-reviewed",
+        action="store_true",
+        help="record that the deployment reviewed the shipped policy files: the initial import "
+        "counts as reviewed (otherwise a second administrator approves it)",
+    )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
@@ -330,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--force-combined-roles",
         action="store_true",
-        help="allow policy:admin together with audit:read (not recommended)",
+        help="allow more than one of exchange, policy:admin, audit:read (separation of duties; "
+        "not recommended: recorded with the client and audited)",
     )
     add.add_argument("--rate-limit", type=float, help="requests per second for this client")
     add.add_argument("--burst", type=int, help="burst size for this client")

@@ -201,6 +201,7 @@ def test_clients_add_prints_the_secret_once(
             "scopes": ["exchange"],
             "disabled": False,
             "rate_limit_per_second": None,
+            "duties_combined": False,
         }
     ]
     # Neither the database file nor its WAL holds the secret in clear.
@@ -215,12 +216,12 @@ def test_clients_add_with_rate_limit_and_comma_scopes(
         capsys,
         "--name", "watcher",
         "--agency", "ZF640000",
-        "--scopes", "exchange,audit:read",
+        "--scopes", "exchange,metrics:read",
         "--rate-limit", "5",
         "--burst", "10",
     )  # fmt: skip
     assert code == 0
-    assert json.loads(out)["scopes"] == ["audit:read", "exchange"]
+    assert json.loads(out)["scopes"] == ["exchange", "metrics:read"]
     row = _rows(migrated)[0]
     assert (row["rate_limit_per_second"], row["rate_limit_burst"]) == (5.0, 10)
 

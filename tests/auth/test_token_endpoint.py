@@ -139,7 +139,9 @@ def test_ttl_setting_sets_exp(strict_gateway: Gateway) -> None:
 
 def test_scope_down_selection(shared_gateway: Gateway) -> None:
     gateway = shared_gateway
-    cred = gateway.register(fresh_name("watcher"), "ZF640000", ["exchange", "audit:read"])
+    cred = gateway.register(
+        fresh_name("watcher"), "ZF640000", ["exchange", "audit:read"], force_combined_roles=True
+    )
     auth = (cred.client_id, cred.client_secret)
 
     full = gateway.client.post("/oauth/token", data=GRANT, auth=auth)
@@ -445,7 +447,12 @@ def test_authorization_server_metadata(shared_gateway: Gateway) -> None:
         "client_secret_basic",
         "client_secret_post",
     ]
-    assert sorted(meta["scopes_supported"]) == ["audit:read", "exchange", "policy:admin"]
+    assert sorted(meta["scopes_supported"]) == [
+        "audit:read",
+        "exchange",
+        "metrics:read",
+        "policy:admin",
+    ]
     # The advertised endpoints are the ones served.
     token_path = meta["token_endpoint"].removeprefix(TEST_ISSUER)
     assert_oauth_error(shared_gateway.client.post(token_path, data=GRANT), 401, "invalid_client")

@@ -86,6 +86,15 @@ def audit_entry(gateway: Gateway, response: httpx2.Response) -> dict[str, Any]:
     return document
 
 
+def aggregated_entries(gateway: Gateway, which: str = "anonymous") -> list[dict[str, Any]]:
+    """Write the aggregated entries counted so far (``anonymous`` or ``token_failures``) and
+    return their documents, durable."""
+    runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
+    futures = getattr(runtime, which).flush(everything=True)
+    service = AuditService(runtime.engine)
+    return [service.entry(future.result(timeout=30)).document for future in futures]
+
+
 # --- raw HTTP/1.1 over a socket ------------------------------------------------------------
 
 

@@ -211,22 +211,26 @@ def test_p09_data_routes_take_get_only(sec: Gateway, method: str, path: str) -> 
     )
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == "GET"
-    assert "X-Audit-Index" not in response.headers  # no exchange happened
     assert "case_name" not in response.text
+    # no exchange happened, but the refusal is an entry naming the caller its token names
+    refused = audit_entry(sec, response)
+    assert (refused["kind"], refused["status"], refused["decision"]) == ("access", 405, "invalid")
+    assert refused["requester"]["client_id"] == sec.clients["court"].client_id
+    assert refused["action"]["problem"] == "method-not-allowed"
+    assert refused["record_ids"] == []
 
 
 # P10
 def test_p10_public_routes_name_no_client_case_or_record(sec: Gateway) -> None:
-    """/healthz, /readyz, /metrics, JWKS, metadata and the API description are public: they
-    must not carry client ids, case numbers, record ids or secrets. (/metrics does count
-    requests per agency code and route: keep it behind the network edge.)"""
+    """/healthz, /readyz, JWKS, metadata and the API description are public: they must not
+    carry client ids, case numbers, record ids or secrets. (/metrics, which counts requests
+    per agency, needs a token: P11.)"""
     sec.client.get(CASE_FILE, headers=exchange_headers(sec, "court", "TRIAL", COURT_CASE))
     client_ids = [c.client_id for c in sec.clients.values()]
     secrets = [c.client_secret for c in sec.clients.values()]
     for path in (
         "/healthz",
         "/readyz",
-        "/metrics",
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
         "/openapi.json",
