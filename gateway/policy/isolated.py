@@ -83,8 +83,15 @@ class Jobs:
             ][:50],
         }
         if job.get("base_files") is not None:
-            base = self.engine(job["base_files"])
-            answer["diff"] = diff_policy_sets(base.policy_set, loaded.engine.policy_set).to_json()
+            try:
+                base = self.engine(job["base_files"])
+            except PolicyError:
+                # The base does not load here (a damaged or foreign set in force): nothing to
+                # compare with; the candidate itself is what is checked.
+                answer["diff"] = None
+            else:
+                diff = diff_policy_sets(base.policy_set, loaded.engine.policy_set)
+                answer["diff"] = diff.to_json()
         return answer
 
     def impact(self, job: dict[str, Any]) -> dict[str, Any]:
