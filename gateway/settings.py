@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # Anonymous and failed-token requests: one audit entry per key and interval, at most
     # this many keys per kind and interval (docs/operations.md, "Disk growth").
     aggregate_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
-    aggregate_max_keys: Annotated[int, Field(ge=1, le=100_000)] = 100
+    aggregate_max_keys: Annotated[int, Field(ge=1, le=100_000)] = 20
 
     # Search paging (docs/exchange.md, "Search cursors"). Unset, the cursor key is made once in
     # data_dir/keys/cursor.key; set it when the workers' hosts share no data directory.
