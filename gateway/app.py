@@ -16,13 +16,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from adapters.registry import build_adapters
+from gateway.audit.aggregate import AnonymousRequests, FailedTokenRequests
 from gateway.audit.checkpoint import CheckpointSigner, load_or_create_signer, load_signer
 from gateway.audit.checkpointer import Checkpointer
+from gateway.audit.refusals import method_not_allowed
 from gateway.audit.routes import router as audit_router
 from gateway.audit.service import AuditService
 from gateway.audit.writer import AuditWriter
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.keys import KeyStore
+from gateway.auth.passwords import SecretChecker
 from gateway.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
@@ -36,12 +39,16 @@ from gateway.exchange.service import ExchangeService
 from gateway.exchange.subjects import SubjectResolver
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.health.routes import router as health_router
+from gateway.keyfiles import load_deployment_key
 from gateway.observability.logging import configure_logging
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics_port import serve_metrics
 from gateway.observability.middleware import GatewayMiddleware
 from gateway.policy import load_policy_engine
 from gateway.policy.admin import PolicyAdministration, PolicyHolder
 from gateway.policy.admin_routes import router as policy_admin_router
+from gateway.policy.isolation import IsolatedEvaluator
+from gateway.policy.versions import Bootstrap
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.standard import catalog_document, load_standard
@@ -54,8 +61,10 @@ _EXTERNAL_JWKS_REFRESH_SECONDS = 300.0
 
 
 def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
-    # First: a missing or bad cursor key stops the start before anything needs closing.
+    # First: a missing or bad cursor or criteria key stops the start before anything needs
+    # closing.
     cursors = CursorSealer.from_settings(settings)
+    criteria_key = load_audit_criteria_key(settings)
     engine = create_db_engine(settings.resolved_database_url)
     factory = make_session_factory(engine)
     keys = KeyStore(
@@ -82,6 +91,7 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         client_lookup=clients.get,
         external=external,
         cache_size=settings.token_cache_size,
+        max_lifetime_seconds=settings.token_max_lifetime_seconds,
     )
     limiter: RateLimiter = (
         RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
@@ -91,18 +101,18 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         settings.resolved_database_url,
         max_batch=settings.audit_batch_max,
         max_wait_s=settings.audit_batch_wait_ms / 1000,
+        criteria_key=criteria_key,
     )
     standard = load_standard(settings.policy_dir / "standard")
     try:
-        policy_engine, imported = PolicyAdministration.bootstrap(
-            engine, standard, settings.policy_dir
-        )
+        started = PolicyAdministration.bootstrap(engine, standard, settings.policy_dir)
     except SQLAlchemyError as exc:
         # The database is down: start on the shipped files; the follower adopts the
         # published set as soon as the database answers (and /readyz says 503 meanwhile).
         log.error("cannot read policy publications; using the shipped files", error=str(exc))
-        policy_engine, imported = load_policy_engine(settings.policy_dir, standard), False
-    policy = PolicyHolder(policy_engine)
+        started = Bootstrap(load_policy_engine(settings.policy_dir, standard), False, 0)
+    policy = PolicyHolder(started.engine)
+    interval, max_keys = settings.aggregate_interval_seconds, settings.aggregate_max_keys
     adapters = AgencyAdapters(
         build_adapters(
             settings.agencies_dir,
@@ -139,8 +149,19 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         standard=standard,
         catalog=catalog_document(standard),
         policy=policy,
-        policy_admin=PolicyAdministration(engine, standard, policy, audit_writer),
-        policy_imported=imported,
+        policy_admin=PolicyAdministration(
+            engine,
+            standard,
+            policy,
+            audit_writer,
+            IsolatedEvaluator(
+                settings.policy_dir / "standard",
+                cpu_seconds=settings.policy_eval_cpu_seconds,
+                memory_mb=settings.policy_eval_memory_mb,
+            ),
+            started=started,
+        ),
+        policy_imported=started.imported,
         adapters=adapters,
         exchange=ExchangeService(
             standard=standard,
@@ -153,6 +174,26 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
                 adapters, standard, ttl_seconds=settings.subject_cache_seconds
             ),
         ),
+        anonymous=AnonymousRequests(audit_writer, interval_s=interval, max_keys=max_keys),
+        token_failures=FailedTokenRequests(
+            audit_writer,
+            agency_of=lambda client_id: c.agency if (c := clients.get(client_id)) else None,
+            interval_s=interval,
+            max_keys=max_keys,
+        ),
+        secret_checker=SecretChecker(settings.scrypt_workers, settings.scrypt_queue),
+    )
+
+
+def load_audit_criteria_key(settings: Settings) -> bytes:
+    """The key of the hashes that stand for search filter values in audit entries."""
+    return load_deployment_key(
+        settings,
+        settings.audit_criteria_secret,
+        variable="GATEWAY_AUDIT_CRITERIA_SECRET",
+        file_name="audit-criteria.key",
+        context="zhengfa-gateway/audit-criteria/v1",
+        what="audit criteria key",
     )
 
 
@@ -171,6 +212,13 @@ def _audit_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]
             if problem
         ]
         return {"ok": not problems, **({"errors": problems} if problems else {})}
+
+    return check
+
+
+def _policy_readiness(runtime: Runtime) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def check() -> dict[str, Any]:
+        return runtime.policy_admin.readiness()
 
     return check
 
@@ -272,12 +320,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.error("no checkpoint at start; the checkpointer retries", error=str(exc))
             runtime.readiness_checks["audit"] = _audit_readiness(runtime)
             runtime.readiness_checks["agency_systems"] = _adapter_readiness(runtime)
+            runtime.readiness_checks["policy"] = _policy_readiness(runtime)
             tasks.append(asyncio.create_task(runtime.checkpointer.run()))
             tasks.append(asyncio.create_task(runtime.policy_admin.follow()))
+            tasks.append(asyncio.create_task(runtime.anonymous.run()))
+            tasks.append(asyncio.create_task(runtime.token_failures.run()))
             if runtime.policy_imported:
                 await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:
                 tasks.append(asyncio.create_task(_refresh_external_keys(runtime)))
+            if settings.metrics_port is not None:
+                tasks.append(
+                    asyncio.create_task(
+                        serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
+                    )
+                )
             yield
         finally:
             for task in tasks:
@@ -285,7 +342,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.adapters.aclose()
+            # The counts of the current interval, written before the writer stops.
+            runtime.anonymous.flush(everything=True)
+            runtime.token_failures.flush(everything=True)
             runtime.audit_writer.stop()
+            runtime.policy_admin.evaluator.close()
+            runtime.secret_checker.close()
             await runtime.http.aclose()
             await runtime.rate_limiter.close()
             runtime.engine.dispose()
@@ -306,6 +368,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    # A 405 is a refusal like any other: an audit entry of the caller its token names.
+    app.add_exception_handler(405, method_not_allowed)
     # Routes are matched in order, router by router: the exchange routes carry nearly all
     # the traffic, so they are tried first (no path of another router starts like them).
     app.include_router(exchange_router)

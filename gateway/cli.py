@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import uvicorn
-from pydantic import ValidationError
-from pydantic_settings import SettingsError as PydanticSettingsError
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.checkpoint import (
@@ -29,75 +24,33 @@ from gateway.audit.checkpoint import (
     parse_verifier,
 )
 from gateway.audit.verifier import progress_printer, verify_database, verify_export
-from gateway.auth.clients import ClientError, ClientService
+from gateway.auth.commands import register_client_commands
 from gateway.auth.keys import SIGNING_ALGORITHMS, KeyStore, KeyStoreError
-from gateway.auth.scopes import ALL_SCOPES
-from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    command_settings,
+    database_error,
+)
+from gateway.db import create_db_engine
 from gateway.demo import run_demo
-from gateway.migrate import current_revision, upgrade
+from gateway.migrate import MigrationError, current_revision, upgrade
 from gateway.policy.cli import register_policy_commands
+from gateway.policy.deployment import import_reviewed_policy_files
 from gateway.settings import Settings, SettingsError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DEMO_DIR = "var/demo"
-_T = TypeVar("_T")
-
-
-class CommandError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """The settings ``serve`` reads (GATEWAY_* variables), with ``--data-dir`` over them."""
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    try:
-        return Settings(**overrides)
-    except (ValidationError, PydanticSettingsError) as exc:
-        raise CommandError(f"invalid GATEWAY_* settings:\n{exc}", EXIT_USAGE) from exc
-
-
-def database_error(url: str, exc: SQLAlchemyError, doing: str) -> CommandError:
-    """Say which database was used and what to run, never only the driver's words."""
-    where = make_url(url).render_as_string(hide_password=True)
-    first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
-    if "no such table" in first_line or "does not exist" in first_line:
-        return CommandError(
-            f"cannot {doing}: the database {where} has no gateway tables "
-            f"({first_line}).\n"
-            "  If the gateway's data is elsewhere, say where: --data-dir DIR (or GATEWAY_DATA_DIR,"
-            " or GATEWAY_DATABASE_URL); the demo's is `gateway --data-dir var/demo …`.\n"
-            "  To make the tables in this database, run `gateway db upgrade` with the same "
-            "settings."
-        )
-    return CommandError(f"cannot {doing}: database {where}: {first_line}")
-
-
-def _client_service_run(
-    settings: Settings, action: Callable[[ClientService], _T], doing: str
-) -> _T:
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            return action(ClientService(session))
-    except ClientError as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from exc
-    except SQLAlchemyError as exc:
-        raise database_error(settings.resolved_database_url, exc, doing) from exc
-    finally:
-        engine.dispose()
 
 
 # --- commands ------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = command_settings(args)
     try:
         settings.check_production_ready()
     except SettingsError as exc:
@@ -135,87 +88,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = command_settings(args)
     try:
-        upgrade(settings, args.revision)
+        upgrade(settings, args.revision, app_role=args.app_role)
         print(f"database at revision {current_revision(settings)}")
+        role = args.app_role or settings.database_app_role
+        if role and settings.resolved_migration_database_url.startswith("postgresql"):
+            print(
+                f"granted the application role {role} its privileges "
+                "(no UPDATE or DELETE of history)"
+            )
+        if args.policy_files_reviewed:
+            print(import_reviewed_policy_files(settings))
+    except MigrationError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from exc
     except SQLAlchemyError as exc:
         raise database_error(settings.resolved_database_url, exc, "run the migrations") from exc
     return EXIT_OK
 
 
-def cmd_clients_add(args: argparse.Namespace) -> int:
-    scopes = [s for item in args.scopes for s in item.replace(",", " ").split()]
-    issued = _client_service_run(
-        _settings(args),
-        lambda service: service.register(
-            name=args.name,
-            agency=args.agency,
-            scopes=scopes,
-            force_combined_roles=args.force_combined_roles,
-            rate_limit_per_second=args.rate_limit,
-            rate_limit_burst=args.burst,
-        ),
-        "register the client",
-    )
-    print(
-        json.dumps(
-            {
-                "client_id": issued.client_id,
-                "client_secret": issued.client_secret,
-                "name": issued.name,
-                "agency": issued.agency,
-                "scopes": issued.scopes,
-                "note": "the secret is shown once; store it now",
-            },
-            ensure_ascii=False,
-            indent=2,
-        )
-    )
-    return EXIT_OK
-
-
-def cmd_clients_list(args: argparse.Namespace) -> int:
-    clients = _client_service_run(
-        _settings(args), lambda service: service.list(), "list the clients"
-    )
-    rows: list[dict[str, Any]] = [
-        {
-            "client_id": c.client_id,
-            "name": c.name,
-            "agency": c.agency,
-            "scopes": sorted(c.scopes),
-            "disabled": c.disabled,
-            "rate_limit_per_second": c.rate_limit_per_second,
-        }
-        for c in clients
-    ]
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-    else:
-        for row in rows:
-            state = "disabled" if row["disabled"] else "enabled"
-            print(
-                f"{row['client_id']}  {row['name']:<20} {row['agency']}  {state:<8} "
-                f"{' '.join(row['scopes'])}"
-            )
-    return EXIT_OK
-
-
-def cmd_clients_disable(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    info = _client_service_run(
-        settings, lambda service: service.disable(args.client), "disable the client"
-    )
-    print(
-        f"disabled {info.client_id} ({info.name}); its live tokens stop working within "
-        f"{settings.client_cache_seconds:g} s"
-    )
-    return EXIT_OK
-
-
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = command_settings(args)
     algorithm = args.alg or settings.token_signing_alg
     store = KeyStore(
         settings.resolved_keys_path,
@@ -260,7 +153,7 @@ def _verifiers(settings: Settings, args: argparse.Namespace) -> list[Verifier]:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = command_settings(args)
     verifiers = _verifiers(settings, args)
     notes = []
     for name in args.checkpoint or []:
@@ -311,7 +204,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_init_key(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = command_settings(args)
     path = settings.resolved_checkpoint_key_path
     try:
         signer = load_or_create_signer(path, settings.audit_origin)
@@ -375,42 +268,26 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="ACTION"
     )
-    db_upgrade = db.add_parser("upgrade", help="run the migrations up to a revision")
+    db_upgrade = db.add_parser(
+        "upgrade",
+        help="run the migrations up to a revision (as the owner: GATEWAY_MIGRATION_DATABASE_URL)",
+    )
     db_upgrade.add_argument("--revision", default="head")
-    _data_dir_option(db_upgrade)
+    db_upgrade.add_argument(
+        "--app-role",
+        metavar="NAME",
+        help="PostgreSQL: the role the gateway runs as; grant it SELECT/INSERT on the audit and "
+        "policy tables and nothing that rewrites them (default GATEWAY_DATABASE_APP_ROLE)",
+    )
+    db_upgrade.add_argument(
+        "--policy-files-reviewed",
+        action="store_true",
+        help="record that the deployment reviewed the shipped policy files: the initial import "
+        "counts as reviewed (otherwise a second administrator approves it)",
+    )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
-    clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
-        dest="clients_command", required=True, metavar="ACTION"
-    )
-    add = clients.add_parser("add", help="register a client; prints its secret once, as JSON")
-    add.add_argument("--name", required=True)
-    add.add_argument("--agency", required=True, help="agency code, e.g. GA640104")
-    add.add_argument(
-        "--scopes",
-        nargs="+",
-        required=True,
-        metavar="SCOPE",
-        help=f"one or more of: {', '.join(sorted(ALL_SCOPES))}",
-    )
-    add.add_argument(
-        "--force-combined-roles",
-        action="store_true",
-        help="allow policy:admin together with audit:read (not recommended)",
-    )
-    add.add_argument("--rate-limit", type=float, help="requests per second for this client")
-    add.add_argument("--burst", type=int, help="burst size for this client")
-    _data_dir_option(add)
-    add.set_defaults(func=cmd_clients_add)
-    lst = clients.add_parser("list", help="list clients")
-    lst.add_argument("--json", action="store_true")
-    _data_dir_option(lst)
-    lst.set_defaults(func=cmd_clients_list)
-    disable = clients.add_parser("disable", help="disable a client by id or name")
-    disable.add_argument("client")
-    _data_dir_option(disable)
-    disable.set_defaults(func=cmd_clients_disable)
-
+    register_client_commands(sub)
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )

@@ -59,6 +59,7 @@ DEMO_CLIENTS: dict[str, tuple[str, list[str]]] = {
     "regulator": ("ZF640000", [Scope.AUDIT_READ]),
     "policy_admin": ("ZF640000", [Scope.POLICY_ADMIN]),
     "policy_approver": ("ZF640000", [Scope.POLICY_ADMIN]),
+    "prometheus": ("ZF640000", [Scope.METRICS_READ]),
 }
 EXIT_OK, EXIT_FAILED = 0, 1
 

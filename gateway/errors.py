@@ -59,6 +59,7 @@ __all__ = [
     "UnprocessableContent",
     "UpstreamError",
     "UpstreamTimeout",
+    "error_response",
     "install_error_handlers",
     "problem_response",
     "problem_responses",
@@ -289,6 +290,19 @@ def problem_response(
     )
 
 
+def error_response(exc: GatewayError, instance: str) -> Response:
+    """``exc`` rendered as its problem document (for code that answers without raising)."""
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        slug=exc.slug,
+        instance=instance,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
 def problem_responses(
     descriptions: Mapping[int, str], headers: Mapping[str, Any] | None = None
 ) -> dict[int | str, dict[str, Any]]:
@@ -340,15 +354,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            slug=exc.slug,
-            instance=request.url.path,
-            headers=exc.headers,
-            extra=exc.extra,
-        )
+        return error_response(exc, request.url.path)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -15,12 +15,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
+from gateway.audit.aggregate import AnonymousRequests, FailedTokenRequests
 from gateway.audit.checkpoint import CheckpointSigner
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.service import AuditService
 from gateway.audit.writer import AuditWriter
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.keys import KeyStore
+from gateway.auth.passwords import SecretChecker
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
@@ -56,6 +58,9 @@ class Runtime:
     policy_admin: PolicyAdministration
     adapters: AgencyAdapters
     exchange: ExchangeService
+    anonymous: AnonymousRequests
+    token_failures: FailedTokenRequests
+    secret_checker: SecretChecker
     external_keys: ExternalKeys | None = None
     policy_imported: bool = False
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.audit.checkpoint import KeyFormatError, check_key_name
@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL; default: SQLite file gateway.db in data_dir",
     )
+    # PostgreSQL: the gateway runs as an application role that may not rewrite history;
+    # `gateway db upgrade` runs the migrations as the tables' owner (this URL, default the
+    # one above) and grants the application role what it needs (--app-role, or this).
+    migration_database_url: str | None = None
+    database_app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     policy_dir: Path = REPO_ROOT / "policies"
     migrations_dir: Path = REPO_ROOT / "migrations"
     agencies_dir: Path = REPO_ROOT / "adapters" / "agencies"
@@ -73,6 +78,8 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "zhengfa-gateway"
     token_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 300
+    # The longest lifetime a token may have (exp - iat) to be accepted, whoever issued it.
+    token_max_lifetime_seconds: Annotated[int, Field(ge=30, le=86_400)] = 3600
     token_cache_size: Annotated[int, Field(ge=0)] = 10_000
     require_https: bool = False
     # One external identity provider may be trusted, by its JWKS URL.
@@ -96,6 +103,9 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     audit_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 256
     audit_batch_wait_ms: Annotated[float, Field(ge=0, le=100)] = 2.0
+    # Key of the keyed hashes that stand for search filter values in audit entries. Unset, a
+    # key is made once in data_dir/keys/audit-criteria.key.
+    audit_criteria_secret: SecretStr | None = None
 
     # Limits
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
@@ -107,6 +117,21 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="shared rate-limit state for several workers or hosts"
     )
+    # Requests without an identified caller, per source address (then 429).
+    anonymous_rate_limit_per_second: Annotated[float, Field(gt=0)] = 5.0
+    anonymous_rate_limit_burst: Annotated[int, Field(ge=1)] = 20
+    # The token endpoint, per source address and per claimed client id (then 429).
+    token_source_rate_limit_per_second: Annotated[float, Field(gt=0)] = 5.0
+    token_source_rate_limit_burst: Annotated[int, Field(ge=1)] = 20
+    token_rate_limit_per_second: Annotated[float, Field(gt=0)] = 1.0
+    token_rate_limit_burst: Annotated[int, Field(ge=1)] = 10
+    # scrypt runs in a pool of its own: this many at once, this many more waiting.
+    scrypt_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    scrypt_queue: Annotated[int, Field(ge=0, le=10_000)] = 32
+    # Anonymous and failed-token requests: one audit entry per key and interval, at most
+    # this many keys per kind and interval (docs/operations.md, "Disk growth").
+    aggregate_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    aggregate_max_keys: Annotated[int, Field(ge=1, le=100_000)] = 20
 
     # Search paging (docs/exchange.md, "Search cursors"). Unset, the cursor key is made once in
     # data_dir/keys/cursor.key; set it when the workers' hosts share no data directory.
@@ -117,7 +142,16 @@ class Settings(BaseSettings):
     # are cached: a record sealed upstream is concealed everywhere within this time.
     subject_cache_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
 
+    # Candidate policy tests, impact replays and explains run in a process of their own with
+    # these limits (422 beyond).
+    policy_eval_cpu_seconds: Annotated[int, Field(ge=1, le=600)] = 5
+    policy_eval_memory_mb: Annotated[int, Field(ge=128, le=65_536)] = 512
+
     # Operations
+    # /metrics needs a token with scope metrics:read; or, with a port here, it is served
+    # without a token on metrics_host:metrics_port only (and not on the API port).
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_json: bool = True
     workers: Annotated[int, Field(ge=1, le=64)] = 1
@@ -161,11 +195,24 @@ class Settings(BaseSettings):
         """Every name this log's checkpoint key may have signed under."""
         return [*self.accepted_audit_origins, LEGACY_CHECKPOINT_KEY_NAME]
 
+    @model_validator(mode="after")
+    def _lifetimes(self) -> Settings:
+        if self.token_max_lifetime_seconds < self.token_ttl_seconds:
+            raise ValueError(
+                "GATEWAY_TOKEN_MAX_LIFETIME_SECONDS must be at least GATEWAY_TOKEN_TTL_SECONDS "
+                "(the gateway would refuse its own tokens)"
+            )
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_migration_database_url(self) -> str:
+        return self.migration_database_url or self.resolved_database_url
 
     @property
     def resolved_keys_path(self) -> Path:

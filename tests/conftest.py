@@ -4,6 +4,11 @@ Every test that takes ``database_url`` runs on SQLite and on PostgreSQL. The
 PostgreSQL server is GATEWAY_TEST_POSTGRES_URL (default: the local trust-auth
 server, database ``test``); each test gets its own schema, dropped afterwards.
 Under CI=true an unreachable PostgreSQL fails the run instead of skipping.
+
+On PostgreSQL, ``database_url`` is the owner's URL (the migrations, and tests that inspect
+or tamper with the tables as a database administrator would); a gateway started from
+:func:`make_settings` runs as the application role :data:`APP_ROLE`, which may not rewrite
+history (``gateway db upgrade --app-role``), as in production.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
@@ -33,6 +38,8 @@ POSTGRES_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The role gateways under test run as on PostgreSQL (made once per server, no superuser).
+APP_ROLE = "gateway_test_app"
 TEST_ISSUER = "http://testserver"
 AGENCY_KINDS = ("public_security", "procuratorate", "court", "prison", "justice")
 # Tests that do not exchange data still start every adapter: give them credentials and an
@@ -52,6 +59,29 @@ def _postgres_available() -> str | None:
     return None
 
 
+def ensure_app_role(server: str) -> None:
+    """Create :data:`APP_ROLE` (LOGIN, not a superuser) unless it exists; safe to race."""
+    engine = create_engine(server)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB "
+                    "NOCREATEROLE NOBYPASSRLS; EXCEPTION WHEN duplicate_object OR "
+                    "unique_violation THEN NULL; END $$"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def as_app_role(url: str) -> str:
+    """The same database and schema, as the application role (SQLite: unchanged)."""
+    if not url.startswith("postgresql"):
+        return url
+    return make_url(url).set(username=APP_ROLE).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     problem = _postgres_available()
@@ -60,6 +90,7 @@ def postgres_server() -> str:
         if IN_CI:
             pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
         pytest.skip(message)
+    ensure_app_role(POSTGRES_URL)
     return POSTGRES_URL
 
 
@@ -77,7 +108,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# Tests send many requests from one address ("testclient") within seconds: the per-source
+# limits of anonymous requests and of the token endpoint are lifted here; their own tests
+# (tests/security/test_rate_limit.py, tests/auth/test_token_throttle.py) set them low.
+SOURCE_LIMITS_LIFTED: dict[str, Any] = {
+    "anonymous_rate_limit_per_second": 100_000.0,
+    "anonymous_rate_limit_burst": 100_000,
+    "token_source_rate_limit_per_second": 100_000.0,
+    "token_source_rate_limit_burst": 100_000,
+    "token_rate_limit_per_second": 100_000.0,
+    "token_rate_limit_burst": 100_000,
+}
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings of a test gateway; on PostgreSQL it runs as :data:`APP_ROLE` and migrates as
+    the owner (``database_url``)."""
     values: dict[str, Any] = {
         "mode": Mode.TEST,
         "data_dir": tmp_path,
@@ -88,7 +134,14 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "client_cache_seconds": 0.0,
         "upstream_urls": UNREACHABLE_UPSTREAMS,
         "upstream_secrets": DUMMY_UPSTREAM_SECRETS,
+        **SOURCE_LIMITS_LIFTED,
     }
+    if database_url is not None and database_url.startswith("postgresql"):
+        values.update(
+            database_url=as_app_role(database_url),
+            migration_database_url=database_url,
+            database_app_role=APP_ROLE,
+        )
     values.update(overrides)
     return Settings(**values)
 
@@ -120,7 +173,7 @@ class Gateway:
         return {"Authorization": f"Bearer {self.token(name)}"}
 
     def register(self, name: str, agency: str, scopes: list[str], **kw: Any) -> IssuedCredentials:
-        cred = register_client(self.settings, name, agency, scopes, **kw)
+        cred = register_client(self.settings, name, agency, scopes, **kw)  # as the app role
         self.clients[name] = cred
         return cred
 
@@ -155,6 +208,7 @@ def started_gateway(
 @contextmanager
 def postgres_schema(server: str) -> Iterator[str]:
     """A fresh schema on the test PostgreSQL server, as a URL; dropped afterwards."""
+    ensure_app_role(server)
     schema = f"gw_test_{secrets.token_hex(6)}"
     admin = create_engine(server)
     with admin.begin() as conn:

@@ -267,6 +267,7 @@ def test_clients_add_prints_the_secret_once(
             "scopes": ["exchange"],
             "disabled": False,
             "rate_limit_per_second": None,
+            "duties_combined": False,
         }
     ]
     # Neither the database file nor its WAL holds the secret in clear.
@@ -281,12 +282,12 @@ def test_clients_add_with_rate_limit_and_comma_scopes(
         capsys,
         "--name", "watcher",
         "--agency", "ZF640000",
-        "--scopes", "exchange,audit:read",
+        "--scopes", "exchange,metrics:read",
         "--rate-limit", "5",
         "--burst", "10",
     )  # fmt: skip
     assert code == 0
-    assert json.loads(out)["scopes"] == ["audit:read", "exchange"]
+    assert json.loads(out)["scopes"] == ["exchange", "metrics:read"]
     row = _rows(migrated)[0]
     assert (row["rate_limit_per_second"], row["rate_limit_burst"]) == (5.0, 10)
 
@@ -312,14 +313,54 @@ def test_clients_add_refused_exits_2(
     assert _rows(migrated) == []  # nothing half-written
 
 
-def test_combined_roles_only_when_forced(
+@pytest.mark.parametrize(
+    "scopes",
+    [["policy:admin", "audit:read"], ["exchange", "policy:admin"], ["exchange", "audit:read"]],
+)
+def test_combined_roles_only_when_forced_recorded_and_audited(
+    migrated: Path, capsys: pytest.CaptureFixture[str], scopes: list[str]
+) -> None:
+    argv = ["--name", "super", "--agency", "ZF640000", "--scopes", *scopes]
+    code, out, err = _add(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert "separation of duties" in err
+    assert _rows(migrated) == []
+    code, out, err = _add(capsys, *argv, "--force-combined-roles")
+    assert code == 0
+    issued = json.loads(out)
+    assert issued["scopes"] == sorted(scopes)
+    assert issued["duties_combined"] is True
+    assert "across the separation of duties (forced)" in err
+    assert _rows(migrated)[0]["duties_combined"] in (True, 1)
+    entry = _audit_entry(migrated, issued["audit_index"])
+    assert (entry["kind"], entry["requester"]["client_id"]) == ("client_admin", issued["client_id"])
+    assert entry["action"]["action"] == "register"
+    assert entry["action"]["duties_combined"] is True
+    assert entry["action"]["scopes"] == sorted(scopes)
+    assert entry["action"]["operator"]
+    code, out, _ = run(capsys, "clients", "list")
+    assert "(duties combined, forced)" in out
+
+
+def _audit_entry(tmp_path: Path, index: int) -> dict[str, Any]:
+    from gateway.audit.service import AuditService
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        return AuditService(engine).entry(index).document
+    finally:
+        engine.dispose()
+
+
+def test_every_registration_is_audited_first(
     migrated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--name", "super", "--agency", "ZF640000", "--scopes", "policy:admin", "audit:read"]
-    assert _add(capsys, *argv)[0] == 2
-    code, out, _ = _add(capsys, *argv, "--force-combined-roles")
+    code, out, _ = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
     assert code == 0
-    assert json.loads(out)["scopes"] == ["audit:read", "policy:admin"]
+    issued = json.loads(out)
+    entry = _audit_entry(migrated, issued["audit_index"])
+    assert entry["action"]["duties_combined"] is False
+    assert entry["action"]["name"] == "court"
 
 
 def test_duplicate_and_invalid_names_exit_2(
@@ -459,3 +500,86 @@ def test_serve_with_several_workers_needs_redis(
 
 def test_gateway_script_is_installed() -> None:
     assert shutil.which("gateway") or Path(sys.executable).with_name("gateway").exists()
+
+
+# --- db upgrade: the reviewed import and the application role --------------------------------
+
+
+def _policy_state(tmp_path: Path) -> dict[str, Any]:
+    from gateway.policy.store import PolicyRepository
+    from gateway.policy.versions import summary
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            repository = PolicyRepository(session)
+            [version] = repository.versions()
+            return summary(repository.state(version))
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_records_that_the_deployment_reviewed_the_files(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "db", "upgrade", "--policy-files-reviewed")
+    assert code == 0, out
+    assert "imported the shipped policy files as sha256:" in out
+    assert "reviewed by the deployment" in out
+    state = _policy_state(cli_env)
+    assert (state["status"], state["kind"]) == ("approved", "initial")
+    assert state["reviewer"] == "deployment:db-upgrade"
+    code, out, _ = run(capsys, "db", "upgrade", "--policy-files-reviewed")  # again
+    assert code == 0
+    assert "nothing recorded" in out
+
+
+def test_db_upgrade_marks_an_unreviewed_import_reviewed(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.policy.versions import bootstrap
+    from gateway.standard import load_standard
+
+    settings = Settings()
+    engine = create_db_engine(settings.resolved_database_url)
+    try:  # what the first start does: import the files, unreviewed
+        standard = load_standard(settings.policy_dir / "standard")
+        assert bootstrap(engine, standard, settings.policy_dir).imported
+    finally:
+        engine.dispose()
+    assert _policy_state(migrated)["status"] == "imported"
+    code, out, _ = run(capsys, "db", "upgrade", "--policy-files-reviewed")
+    assert code == 0
+    assert "recorded that the deployment reviewed the initial import" in out
+    state = _policy_state(migrated)
+    assert (state["status"], state["reviewer"]) == ("approved", "deployment:db-upgrade")
+
+
+@pytest.mark.postgres
+def test_db_upgrade_grants_the_application_role(
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    from tests.conftest import APP_ROLE, as_app_role
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", as_app_role(postgres_url))
+    monkeypatch.setenv("GATEWAY_MIGRATION_DATABASE_URL", postgres_url)
+    code, _, err = run(capsys, "db", "upgrade", "--app-role", "postgres")
+    assert code == 2
+    assert "superuser" in err
+    code, out, _ = run(capsys, "db", "upgrade", "--app-role", APP_ROLE)
+    assert code == 0, out
+    assert f"granted the application role {APP_ROLE}" in out
+    _, out, _ = _add(capsys, "--name", "court", "--agency", "FY640104", "--scopes", "exchange")
+    assert json.loads(out)["client_id"]  # the application role registers clients
+    engine = create_db_engine(as_app_role(postgres_url))
+    try:
+        with pytest.raises(ProgrammingError, match="permission denied"), engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_entries"))
+    finally:
+        engine.dispose()

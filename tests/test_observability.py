@@ -19,6 +19,7 @@ from tests.conftest import Gateway
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with started_gateway(tmp_path_factory.mktemp("observed")) as gateway:
+        gateway.register("prometheus", "ZF640000", ["metrics:read"])
         yield gateway
 
 
@@ -29,7 +30,7 @@ def restore_logging(observed: Gateway) -> Iterator[None]:
 
 
 def _samples(gateway: Gateway, name: str) -> list[dict[str, Any]]:
-    response = gateway.client.get("/metrics")
+    response = gateway.client.get("/metrics", headers=gateway.auth("prometheus"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found = []

@@ -1,6 +1,7 @@
-"""Audit tables. Entries, nodes and checkpoints are append-only (triggers refuse UPDATE and
-DELETE, see migration 0002); the tree head is the one mutable row, and it is only a cache
-of what the entries and nodes already prove.
+"""Audit tables. Entries, nodes, checkpoints and the two indexes (rule hits, case references)
+are append-only (triggers refuse UPDATE and DELETE, see migrations 0002 and 0004); the tree
+head is the one mutable row, a cache of what the entries and nodes already prove, which on
+PostgreSQL the database itself recomputes and checks on every update (migration 0004).
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, UTCDateTime
 
-__all__ = ["AuditCheckpoint", "AuditEntry", "AuditNode", "AuditRuleHit", "AuditTreeHead"]
+__all__ = [
+    "AuditCaseRef",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditNode",
+    "AuditRuleHit",
+    "AuditTreeHead",
+]
 
 
 class AuditEntry(Base):
@@ -59,6 +67,16 @@ class AuditRuleHit(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+class AuditCaseRef(Base):
+    """The case numbers an entry may be found by: the one the request named and, when the
+    case record has them, both its police and its court case number."""
+
+    __tablename__ = "audit_case_refs"
+
+    case_number: Mapped[str] = mapped_column(String(128), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
 class AuditNode(Base):
     __tablename__ = "audit_nodes"
 
@@ -73,6 +91,8 @@ class AuditTreeHead(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(BigInteger)
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    # The root of the frontier (NULL only on a head last written before migration 0004).
+    root: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class AuditCheckpoint(Base):

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from gateway.audit.alerts import find_alerts
 from gateway.audit.cursor import decode_cursor, encode_cursor
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
+from gateway.audit.refusals import RefusalAuditedRoute
 from gateway.audit.repository import EntryFilter
+from gateway.audit.schemas import (
+    AlertsBody,
+    AuditEntryBody,
+    ConsistencyProof,
+    EntriesPage,
+    InclusionProof,
+    StatsBody,
+)
 from gateway.audit.service import STATS_GROUPS
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.deps import AuditOrExchange, AuditReader, RuntimeDep
@@ -31,7 +39,6 @@ from gateway.errors import (
     ServiceUnavailable,
     UnprocessableContent,
     problem_responses,
-    validation_problem,
 )
 from gateway.observability.context import current_request_id
 from gateway.responses import JSONResponse
@@ -40,40 +47,20 @@ from gateway.runtime import Runtime
 __all__ = ["router"]
 
 
-class AuditedQueryRoute(APIRoute):
-    """Refused queries of an authenticated caller are audit entries too.
+class AuditedQueryRoute(RefusalAuditedRoute):
+    """Refused queries of an identified caller are audit entries too.
 
     Successful queries record their entry in the endpoint (before the answer leaves).
     Here, a query refused after authentication (bad parameters, out of range, missing
-    scope) is recorded with its status, and its problem carries ``X-Audit-Index``.
-    Unauthenticated calls (401) have no accountable caller and are not recorded.
+    scope, an expired token) is recorded with its status, and its problem carries
+    ``X-Audit-Index``. Anonymous refusals are counted in the aggregated entries
+    (gateway/audit/refusals.py).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    audit_kind: ClassVar[AuditKind] = AuditKind.AUDIT_QUERY
 
-        async def audited(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as invalid:
-                exc: GatewayError = validation_problem(invalid)
-                await _record_refusal(request, exc)
-                raise exc from invalid
-            except GatewayError as refused:
-                await _record_refusal(request, refused)
-                raise
-
-        return audited
-
-
-async def _record_refusal(request: Request, exc: GatewayError) -> None:
-    client_id = getattr(request.state, "client_id", None)
-    if client_id is None or isinstance(exc, ServiceUnavailable):
-        return
-    decision = Decision.DENY if exc.status in (401, 403) else Decision.INVALID
-    agency = getattr(request.state, "agency", None)
-    index = await _append_query_entry(request, client_id, agency, exc.status, decision)
-    exc.headers["X-Audit-Index"] = str(index)
+    def refusal_action(self, request: Request, exc: GatewayError) -> dict[str, Any]:
+        return {"route": request.url.path, "query": str(request.url.query)}
 
 
 async def _append_query_entry(
@@ -122,73 +109,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 _OK: dict[int | str, dict[str, Any]] = {
     200: {"description": "the answer (itself an audit entry)", "headers": _RECEIPT}
 }
-
-
-class _Requester(BaseModel):
-    agency: str | None
-    client_id: str | None
-    operator_id: str | None
-
-
-class _Fields(BaseModel):
-    released: list[str]
-    withheld: list[str]
-    masked: list[str]
-
-
-class _Upstream(BaseModel):
-    status: int | None
-    latency_us: int | None
-
-
-class AuditEntryBody(BaseModel):
-    """An audit entry: its leaf bytes (base64) and the JSON document they encode."""
-
-    index: int
-    leaf: str = Field(description="the exact leaf bytes, base64")
-    time: str
-    kind: str
-    request_id: str | None
-    requester: _Requester
-    owner_agency: str | None
-    resource: str | None
-    record_ids: list[str]
-    purpose: str | None
-    case_number: str | None
-    decision: str
-    status: int | None
-    fields: _Fields
-    rule_ids: list[str]
-    policy_version: str | None
-    upstream: _Upstream
-    body_sha256: str | None
-    detail: str | None
-    action: dict[str, Any] | None = None
-
-
-class EntriesPage(BaseModel):
-    entries: list[AuditEntryBody]
-    next_cursor: str | None
-
-
-class InclusionProof(BaseModel):
-    index: int
-    tree_size: int
-    hashes: list[str] = Field(description="RFC 9162 audit path, base64")
-
-
-class ConsistencyProof(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    first: int = Field(alias="from")
-    second: int = Field(alias="to")
-    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64")
-
-
-class StatsBody(BaseModel):
-    group_by: list[str]
-    interval: str | None
-    rows: list[dict[str, Any]]
 
 
 AgencyCode = Annotated[str | None, Query(pattern=r"^[A-Z]{2}\d{6}$")]
@@ -469,4 +389,40 @@ async def stats(
         runtime.audit_service.stats, filters, groups, interval.value if interval else None
     )
     body = {"group_by": groups, "interval": interval.value if interval else None, "rows": rows}
+    return await _record_query(runtime, request, caller, JSONResponse(body))
+
+
+@router.get(
+    "/alerts",
+    summary="Callers whose refused or empty-result rate crosses a threshold",
+    response_model=AlertsBody,
+    responses={**_OK, **_PROBLEMS},
+)
+async def alerts(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: AuditReader,
+    since: Annotated[Instant, Query(description="ISO 8601, inclusive; default: 24 h ago")] = None,
+    until: Annotated[Instant, Query(description="ISO 8601, exclusive; default: now")] = None,
+    threshold: Annotated[float, Query(ge=0, le=1, description="refused + empty share")] = 0.5,
+    min_requests: Annotated[int, Query(ge=1, le=1_000_000)] = 20,
+) -> Response:
+    window = await entry_filter(since=since, until=until)  # the same checks as every filter
+    start = window.since or datetime.now(UTC) - timedelta(hours=24)
+    found = await run_in_threadpool(
+        lambda: find_alerts(
+            runtime.engine,
+            since=start,
+            until=window.until,
+            threshold=threshold,
+            min_requests=min_requests,
+        )
+    )
+    body = {
+        "since": start.astimezone(UTC).isoformat(),
+        "until": window.until.astimezone(UTC).isoformat() if window.until else None,
+        "threshold": threshold,
+        "min_requests": min_requests,
+        "alerts": found,
+    }
     return await _record_query(runtime, request, caller, JSONResponse(body))

@@ -212,6 +212,21 @@ def _bucket(moment: datetime, interval: str) -> str:
     raise BadRequest(f"unknown interval {interval!r}: hour, day or month")
 
 
+# OWASP "CSV Injection": a cell a spreadsheet would read as a formula or a command.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` before ``= + - @`` tab or CR.
+
+    The audit values are names, codes, ids and numbers that never start so; a caller-chosen
+    value that does (a request path, an id) is shown with the quote in front. The JSON Lines
+    export and the leaf bytes (the ``leaf`` column) keep the exact value.
+    """
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def _csv_row(view: EntryView) -> bytes:
     doc = view.document
     fields = doc.get("fields", {})
@@ -243,5 +258,5 @@ def _csv_row(view: EntryView) -> bytes:
         base64.b64encode(view.leaf).decode("ascii"),
     ]
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    csv.writer(buffer).writerow([neutralise_cell(v) for v in values])
     return buffer.getvalue().encode()

@@ -29,12 +29,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
 from gateway.audit.entry import parse_time
 from gateway.audit.merkle import EMPTY_ROOT, Frontier, NodeWrite, leaf_hash
 from gateway.audit.models import (
+    AuditCaseRef,
     AuditCheckpoint,
     AuditEntry,
     AuditNode,
@@ -239,7 +240,7 @@ def verify_database(
         for size, items in external.items():
             roots.setdefault(size, []).extend(items)
         head = session.execute(
-            select(AuditTreeHead.size, AuditTreeHead.frontier).where(
+            select(AuditTreeHead.size, AuditTreeHead.frontier, AuditTreeHead.root).where(
                 AuditTreeHead.id == TREE_HEAD_ID
             )
         ).one()
@@ -257,6 +258,7 @@ def verify_database(
                 break
             writes: list[NodeWrite] = []
             rules: dict[int, set[str]] = {}
+            cases: dict[int, set[str]] = {}
             for row in rows:
                 columns = {column: getattr(row, column) for column, _ in _COLUMN_CHECKS}
                 writes.extend(
@@ -274,18 +276,25 @@ def verify_database(
                     break
                 rule_ids = walk.last_document.get("rule_ids")
                 rules[row.idx] = set(rule_ids) if isinstance(rule_ids, list) else set()
+                cases[row.idx] = _case_refs(walk.last_document)
             _check_nodes(session, writes, report)
-            _check_rule_hits(session, rules, after, max(rules, default=after), report)
+            last = max(rules, default=after)
+            _check_index(session, AuditRuleHit.rule_id, rules, after, last, report, "rule hits")
+            _check_index(
+                session, AuditCaseRef.case_number, cases, after, last, report, "case references"
+            )
             after = rows[-1].idx
             if progress is not None:
                 progress(walk.frontier.size, total)
             session.expunge_all()
         _finish(walk, report)
-        orphan = session.execute(
-            select(func.min(AuditRuleHit.idx)).where(AuditRuleHit.idx >= walk.frontier.size)
-        ).scalar()
-        if orphan is not None and not walk.broken:
-            report.fail(f"rule hits name entry {orphan}, which the log does not hold", orphan)
+        indexes = (("rule hits", AuditRuleHit.idx), ("case references", AuditCaseRef.idx))
+        for label, position in indexes:
+            orphan = session.execute(
+                select(func.min(position)).where(position >= walk.frontier.size)
+            ).scalar()
+            if orphan is not None and not walk.broken:
+                report.fail(f"{label} name entry {orphan}, which the log does not hold", orphan)
         if not walk.broken:
             if total != walk.frontier.size:
                 report.fail(
@@ -294,6 +303,8 @@ def verify_database(
                 )
             elif bytes(head.frontier) != walk.frontier.to_bytes():
                 report.fail("tree head frontier disagrees with the entries")
+            elif head.root is not None and bytes(head.root) != walk.frontier.root():
+                report.fail("tree head root disagrees with the entries")
     return report
 
 
@@ -319,20 +330,32 @@ def _check_nodes(session: Session, writes: Sequence[NodeWrite], report: VerifyRe
             return
 
 
-def _check_rule_hits(
-    session: Session, expected: dict[int, set[str]], after: int, last: int, report: VerifyReport
+def _case_refs(document: dict[str, Any]) -> set[str]:
+    """The case numbers a leaf says its entry is found by (see ``EntryDraft.case_refs``)."""
+    refs = {document["case_number"]} if isinstance(document.get("case_number"), str) else set()
+    numbers = document.get("case_numbers")
+    if isinstance(numbers, dict):
+        refs.update(v for v in numbers.values() if isinstance(v, str))
+    return refs
+
+
+def _check_index(
+    session: Session,
+    column: InstrumentedAttribute[str],
+    expected: dict[int, set[str]],
+    after: int,
+    last: int,
+    report: VerifyReport,
+    label: str,
 ) -> None:
-    """The rule-id index (``audit_rule_hits``) must say what the leaves say."""
+    """An index table (``audit_rule_hits``, ``audit_case_refs``) must say what the leaves say."""
+    position = column.class_.idx
     stored: dict[int, set[str]] = {}
-    for row in session.execute(
-        select(AuditRuleHit.idx, AuditRuleHit.rule_id).where(
-            AuditRuleHit.idx > after, AuditRuleHit.idx <= last
-        )
-    ):
-        stored.setdefault(int(row.idx), set()).add(row.rule_id)
+    for row in session.execute(select(position, column).where(position > after, position <= last)):
+        stored.setdefault(int(row[0]), set()).add(row[1])
     for index in sorted(set(expected) | set(stored)):
         if stored.get(index, set()) != expected.get(index, set()):
-            report.fail(f"entry {index}: rule hits disagree with the leaf's rule_ids", index)
+            report.fail(f"entry {index}: {label} disagree with the leaf", index)
             return
 
 

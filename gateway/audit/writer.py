@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,10 +39,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.audit.entry import EntryDraft, encode_leaf
 from gateway.audit.leaf import LeafEncodingError
 from gateway.audit.merkle import Frontier, NodeWrite, leaf_hash
-from gateway.audit.models import AuditEntry, AuditNode, AuditRuleHit, AuditTreeHead
+from gateway.audit.models import AuditCaseRef, AuditEntry, AuditNode, AuditRuleHit, AuditTreeHead
 from gateway.db import Base, create_db_engine
 
 __all__ = [
+    "CASE_REF_COLUMNS",
     "ENTRY_COLUMNS",
     "HIT_COLUMNS",
     "NODE_COLUMNS",
@@ -79,12 +81,17 @@ class AuditWriter:
         max_wait_s: float = 0.002,
         append_timeout_s: float = 10.0,
         engine: Engine | None = None,
+        criteria_key: bytes | None = None,
     ) -> None:
         self.engine = engine or create_db_engine(database_url, sqlite_begin="BEGIN IMMEDIATE")
         self._is_postgres = self.engine.dialect.name == "postgresql"
         if self._is_postgres and self.engine.dialect.driver != "psycopg":
             # insert_rows and the tree-head statements use psycopg 3's COPY and paramstyle.
             raise ValueError(f"the audit writer needs psycopg 3, not {self.engine.dialect.driver}")
+        # Seals search criteria (keyed hashes of the filter values). The deployment's key
+        # (GATEWAY_AUDIT_CRITERIA_SECRET or its key file) makes equal values comparable across
+        # workers and restarts; without one, a key of this writer's own.
+        self.criteria_key = criteria_key or secrets.token_bytes(32)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.append_timeout_s = append_timeout_s
@@ -242,13 +249,14 @@ class AuditWriter:
                 entries: list[tuple[Any, ...]] = []
                 nodes: list[NodeWrite] = []
                 hits: list[tuple[Any, ...]] = []
+                refs: list[tuple[Any, ...]] = []
                 for pending in batch:
                     draft = pending.draft
                     index = frontier.size
                     try:
                         if draft.time.utcoffset() is None:
                             raise LeafEncodingError("time: a naive datetime is not a UTC instant")
-                        _, leaf = encode_leaf(index, draft)
+                        _, leaf = encode_leaf(index, draft, self.criteria_key)
                     except LeafEncodingError as exc:
                         refused.append((pending, exc))
                         continue
@@ -256,11 +264,13 @@ class AuditWriter:
                     nodes.extend(frontier.append(digest))
                     entries.append(entry_row(index, draft, leaf, digest))
                     hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
+                    refs.extend((number, index) for number in sorted(draft.case_refs()))
                     committed.append((pending, index))
                 if not entries:
                     return committed, refused
                 insert_rows(conn, AuditEntry, ENTRY_COLUMNS, entries)
                 insert_rows(conn, AuditRuleHit, HIT_COLUMNS, hits)
+                insert_rows(conn, AuditCaseRef, CASE_REF_COLUMNS, refs)
                 if head.nodes_and_head is not None:
                     # PostgreSQL: the nodes and the new head in one statement, one round trip.
                     hashes = b"".join(node.hash for node in nodes)
@@ -274,6 +284,7 @@ class AuditWriter:
                             "hashes": hashes,
                             "size": frontier.size,
                             "frontier": frontier.to_bytes(),
+                            "root": frontier.root(),
                             "id": TREE_HEAD_ID,
                         },
                     )
@@ -284,7 +295,10 @@ class AuditWriter:
                         NODE_COLUMNS,
                         [(node.level, node.index, node.hash) for node in nodes],
                     )
-                    cursor.execute(head.write, (frontier.size, frontier.to_bytes(), TREE_HEAD_ID))
+                    cursor.execute(
+                        head.write,
+                        (frontier.size, frontier.to_bytes(), frontier.root(), TREE_HEAD_ID),
+                    )
             finally:
                 cursor.close()
         return committed, refused
@@ -309,11 +323,11 @@ class _HeadStatements:
 _SQLITE_HEAD = _HeadStatements(
     # No FOR UPDATE on SQLite: the writer's BEGIN IMMEDIATE already holds the write lock.
     read="SELECT size, frontier FROM audit_tree_head WHERE id = ?",
-    write="UPDATE audit_tree_head SET size = ?, frontier = ? WHERE id = ?",
+    write="UPDATE audit_tree_head SET size = ?, frontier = ?, root = ? WHERE id = ?",
 )
 _POSTGRES_HEAD = _HeadStatements(
     read="SELECT size, frontier FROM audit_tree_head WHERE id = %s FOR UPDATE",
-    write="UPDATE audit_tree_head SET size = %s, frontier = %s WHERE id = %s",
+    write="UPDATE audit_tree_head SET size = %s, frontier = %s, root = %s WHERE id = %s",
     # The nodes travel packed, as two comma-separated integer lists and one bytea of
     # 32-byte hashes (node n's hash at byte 32 * (n - 1)): three parameters, no per-row
     # or per-element adaptation on the client. A data-modifying WITH runs to completion
@@ -328,7 +342,8 @@ _POSTGRES_HEAD = _HeadStatements(
                 string_to_array(%(indices)s, ',')::bigint[]
             ) WITH ORDINALITY AS node(level, idx, n)
         )
-        UPDATE audit_tree_head SET size = %(size)s, frontier = %(frontier)s WHERE id = %(id)s
+        UPDATE audit_tree_head SET size = %(size)s, frontier = %(frontier)s, root = %(root)s
+        WHERE id = %(id)s
     """,
 )
 
@@ -356,6 +371,7 @@ ENTRY_COLUMNS = (
 """The ``audit_entries`` columns, in the order of :func:`entry_row`."""
 NODE_COLUMNS = ("level", "idx", "hash")
 HIT_COLUMNS = ("rule_id", "idx")
+CASE_REF_COLUMNS = ("case_number", "idx")
 
 
 def entry_row(index: int, draft: EntryDraft, leaf: bytes, digest: bytes) -> tuple[Any, ...]:

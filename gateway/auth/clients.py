@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.auth.models import OAuthClient
 from gateway.auth.passwords import hash_secret, new_client_secret
 from gateway.auth.repository import ClientRepository
-from gateway.auth.scopes import check_scope_set
+from gateway.auth.scopes import check_scope_set, combines_duties
 from gateway.db import session_scope, utcnow
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ClientService",
     "IssuedCredentials",
     "client_info",
+    "new_client_id",
 ]
 
 AGENCY_CODE = re.compile(r"^[A-Z]{2}\d{6}$")
@@ -49,6 +50,7 @@ class ClientInfo:
     disabled: bool
     rate_limit_per_second: float | None
     rate_limit_burst: int | None
+    duties_combined: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class IssuedCredentials:
     name: str
     agency: str
     scopes: list[str]
+    duties_combined: bool = False
+
+
+def new_client_id() -> str:
+    return f"gw-{secrets.token_hex(8)}"
 
 
 def client_info(row: OAuthClient) -> ClientInfo:
@@ -70,6 +77,7 @@ def client_info(row: OAuthClient) -> ClientInfo:
         disabled=row.disabled,
         rate_limit_per_second=row.rate_limit_per_second,
         rate_limit_burst=row.rate_limit_burst,
+        duties_combined=bool(row.duties_combined),
     )
 
 
@@ -77,7 +85,7 @@ class ClientService:
     def __init__(self, session: Session) -> None:
         self.repository = ClientRepository(session)
 
-    def register(
+    def check_registration(
         self,
         *,
         name: str,
@@ -85,9 +93,9 @@ class ClientService:
         scopes: Iterable[str],
         force_combined_roles: bool = False,
         rate_limit_per_second: float | None = None,
-        rate_limit_burst: int | None = None,
         known_agencies: frozenset[str] | None = None,
-    ) -> IssuedCredentials:
+    ) -> list[str]:
+        """The scopes sorted and de-duplicated, or :class:`ClientError` saying why not."""
         if not CLIENT_NAME.match(name):
             raise ClientError(
                 f"invalid client name {name!r}: lower-case letters, digits, '_', '-', '.'"
@@ -104,9 +112,32 @@ class ClientService:
             raise ClientError("rate limit must be positive")
         if self.repository.get_by_name(name) is not None:
             raise ClientError(f"a client named {name!r} exists already")
+        return scope_list
+
+    def register(
+        self,
+        *,
+        name: str,
+        agency: str,
+        scopes: Iterable[str],
+        force_combined_roles: bool = False,
+        rate_limit_per_second: float | None = None,
+        rate_limit_burst: int | None = None,
+        known_agencies: frozenset[str] | None = None,
+        client_id: str | None = None,
+    ) -> IssuedCredentials:
+        scope_list = self.check_registration(
+            name=name,
+            agency=agency,
+            scopes=scopes,
+            force_combined_roles=force_combined_roles,
+            rate_limit_per_second=rate_limit_per_second,
+            known_agencies=known_agencies,
+        )
+        combined = combines_duties(scope_list)
         secret = new_client_secret()
         client = OAuthClient(
-            client_id=f"gw-{secrets.token_hex(8)}",
+            client_id=client_id or new_client_id(),
             name=name,
             agency_code=agency,
             scopes=" ".join(scope_list),
@@ -115,9 +146,10 @@ class ClientService:
             created_at=utcnow(),
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            duties_combined=combined,
         )
         self.repository.add(client)
-        return IssuedCredentials(client.client_id, secret, name, agency, scope_list)
+        return IssuedCredentials(client.client_id, secret, name, agency, scope_list, combined)
 
     def reset_secret(self, name: str) -> IssuedCredentials:
         client = self.repository.get_by_name(name)

@@ -5,6 +5,11 @@
 verifies the bearer token, checks the client is still enabled, requires the
 ``exchange`` scope and applies the client's rate limit. The dependency records
 its scope on itself, so a test can prove every protected route declares one.
+
+A request without an identified caller (no token, or one whose signature does not verify)
+is throttled per source address and counted in an aggregated audit entry
+(:func:`gateway.audit.refusals.anonymous_refusal`); a refused token whose signature did
+verify (expired, its client disabled) names its client, whose refusal is an entry of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit.refusals import anonymous_refusal
 from gateway.auth.ratelimit import retry_after_header
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal, TokenError
@@ -27,6 +33,7 @@ __all__ = [
     "AuditOrExchange",
     "AuditReader",
     "ExchangeClient",
+    "MetricsReader",
     "PolicyAdmin",
     "RuntimeDep",
     "audited_scope",
@@ -46,12 +53,16 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("a Bearer access token is required")
+        raise await anonymous_refusal(request, Unauthorized("a Bearer access token is required"))
     if runtime.clients.stale:
         await run_in_threadpool(runtime.clients.refresh)
     try:
         principal = runtime.token_verifier.verify(credentials.credentials)
     except TokenError as exc:
+        if exc.client_id is None:
+            raise await anonymous_refusal(request, Unauthorized(str(exc))) from exc
+        request.state.client_id = exc.client_id
+        request.state.agency = exc.agency
         raise Unauthorized(str(exc)) from exc
     request.state.client_id = principal.client_id
     request.state.agency = principal.agency
@@ -110,6 +121,8 @@ def audited_scope(scope: Scope) -> Callable[..., Awaitable[Principal | GatewayEr
             principal = await authenticate(request, runtime, credentials)
             return await checker(principal)
         except GatewayError as exc:
+            if getattr(request.state, "client_id", None) is None:
+                raise  # no accountable caller: counted in the anonymous aggregate, no entry
             return exc
 
     dependency.required_scope = scope  # type: ignore[attr-defined]
@@ -122,3 +135,4 @@ ExchangeClient = Annotated[Principal, Depends(require_scope(Scope.EXCHANGE))]
 PolicyAdmin = Annotated[Principal, Depends(require_scope(Scope.POLICY_ADMIN))]
 AuditReader = Annotated[Principal, Depends(require_scope(Scope.AUDIT_READ))]
 AuditOrExchange = Annotated[Principal, Depends(require_any_scope(Scope.AUDIT_READ, Scope.EXCHANGE))]
+MetricsReader = Annotated[Principal, Depends(require_scope(Scope.METRICS_READ))]

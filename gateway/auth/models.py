@@ -25,6 +25,8 @@ class OAuthClient(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rate_limit_per_second: Mapped[float | None] = mapped_column(Float, nullable=True)
     rate_limit_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Holds more than one separated duty because an operator forced it (audited then).
+    duties_combined: Mapped[bool] = mapped_column(Boolean, default=False)
 
     @property
     def scope_list(self) -> list[str]:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import secrets
+import threading
 
-__all__ = ["hash_secret", "new_client_secret", "verify_secret"]
+__all__ = [
+    "SecretChecker",
+    "TokenEndpointBusy",
+    "burn_equal_time",
+    "hash_secret",
+    "new_client_secret",
+    "verify_secret",
+]
 
 # n=2**14, r=8, p=1 costs ~40 ms and 16 MiB here: slow for guessing, fine for a
 # token endpoint that clients call once per token lifetime.
@@ -49,3 +59,47 @@ def burn_equal_time(secret: str) -> None:
     if _DUMMY_HASH is None:
         _DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))
     verify_secret(secret, _DUMMY_HASH)
+
+
+class TokenEndpointBusy(Exception):
+    """Every scrypt slot and its queue are taken: answer 429 with ``Retry-After`` at once."""
+
+
+class SecretChecker:
+    """scrypt in a bounded pool of its own.
+
+    A flood of token requests costs scrypt hashes (~40 ms of CPU and 16 MiB each). In the
+    shared thread pool they would take every thread and every core from the other requests;
+    here at most ``workers`` run at once (hashlib releases the interpreter while hashing) and
+    at most ``queue`` more wait. Beyond that a request is refused at once
+    (:class:`TokenEndpointBusy`) instead of queueing without bound.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="scrypt"
+        )
+        self._slots = threading.BoundedSemaphore(workers + queue)
+
+    async def verify(self, secret: str, stored: str | None) -> bool:
+        """Check ``secret`` against ``stored``; an absent client costs the same time."""
+        if not self._slots.acquire(blocking=False):
+            raise TokenEndpointBusy
+        try:
+            future = self._pool.submit(_check, secret, stored)
+        except RuntimeError:  # the pool is shut down
+            self._slots.release()
+            raise TokenEndpointBusy from None
+        # The slot is free when the hash is done, not when the caller stops waiting for it.
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _check(secret: str, stored: str | None) -> bool:
+    if stored is None:
+        burn_equal_time(secret)
+        return False
+    return verify_secret(secret, stored)

@@ -43,11 +43,18 @@ def gcra(tat: float, now: float, rate: float, burst: int) -> tuple[float | None,
 
 
 class MemoryRateLimiter:
+    # Keys come from callers too (source addresses, claimed client ids): past this many, the
+    # ones whose theoretical arrival time has passed are forgotten (the same as absent).
+    PRUNE_AT = 10_000
+
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
 
     async def hit(self, key: str, rate: float, burst: int) -> float | None:
-        retry_after, self._tat[key] = gcra(self._tat.get(key, 0.0), time.monotonic(), rate, burst)
+        now = time.monotonic()
+        if len(self._tat) >= self.PRUNE_AT and key not in self._tat:
+            self._tat = {k: tat for k, tat in self._tat.items() if tat > now}
+        retry_after, self._tat[key] = gcra(self._tat.get(key, 0.0), now, rate, burst)
         return retry_after
 
     async def close(self) -> None:

@@ -1,4 +1,10 @@
-"""Token endpoint, discovery documents, JWKS and ``/v1/me``."""
+"""Token endpoint, discovery documents, JWKS and ``/v1/me``.
+
+The token endpoint throttles per source address and per claimed client id (429 with
+``Retry-After``), checks secrets in a bounded scrypt pool of its own, and counts every failed
+request in an aggregated audit entry per claimed client id, source and interval
+(:class:`gateway.audit.aggregate.FailedTokenRequests`).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,15 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway.audit.refusals import AccessAuditedRoute, source_address
 from gateway.auth.deps import AnyClient, RuntimeDep
+from gateway.auth.passwords import TokenEndpointBusy
+from gateway.auth.ratelimit import retry_after_header
 from gateway.auth.scopes import ALL_SCOPES
-from gateway.auth.server import TOKEN_AUTH_METHODS, TokenRequest
-from gateway.errors import problem_responses
+from gateway.auth.server import TOKEN_AUTH_METHODS, TokenRequest, client_credentials
+from gateway.errors import RateLimited, error_response, problem_responses
 from gateway.responses import JSONResponse
+from gateway.runtime import Runtime
 
 __all__ = ["router"]
 
@@ -121,38 +131,119 @@ def _check_client_auth(headers: Mapping[str, str], form: dict[str, list[str]]) -
     responses={
         400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error"},
         401: {"model": OAuthErrorBody, "description": "invalid_client"},
-        **problem_responses({413: "body too large"}),
+        **problem_responses(
+            {413: "body too large", 429: "too many token requests from this source or client"}
+        ),
     },
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
 async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
+    source = source_address(request)
+    claimed: str | None = None
+    registered = False
+
+    def failed(response: Response, outcome: str) -> Response:
+        runtime.token_failures.count(claimed, registered, source, outcome)
+        return response
+
     form = _parse_form(request.headers.get("content-type", ""), await request.body())
     if isinstance(form, Response):
-        return form
+        return failed(form, "invalid_request")
     if not form.get("grant_type", [""])[0]:
         # RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
-        return _oauth_error(400, "invalid_request", "grant_type is required")
+        return failed(
+            _oauth_error(400, "invalid_request", "grant_type is required"), "invalid_request"
+        )
     refused = _check_client_auth(request.headers, form)
     if refused is not None:
-        return refused
+        return failed(
+            refused, "invalid_client" if refused.status_code == 401 else "invalid_request"
+        )
+    credentials = client_credentials(request.headers, form)
+    claimed = credentials[0] if credentials else form.get("client_id", [""])[0] or None
+    # Registered or not, for the aggregate: the in-memory snapshot, no database read.
+    registered = claimed is not None and runtime.clients.get(claimed) is not None
+    throttled = await _throttle(runtime, source, claimed)
+    if throttled is not None:
+        return failed(_problem(request, throttled), "rate_limited")
+    row = None
+    if claimed is not None:
+        row = await run_in_threadpool(runtime.auth_server.client_row, claimed)
+        registered = row is not None
     url = request.url
     if not runtime.settings.require_https:
         # TLS is terminated in front of the gateway (or this is a loopback demo); authlib's
         # transport check would otherwise refuse every plain-HTTP hop.
         url = url.replace(scheme="https")
     elif url.scheme != "https":
-        return _oauth_error(400, "invalid_request", "the token endpoint requires https")
-    oauth_request = TokenRequest("POST", str(url), request.headers, form)
+        return failed(
+            _oauth_error(400, "invalid_request", "the token endpoint requires https"),
+            "invalid_request",
+        )
+    client = None
+    if credentials is not None and form["grant_type"][0] == "client_credentials":
+        # Unknown and disabled clients cost the same time as known ones.
+        stored = row.secret_hash if row is not None and not row.disabled else None
+        try:
+            verified = await runtime.secret_checker.verify(credentials[1], stored)
+        except TokenEndpointBusy:
+            return failed(_problem(request, RateLimited(1)), "busy")
+        client = row if verified else None
+    oauth_request = TokenRequest(
+        "POST",
+        str(url),
+        request.headers,
+        form,
+        client=client,
+        auth_method=credentials[2] if credentials else None,
+    )
     status, body, headers = await run_in_threadpool(
         runtime.auth_server.create_token_response, oauth_request
     )
     if isinstance(body, dict) and body.get("error") == "invalid_client":
-        return _oauth_error(
-            401, "invalid_client", "client authentication failed (unknown, wrong or disabled)"
+        return failed(
+            _oauth_error(
+                401, "invalid_client", "client authentication failed (unknown, wrong or disabled)"
+            ),
+            "invalid_client",
         )
     response_headers = {**dict(headers), **_NO_STORE}
     response_headers.pop("Content-Type", None)
-    return JSONResponse(body, status_code=status, headers=response_headers)
+    response = JSONResponse(body, status_code=status, headers=response_headers)
+    if status != 200:
+        error = body.get("error") if isinstance(body, dict) else None
+        return failed(response, str(error or status))
+    return response
+
+
+async def _throttle(runtime: Runtime, source: str, client_id: str | None) -> RateLimited | None:
+    """Per source address, then per claimed client id: GCRA, like every other limit."""
+    settings = runtime.settings
+    limits = [
+        (
+            f"token-source:{source}",
+            settings.token_source_rate_limit_per_second,
+            settings.token_source_rate_limit_burst,
+        )
+    ]
+    if client_id:
+        limits.append(
+            (
+                f"token-client:{client_id[:64]}",
+                settings.token_rate_limit_per_second,
+                settings.token_rate_limit_burst,
+            )
+        )
+    for key, rate, burst in limits:
+        retry_after = await runtime.rate_limiter.hit(key, rate, burst)
+        if retry_after is not None:
+            return RateLimited(retry_after_header(retry_after))
+    return None
+
+
+def _problem(request: Request, error: RateLimited) -> Response:
+    error.headers.update(_NO_STORE)
+    return error_response(error, request.url.path)
 
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that sign access tokens")
@@ -183,13 +274,6 @@ async def authorization_server_metadata(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.get(
-    "/v1/me",
-    tags=["auth"],
-    summary="Who the caller's token says it is",
-    response_model=MeResponse,
-    responses=problem_responses({401: "invalid token", 429: "rate limited"}),
-)
 async def me(caller: AnyClient) -> MeResponse:
     return MeResponse(
         client_id=caller.client_id,
@@ -199,3 +283,25 @@ async def me(caller: AnyClient) -> MeResponse:
         issuer=caller.issuer,
         expires_at=caller.expires_at,
     )
+
+
+# Refusals of an identified caller (an expired token, a disabled client, the rate limit) are
+# audit entries of kind ``access``; anonymous ones are aggregated (gateway/audit/refusals.py).
+router.add_api_route(
+    "/v1/me",
+    me,
+    methods=["GET"],
+    tags=["auth"],
+    summary="Who the caller's token says it is",
+    response_model=MeResponse,
+    responses=problem_responses(
+        {401: "invalid token", 429: "rate limited"},
+        headers={
+            "X-Audit-Index": {
+                "description": "the refusal's audit entry, when the token names a client",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    ),
+    route_class_override=AccessAuditedRoute,
+)

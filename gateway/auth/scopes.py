@@ -1,8 +1,9 @@
 """Scopes, and the separation of duties GB/T 39477 asks for.
 
 Operation (``exchange``), management (``policy:admin``) and audit (``audit:read``)
-are held by different clients; a client may hold both management and audit only
-when an operator forces it explicitly (and that is recorded with the client).
+are held by different clients: no client holds two of them unless an operator forces it
+explicitly, which is recorded with the client and audited (``gateway clients add
+--force-combined-roles``). ``metrics:read`` (Prometheus) combines with anything.
 """
 
 from __future__ import annotations
@@ -10,16 +11,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-__all__ = ["ALL_SCOPES", "Scope", "SeparationOfDutiesError", "check_scope_set"]
+__all__ = [
+    "ALL_SCOPES",
+    "SEPARATED_DUTIES",
+    "Scope",
+    "SeparationOfDutiesError",
+    "check_scope_set",
+    "combines_duties",
+]
 
 
 class Scope(StrEnum):
     EXCHANGE = "exchange"
     POLICY_ADMIN = "policy:admin"
     AUDIT_READ = "audit:read"
+    METRICS_READ = "metrics:read"
 
 
 ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
+# Operation, management and audit: one client holds at most one of them.
+SEPARATED_DUTIES = (Scope.EXCHANGE, Scope.POLICY_ADMIN, Scope.AUDIT_READ)
 
 
 class SeparationOfDutiesError(ValueError):
@@ -34,9 +45,15 @@ def check_scope_set(scopes: Iterable[str], *, force: bool = False) -> list[str]:
     unknown = [s for s in unique if s not in ALL_SCOPES]
     if unknown:
         raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {sorted(ALL_SCOPES)}")
-    if Scope.POLICY_ADMIN in unique and Scope.AUDIT_READ in unique and not force:
+    duties = [s for s in SEPARATED_DUTIES if s in unique]
+    if len(duties) > 1 and not force:
         raise SeparationOfDutiesError(
-            "policy:admin and audit:read must be held by different clients (GB/T 39477); "
-            "pass --force-combined-roles to override"
+            f"{' and '.join(duties)} must be held by different clients (separation of duties, "
+            "GB/T 39477); pass --force-combined-roles to override"
         )
     return unique
+
+
+def combines_duties(scopes: Iterable[str]) -> bool:
+    """Does this scope set hold more than one of the separated duties?"""
+    return sum(1 for s in SEPARATED_DUTIES if s in set(scopes)) > 1

@@ -34,7 +34,19 @@ EXTERNAL_ALGORITHMS = ["Ed25519", "ES256", "ES384", "RS256", "PS256"]
 
 
 class TokenError(Exception):
-    """The token is not acceptable; the message is safe to show the caller."""
+    """The token is not acceptable; the message is safe to show the caller.
+
+    ``client_id``/``agency`` name the caller when the token's signature verified (the token
+    is expired, too long-lived, or its client disabled): the refusal is then an audit entry
+    of that client, not an anonymous one.
+    """
+
+    def __init__(
+        self, message: str, *, client_id: str | None = None, agency: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+        self.agency = agency
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ class TokenVerifier:
         client_lookup: Callable[[str], ClientInfo | None],
         external: ExternalKeys | None = None,
         cache_size: int = 10_000,
+        max_lifetime_seconds: int = 3600,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
@@ -124,6 +137,9 @@ class TokenVerifier:
         self.client_lookup = client_lookup
         self.external = external
         self.cache_size = cache_size
+        # The longest a token may live (exp - iat, or exp - now without iat), whoever
+        # issued it: an external issuer's day-long token is refused like a forged one.
+        self.max_lifetime_seconds = max_lifetime_seconds
         self._cache: dict[str, Principal] = {}
 
     def verify(self, token: str) -> Principal:
@@ -154,32 +170,71 @@ class TokenVerifier:
         if client is None:
             raise TokenError("unknown client")
         if client.disabled:
-            raise TokenError("client is disabled")
+            raise TokenError("client is disabled", client_id=client.client_id, agency=client.agency)
         return principal
 
     def _decode(
-        self, token: str, key_set: KeySet, algorithms: list[str], audience: str, issuer: str
+        self,
+        token: str,
+        key_set: KeySet,
+        algorithms: list[str],
+        audience: str,
+        issuer: str,
+        client_claim: Callable[[dict[str, Any]], object],
     ) -> dict[str, Any]:
         try:
             decoded = jwt.decode(token, key_set, algorithms=algorithms)
-            registry = JWTClaimsRegistry(
+        except JoseError as exc:
+            raise TokenError(f"token rejected: {exc.error}") from exc
+        except (ValueError, TypeError) as exc:
+            raise TokenError("malformed token") from exc
+        # The signature verified: a refusal from here on names the token's client.
+        claims = decoded.claims
+        try:
+            JWTClaimsRegistry(
                 leeway=_LEEWAY_SECONDS,
                 iss={"essential": True, "value": issuer},
                 aud={"essential": True, "value": audience},
                 exp={"essential": True},
                 sub={"essential": True},
-            )
-            registry.validate(decoded.claims)
-        except ExpiredTokenError as exc:
+            ).validate(claims)
+            self._check_lifetime(claims)
+        except (JoseError, ValueError, TypeError, TokenError) as exc:
+            if isinstance(exc, TokenError):
+                message = str(exc)
+            elif isinstance(exc, ExpiredTokenError):
+                message = (
+                    f"the access token has expired; request a new one ({issuer}/oauth/token for "
+                    "this gateway's tokens)"
+                )
+            elif isinstance(exc, JoseError):
+                message = f"token rejected: {exc.error}"
+            else:
+                message = "malformed token"
+            client = self.client_lookup(str(client_claim(claims) or ""))
             raise TokenError(
-                f"the access token has expired; request a new one ({issuer}/oauth/token for "
-                "this gateway's tokens)"
+                message,
+                client_id=client.client_id if client else None,
+                agency=client.agency if client else None,
             ) from exc
-        except JoseError as exc:
-            raise TokenError(f"token rejected: {exc.error}") from exc
-        except (ValueError, TypeError) as exc:
-            raise TokenError("malformed token") from exc
-        return {"header": decoded.header, "claims": decoded.claims}
+        return {"header": decoded.header, "claims": claims}
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        now = time.time()
+        exp = claims["exp"]
+        start = next(
+            (
+                claims[name]
+                for name in ("iat", "nbf")
+                if isinstance(claims.get(name), int | float)
+                and not isinstance(claims.get(name), bool)
+            ),
+            now,
+        )
+        if exp - start > self.max_lifetime_seconds or exp - now > self.max_lifetime_seconds + (
+            _LEEWAY_SECONDS
+        ):
+            raise TokenError(f"token lifetime exceeds the maximum of {self.max_lifetime_seconds} s")
 
     def _verify_local(self, token: str, header: dict[str, Any]) -> Principal:
         # RFC 9068 §4: "at+jwt" or its full media type "application/at+jwt".
@@ -196,7 +251,14 @@ class TokenVerifier:
             raise TokenError("unknown signing key (kid); fetch the JWKS again")
         if header.get("alg") != alg:
             raise TokenError("unsupported token algorithm")
-        decoded = self._decode(token, loaded.verify_set, [alg], self.audience, self.issuer)
+        decoded = self._decode(
+            token,
+            loaded.verify_set,
+            [alg],
+            self.audience,
+            self.issuer,
+            lambda claims: claims.get("sub"),
+        )
         claims = decoded["claims"]
         client = self.client_lookup(str(claims["sub"]))
         if client is None:
@@ -218,7 +280,12 @@ class TokenVerifier:
         if external.key_set is None:
             raise TokenError("the external issuer's keys are not available yet")
         decoded = self._decode(
-            token, external.key_set, EXTERNAL_ALGORITHMS, external.audience, external.issuer
+            token,
+            external.key_set,
+            EXTERNAL_ALGORITHMS,
+            external.audience,
+            external.issuer,
+            lambda claims: claims.get("client_id") or claims.get("sub"),
         )
         claims = decoded["claims"]
         client_id = str(claims.get("client_id") or claims["sub"])

@@ -28,19 +28,15 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
-import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import UnprocessableContent
-from gateway.settings import Settings, SettingsError
+from gateway.keyfiles import MIN_SECRET_CHARS, load_deployment_key
+from gateway.settings import Settings
 
 __all__ = [
     "KEY_FILE_NAME",
@@ -51,10 +47,7 @@ __all__ = [
     "load_cursor_key",
 ]
 
-log = structlog.get_logger(__name__)
-
 KEY_FILE_NAME = "cursor.key"
-MIN_SECRET_CHARS = 32
 _CONTEXT = "zhengfa-gateway/search-cursor/v1"
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
@@ -126,52 +119,11 @@ class CursorSealer:
 
 def load_cursor_key(settings: Settings) -> bytes:
     """The deployment's cursor key, from ``GATEWAY_CURSOR_SECRET`` or the shared key file."""
-    secret = settings.cursor_secret.get_secret_value() if settings.cursor_secret else ""
-    if secret:
-        if len(secret) < MIN_SECRET_CHARS and not settings.is_demo:
-            raise SettingsError(
-                f"GATEWAY_CURSOR_SECRET must be at least {MIN_SECRET_CHARS} characters "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
-            )
-        material = secret.encode()
-    else:
-        path = settings.data_dir / "keys" / KEY_FILE_NAME
-        try:
-            material = _load_or_create_key_file(path)
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot read or create the search cursor key {path}: {exc.strerror or exc}; "
-                "make the directory writable or set GATEWAY_CURSOR_SECRET"
-            ) from exc
-    # HKDF also separates this key from any other use of the same secret.
-    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_CONTEXT.encode()).derive(material)
-
-
-def _load_or_create_key_file(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staged = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(base64.b64encode(secrets.token_bytes(32)).decode("ascii") + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # A hard link appears whole and refuses to replace: when workers start together,
-            # the first one's key wins and every other worker reads that one.
-            os.link(staged, path)
-            log.info("created the search cursor key", path=str(path))
-        except FileExistsError:
-            pass
-        finally:
-            staged.unlink()
-    try:
-        key = base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
-    except (ValueError, binascii.Error):
-        key = b""
-    if len(key) != 32:
-        raise SettingsError(
-            f"the search cursor key {path} is not 32 base64 bytes: delete it to make a new one "
-            "(outstanding cursors stop working) or set GATEWAY_CURSOR_SECRET"
-        )
-    return key
+    return load_deployment_key(
+        settings,
+        settings.cursor_secret,
+        variable="GATEWAY_CURSOR_SECRET",
+        file_name=KEY_FILE_NAME,
+        context=_CONTEXT,
+        what="search cursor key",
+    )

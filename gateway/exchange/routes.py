@@ -60,12 +60,17 @@ _AUDIT_HEADER: dict[str, Any] = {
         "schema": {"type": "integer", "minimum": 0},
     }
 }
-# Fail closed: a 503 means no entry could be written, so it carries no receipt either.
+# Fail closed: a 503 means no entry could be written, so it carries no receipt either. A 401
+# whose token names no client is counted in an aggregated entry (docs/operations.md): no
+# receipt of its own; a token that does (expired, its client disabled) gets one.
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(
+        {401: "invalid token (X-Audit-Index when the token names a client)"},
+        headers={"X-Audit-Index": {**_AUDIT_HEADER["X-Audit-Index"], "required": False}},
+    ),
     **problem_responses(
         {
             400: "missing or malformed X-Purpose, X-Operator-Id or X-Case-Number",
-            401: "invalid token",
             403: "denied by policy, or missing scope",
             404: "unknown resource type, or no such record available to you",
             422: "malformed id, fields, filter, limit or cursor",

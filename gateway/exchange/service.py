@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.base import AdapterError, MappingError
-from gateway.audit.entry import AuditKind, Decision, EntryDraft
+from gateway.audit.entry import AuditKind, Decision, EntryDraft, SearchCriteria
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.errors import (
@@ -281,6 +281,7 @@ class ExchangeService:
                 agency=caller.agency,
             )
             fields = search.fields
+            draft.search = SearchCriteria(search.filters, search.limit, search.after is not None)
         try:
             requester_kind = self.standard.agency(caller.agency).kind
         except KeyError:
@@ -288,6 +289,10 @@ class ExchangeService:
                 f"agency {caller.agency} is not in the standard's agency list"
             ) from None
         case = await self._resolve_case(headers.case_number, draft, caller.agency, headers.purpose)
+        if case is not None:
+            # The entry names the case by both numbers: a regulator finds it by either.
+            numbers = (("police", case.police_case_number), ("court", case.court_case_number))
+            draft.case_numbers = {name: number for name, number in numbers if number}
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,

@@ -9,9 +9,11 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gateway.auth.deps import RuntimeDep
+from gateway.audit.refusals import AccessAuditedRoute
+from gateway.auth.deps import MetricsReader, RuntimeDep
 from gateway.auth.keys import KeyStoreError
 from gateway.db import ping
+from gateway.errors import NotFound, problem_responses
 from gateway.responses import JSONResponse
 
 __all__ = ["router"]
@@ -58,16 +60,34 @@ async def readyz(runtime: RuntimeDep) -> Response:
     )
 
 
-@router.get(
+async def metrics(runtime: RuntimeDep, caller: MetricsReader) -> Response:
+    if runtime.settings.metrics_port is not None:
+        raise NotFound("metrics are served on the metrics port only (GATEWAY_METRICS_PORT)")
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+# Requests per agency are not for everyone: a token with scope metrics:read (Prometheus
+# supports OAuth2 client credentials), or the separate metrics port. Refusals of an
+# identified caller are audit entries (kind access).
+router.add_api_route(
     "/metrics",
-    summary="Prometheus metrics",
+    metrics,
+    methods=["GET"],
+    summary="Prometheus metrics (scope metrics:read)",
     response_class=Response,
     responses={
         200: {
             "description": "Prometheus text exposition format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        **problem_responses(
+            {
+                401: "invalid token",
+                403: "missing scope (metrics:read)",
+                404: "served on the metrics port (GATEWAY_METRICS_PORT) instead",
+                429: "rate limited",
+            }
+        ),
     },
+    route_class_override=AccessAuditedRoute,
 )
-async def metrics(runtime: RuntimeDep) -> Response:
-    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")

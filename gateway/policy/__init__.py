@@ -11,9 +11,14 @@ Typical use::
     engine.explain(request, records)                    # JSON-ready, for admins
 
 Modules: ``decision`` (the interface the exchange calls), ``model`` (file models), ``loader``
-(load + validate), ``cel_env`` (CEL conditions), ``checks`` (static safety checks), ``index``
-and ``engine`` (compiled index, decide/filter/explain), ``records`` (per-record filtering),
-``masks``, ``render`` (JSON forms), ``suite`` (policy test suites), ``diff`` and ``cli``.
+(load + validate), ``cel_env`` (CEL conditions and their static limits), ``checks`` (static
+safety checks), ``index`` and ``engine`` (compiled index, decide/filter/explain), ``records``
+(per-record filtering), ``masks``, ``render`` (JSON forms), ``suite`` (policy test suites),
+``diff`` and ``cli``. Administration (``admin``, a facade): ``store`` (append-only tables),
+``versions`` (storage, the initial import, the deny-all set), ``review`` (candidates and
+maker-checker), ``rollback`` (rollback candidates, the freeze), ``follower`` (the set in
+force on each worker), ``impact``, ``admin_log``, ``deployment`` (``db upgrade
+--policy-files-reviewed``), ``isolation`` and ``isolated`` (the limited evaluation process).
 """
 
 from __future__ import annotations

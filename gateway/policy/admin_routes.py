@@ -1,36 +1,68 @@
-"""Administration API of the lists (scope ``policy:admin``)."""
+"""Administration API of the lists (scope ``policy:admin``).
+
+Every refusal of an identified caller (403 for a missing scope or maker-checker, 404, 409,
+422, 429) is an audit entry of kind ``policy_admin`` too, whose problem carries
+``X-Audit-Index``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from gateway.audit.entry import AuditKind
+from gateway.audit.refusals import RefusalAuditedRoute, route_template
 from gateway.auth.deps import PolicyAdmin, RuntimeDep
-from gateway.errors import UnprocessableContent, problem_responses
+from gateway.errors import GatewayError, UnprocessableContent, problem_responses
 from gateway.policy.admin import Actor
 from gateway.policy.render import request_from_json, request_to_json, subjects_from_json
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/admin/policies", tags=["policy administration"])
+
+class AuditedAdminRoute(RefusalAuditedRoute):
+    audit_kind: ClassVar[AuditKind] = AuditKind.POLICY_ADMIN
+
+    def refusal_action(self, request: Request, exc: GatewayError) -> dict[str, Any]:
+        return {"action": "refused", "route": route_template(request), "problem": exc.slug}
+
+
+router = APIRouter(
+    prefix="/v1/admin/policies", tags=["policy administration"], route_class=AuditedAdminRoute
+)
 
 VersionId = Annotated[str, Path(pattern=r"^sha256:[0-9a-f]{64}$")]
 
-_PROBLEMS = problem_responses(
-    {
-        400: "a body that is not UTF-8 JSON",
-        401: "invalid token",
-        403: "missing scope, or reviewing your own candidate (maker-checker)",
-        404: "no such version",
-        409: "not a candidate / already in force / exists already",
-        422: "invalid candidate (file:line:column problems) or failing policy tests",
-        429: "rate limited",
-        503: "the audit log cannot record the change; nothing changed",
+_REFUSAL_RECEIPT: dict[str, Any] = {
+    "X-Audit-Index": {
+        "description": "the refusal's audit entry (an identified caller's refusals are entries)",
+        "schema": {"type": "integer", "minimum": 0},
     }
-)
+}
+_PROBLEMS = {
+    **problem_responses(
+        {
+            400: "a body that is not UTF-8 JSON",
+            403: "missing scope, or reviewing your own candidate (maker-checker)",
+            404: "no such version",
+            409: "not a candidate / already in force / exists already / a proposal is pending; "
+            "/problems/stale-candidate: its base is no longer the version in force",
+            422: "invalid candidate (file:line:column problems), failing policy tests, or the "
+            "evaluation exceeded its CPU or memory limit",
+            429: "rate limited",
+        },
+        headers=_REFUSAL_RECEIPT,
+    ),
+    **problem_responses(
+        {
+            401: "invalid token",
+            503: "the audit log cannot record the change; nothing changed",
+        }
+    ),
+}
 
 
 # Comments go to the database and the audit log: no control characters (NUL breaks
@@ -55,6 +87,10 @@ class ReviewBody(BaseModel):
 
 class RollbackBody(BaseModel):
     version_id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    comment: str = Field(min_length=1, max_length=2000, pattern=_PRINTABLE)
+
+
+class FreezeBody(BaseModel):
     comment: str = Field(min_length=1, max_length=2000, pattern=_PRINTABLE)
 
 
@@ -118,7 +154,7 @@ async def submit_candidate(
         if body.base
         else {k: v for k, v in body.files.items() if v is not None}
     )
-    return await runtime.policy_admin.submit(_actor(caller), files, body.comment, body.base)  # type: ignore[arg-type]
+    return await runtime.policy_admin.submit(_actor(caller), files, body.comment, body.base)
 
 
 @router.post(
@@ -143,9 +179,23 @@ async def reject(
     )
 
 
-@router.post("/rollback", summary="Publish an earlier approved version again", responses=_PROBLEMS)
+@router.post(
+    "/rollback",
+    status_code=201,
+    summary="Propose an earlier approved version again (a candidate another admin approves)",
+    responses=_PROBLEMS,
+)
 async def rollback(runtime: RuntimeDep, caller: PolicyAdmin, body: RollbackBody) -> dict[str, Any]:
     return await runtime.policy_admin.rollback(_actor(caller), body.version_id, body.comment)
+
+
+@router.post(
+    "/freeze",
+    summary="Emergency freeze: the deny-all set in force at once (lifting it needs two people)",
+    responses=_PROBLEMS,
+)
+async def freeze(runtime: RuntimeDep, caller: PolicyAdmin, body: FreezeBody) -> dict[str, Any]:
+    return await runtime.policy_admin.freeze(_actor(caller), body.comment)
 
 
 @router.post("/explain", summary="Dry-run a hypothetical request", responses=_PROBLEMS)
@@ -153,17 +203,15 @@ async def explain(
     runtime: RuntimeDep, caller: PolicyAdmin, body: Annotated[ExplainBody, Body()]
 ) -> dict[str, Any]:
     admin = runtime.policy_admin
-    engine = (
-        admin.holder.current
-        if body.version == "current"
-        else await run_in_threadpool(admin.engine_for, body.version)
-    )
+    version_id = admin.holder.current.version if body.version == "current" else body.version
+    if body.version != "current":
+        await run_in_threadpool(admin.store.version_or_404, version_id)
     try:
         request = request_from_json(body.request, runtime.standard)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "request", "reason": str(exc)}]) from exc
     try:
-        subjects = subjects_from_json(body.subjects, runtime.standard, request)
+        subjects_from_json(body.subjects, runtime.standard, request)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "subjects", "reason": str(exc)}]) from exc
     # The parsed request, not the body: it is all strings (the audit log refuses floats,
@@ -171,9 +219,11 @@ async def explain(
     await admin.record_read(
         _actor(caller),
         "explain",
-        {"version_id": engine.version, "request": request_to_json(request)},
+        {"version_id": version_id, "request": request_to_json(request)},
     )
-    return engine.explain(request, body.records, subjects)
+    # Evaluated in the isolated process: the version's conditions meet the given records
+    # (and the subjects they refer to, checked above for a clear 422).
+    return await admin.explain(version_id, body.request, body.records, body.subjects)
 
 
 @router.post(
@@ -190,4 +240,4 @@ async def impact(
     await runtime.policy_admin.record_read(
         _actor(caller), "impact", {"version_id": version_id, "limit": limit}
     )
-    return await run_in_threadpool(runtime.policy_admin.impact, version_id, limit)
+    return await runtime.policy_admin.impact(version_id, limit)

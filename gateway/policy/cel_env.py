@@ -7,6 +7,16 @@ Contracts:
   Standard Time, ``date`` its ``YYYY-MM-DD``). ``record`` is the record being filtered, with
   absent and ``null`` fields both absent from the map (``has(record.x)`` is false, reading
   ``record.x`` is a runtime error — which denies the record).
+* Before anything else, :func:`compile_condition` applies static limits (problems starting
+  ``CEL limit``): at most :data:`MAX_CONDITION_CHARS` characters, brackets nested at most
+  :data:`MAX_NESTING` deep, comprehensions (``all``, ``exists``, ``exists_one``, ``map``,
+  ``filter``) nested at most :data:`MAX_COMPREHENSION_DEPTH` deep and at most
+  :data:`MAX_COMPREHENSIONS` of them. Each level of nested comprehension multiplies the work
+  by the size of a list (seven levels over ten items took seconds), and only a comprehension
+  can use a value more than once, which any blow-up needs. The CEL library used here
+  (common-expression-language) gives no cost estimate, so none is applied: these limits bound
+  the shape, not the cost, and candidate policy tests run under a CPU time and memory limit
+  (gateway/policy/isolation.py); docs/security.md says what remains.
 * :func:`compile_condition` compiles once (cached by source) and checks statically: CEL syntax,
   only ``request``/``record`` (and comprehension variables) are referenced, every function is a
   CEL standard function, every ``request.<attr>`` is a known attribute, every ``record.<field>``
@@ -33,6 +43,10 @@ from gateway.policy.decision import AccessRequest
 
 __all__ = [
     "CHINA_TZ",
+    "MAX_COMPREHENSIONS",
+    "MAX_COMPREHENSION_DEPTH",
+    "MAX_CONDITION_CHARS",
+    "MAX_NESTING",
     "REQUEST_ATTRIBUTES",
     "CelEvaluationError",
     "Condition",
@@ -48,6 +62,12 @@ __all__ = [
     "request_map",
     "request_memo_key",
 ]
+
+#: Static limits of a condition (see the module docstring).
+MAX_CONDITION_CHARS = 2048
+MAX_NESTING = 32
+MAX_COMPREHENSION_DEPTH = 2
+MAX_COMPREHENSIONS = 4
 
 #: China Standard Time: validity windows and ``request.date`` are read in it.
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
@@ -110,6 +130,7 @@ _FUNCTIONS = frozenset(
 )  # fmt: skip
 _COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 _QUOTE = re.compile(r"(?:[rRbB]{1,2})?('''|\"\"\"|'|\")")
+_MACRO_OPENING = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*$")
 _REF = r"(?<![\w.]){var}\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*\"#(\d+)\"\s*\])?"
 _RECORD_REF = re.compile(_REF.format(var="record"))
 _REQUEST_REF = re.compile(_REF.format(var="request"))
@@ -192,6 +213,45 @@ def _references(
     return names, dynamic, used
 
 
+def _static_limits(source: str) -> list[str]:
+    """Problems with the condition's size and shape, found without compiling it."""
+    if len(source) > MAX_CONDITION_CHARS:
+        return [
+            f"CEL limit: the condition has {len(source)} characters; at most "
+            f"{MAX_CONDITION_CHARS} are allowed"
+        ]
+    masked, _ = _mask_strings(source)
+    opened: list[bool] = []  # per open bracket: does it open a comprehension?
+    deepest = deepest_comprehension = comprehensions = 0
+    for position, char in enumerate(masked):
+        if char in "([{":
+            macro = char == "(" and bool(
+                _MACRO_OPENING.search(masked[max(0, position - 64) : position])
+            )
+            opened.append(macro)
+            comprehensions += macro
+            deepest = max(deepest, len(opened))
+            deepest_comprehension = max(deepest_comprehension, sum(opened))
+        elif char in ")]}" and opened:
+            opened.pop()
+    problems = []
+    if deepest > MAX_NESTING:
+        problems.append(
+            f"CEL limit: brackets nested {deepest} deep; at most {MAX_NESTING} are allowed"
+        )
+    if deepest_comprehension > MAX_COMPREHENSION_DEPTH:
+        problems.append(
+            f"CEL limit: comprehensions (all, exists, exists_one, map, filter) nested "
+            f"{deepest_comprehension} deep; at most {MAX_COMPREHENSION_DEPTH} are allowed "
+            "(each level multiplies the work by the size of a list)"
+        )
+    if comprehensions > MAX_COMPREHENSIONS:
+        problems.append(
+            f"CEL limit: {comprehensions} comprehensions; at most {MAX_COMPREHENSIONS} are allowed"
+        )
+    return problems
+
+
 @lru_cache(maxsize=65536)
 def _compile(source: str) -> Any:
     return cel.compile(source)
@@ -207,6 +267,9 @@ def compile_condition(
     ``record_fields`` holds the field names of each resource the rule covers (a reference must
     exist on all of them); ``None`` means the rule is request-level and may not use ``record``.
     """
+    limits = _static_limits(source)
+    if limits:
+        raise ConditionError(limits)
     try:
         program = _compile(source)
     except (ValueError, RuntimeError) as exc:

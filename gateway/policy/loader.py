@@ -171,7 +171,13 @@ class _Loader:
             self.conditions[rule_id] = compile_condition(source, record_fields=record_fields)
         except ConditionError as exc:
             for message in exc.messages:
-                code = "cel-compile" if message.startswith("CEL does not compile") else "cel-check"
+                code = (
+                    "cel-compile"
+                    if message.startswith("CEL does not compile")
+                    else "cel-limit"
+                    if message.startswith("CEL limit")
+                    else "cel-check"
+                )
                 self._problem(doc, (*path, "condition"), message, code, rule_id)
 
     def _permission(self, doc: YamlDocument, path: YamlPath, rule: Permission) -> None:

@@ -35,7 +35,14 @@ from gateway.policy.admin import PolicyAdministration
 from gateway.runtime import Runtime
 from gateway.settings import DEFAULT_AUDIT_ORIGIN, Mode, Settings
 from gateway.standard import load_standard
-from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, make_settings
+from tests.conftest import (
+    APP_ROLE,
+    STANDARD_TEST_CLIENTS,
+    Gateway,
+    as_app_role,
+    ensure_app_role,
+    make_settings,
+)
 
 # The Settings default, so that ``gateway audit verify`` (which checks the origin from
 # GATEWAY_AUDIT_ORIGIN) accepts checkpoints made by these fixtures.
@@ -207,13 +214,20 @@ class AuditLog:
 
 
 def migrate(tmp_path: Path, url: str) -> None:
-    upgrade(Settings(mode=Mode.TEST, data_dir=tmp_path, database_url=url))
+    """Migrate as the owner; on PostgreSQL grant the application role its privileges."""
+    postgres = url.startswith("postgresql")
+    upgrade(
+        Settings(mode=Mode.TEST, data_dir=tmp_path, database_url=url),
+        app_role=APP_ROLE if postgres else None,
+    )
 
 
 def open_audit_log(tmp_path: Path, url: str, **writer_options: Any) -> AuditLog:
+    """The log's writer runs as the application role (PostgreSQL); ``engine`` is the owner's,
+    for the tests that inspect and tamper as a database administrator would."""
     migrate(tmp_path, url)
     engine = create_db_engine(url)
-    writer = AuditWriter(url, **writer_options)
+    writer = AuditWriter(as_app_role(url), **writer_options)
     writer.start()
     signer = CheckpointSigner.generate("test-audit")
     return AuditLog(
@@ -244,6 +258,7 @@ def module_database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('audit') / 'gateway.db'}"
         return
     server: str = request.getfixturevalue("postgres_server")
+    ensure_app_role(server)
     schema = f"gw_test_{secrets.token_hex(6)}"
     admin = create_engine(server)
     with admin.begin() as conn:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gateway.audit.merkle import Frontier
@@ -182,8 +183,11 @@ def test_writer_stores_exactly_the_tree_nodes(audit_log: AuditLog, burst: int) -
 
 def test_tree_head_disagreement_fails_closed(audit_log: AuditLog) -> None:
     audit_log.append(exchange_draft(0))
-    # Behind the writer's back: a head whose size no longer matches its frontier.
-    audit_log.execute("UPDATE audit_tree_head SET size = 5 WHERE id = 1")
+    # The database refuses a head whose size no longer matches its frontier …
+    with pytest.raises(DBAPIError):
+        audit_log.execute("UPDATE audit_tree_head SET size = 5 WHERE id = 1")
+    # … so only behind its back (the triggers bypassed by an owner) can there be one.
+    audit_log.tamper("UPDATE audit_tree_head SET size = 5 WHERE id = 1")
     future = audit_log.writer.submit(exchange_draft(1))
     with pytest.raises(Exception, match="cannot be written"):
         future.result(timeout=30)

@@ -16,7 +16,7 @@ from gateway.audit.checkpoint import open_checkpoint, parse_verifier
 from gateway.audit.leaf import leaf_bytes
 from gateway.audit.merkle import Frontier, leaf_hash, verify_consistency, verify_inclusion
 from gateway.audit.repository import EntryFilter
-from gateway.audit.service import EXPORT_COLUMNS, AuditService
+from gateway.audit.service import EXPORT_COLUMNS, AuditService, neutralise_cell
 from gateway.errors import BadRequest, NotFound
 from tests.audit.conftest import SAMPLE_ROWS, T0, AuditLog
 
@@ -296,3 +296,22 @@ def test_consistency_proofs_verify_between_checkpoints(audit_log: AuditLog) -> N
         audit_log.service.consistency(8, 5)
     with pytest.raises(BadRequest, match="beyond the latest checkpoint"):
         audit_log.service.consistency(5, 18)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("=cmd|' C calc'!A0", "'=cmd|' C calc'!A0"),
+        ("+1+1", "'+1+1"),
+        ("-2-3", "'-2-3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("judgment", "judgment"),
+        ("a=b", "a=b"),
+        (None, ""),
+        (200, "200"),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(value: object, shown: str) -> None:
+    assert neutralise_cell(value) == shown

@@ -73,8 +73,8 @@ def _rebuild_tree_statements(log: AuditLog) -> list[tuple[str, dict[str, Any]]]:
         )
     statements.append(
         (
-            "UPDATE audit_tree_head SET size = :s, frontier = :f WHERE id = 1",
-            {"s": frontier.size, "f": frontier.to_bytes()},
+            "UPDATE audit_tree_head SET size = :s, frontier = :f, root = :r WHERE id = 1",
+            {"s": frontier.size, "f": frontier.to_bytes(), "r": frontier.root()},
         )
     )
     return statements
@@ -241,7 +241,8 @@ def test_two_leaves_swapped_with_their_hashes_and_nodes(log: AuditLog) -> None:
 
 
 def _truncate_to(log: AuditLog, keep: int, *, drop_checkpoints_from: int | None) -> None:
-    """Remove entries keep.. with their nodes and rule hits and rewind the tree head."""
+    """Remove entries keep.. with their nodes, rule hits and case references, and rewind the
+    tree head."""
     hashes = _leaf_hashes(log)[:keep]
     frontier = Frontier()
     for digest in hashes:
@@ -254,13 +255,14 @@ def _truncate_to(log: AuditLog, keep: int, *, drop_checkpoints_from: int | None)
     statements: list[str | tuple[str, dict[str, Any]]] = [
         (f"DELETE FROM audit_entries WHERE idx >= {keep}", {}),  # noqa: S608
         (f"DELETE FROM audit_rule_hits WHERE idx >= {keep}", {}),  # noqa: S608
+        (f"DELETE FROM audit_case_refs WHERE idx >= {keep}", {}),  # noqa: S608
         *(
             ("DELETE FROM audit_nodes WHERE level = :l AND idx = :i", {"l": lv, "i": i})
             for lv, i in doomed_nodes
         ),
         (
-            "UPDATE audit_tree_head SET size = :s, frontier = :f WHERE id = 1",
-            {"s": keep, "f": frontier.to_bytes()},
+            "UPDATE audit_tree_head SET size = :s, frontier = :f, root = :r WHERE id = 1",
+            {"s": keep, "f": frontier.to_bytes(), "r": frontier.root()},
         ),
     ]
     if drop_checkpoints_from is not None:

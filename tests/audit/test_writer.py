@@ -13,9 +13,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.audit.entry import AuditKind, Decision, EntryDraft, entry_document
-from gateway.audit.leaf import leaf_bytes
+from gateway.audit.entry import (
+    AuditKind,
+    Decision,
+    EntryDraft,
+    SearchCriteria,
+    criteria_hash,
+    entry_document,
+)
+from gateway.audit.leaf import LeafEncodingError, leaf_bytes
 from gateway.audit.merkle import Frontier
+from gateway.audit.repository import EntryFilter
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from tests.audit.conftest import AuditLog, exchange_draft, migrate
 
@@ -304,3 +312,81 @@ def test_threads_and_a_second_writer_on_one_database(audit_log: AuditLog) -> Non
     assert first == sorted(first)
     assert other == sorted(other)
     assert audit_log.verify().ok
+
+
+# --- optional keys (issue 12): absent unless set, so every earlier leaf verifies unchanged ----
+
+FIRST_RELEASE_KEYS = {
+    "index",
+    "time",
+    "kind",
+    "request_id",
+    "requester",
+    "owner_agency",
+    "resource",
+    "record_ids",
+    "purpose",
+    "case_number",
+    "decision",
+    "status",
+    "fields",
+    "rule_ids",
+    "policy_version",
+    "upstream",
+    "body_sha256",
+    "detail",
+}
+
+
+def test_an_entry_without_the_new_keys_is_encoded_as_before(audit_log: AuditLog) -> None:
+    draft = exchange_draft(3)
+    assert set(entry_document(3, draft)) == FIRST_RELEASE_KEYS
+    (index,) = audit_log.append(draft)
+    assert set(json.loads(audit_log.leaves()[index])) == FIRST_RELEASE_KEYS
+    assert audit_log.verify().ok
+
+
+def test_search_criteria_are_kept_as_keyed_hashes(audit_log: AuditLog) -> None:
+    criteria = SearchCriteria({"id_number": "64010419900101001X", "case_id": "C1"}, 20, True)
+    draft = exchange_draft(4, search=criteria)
+    with pytest.raises(LeafEncodingError, match="criteria key"):
+        entry_document(4, draft)  # never stored without its key
+    (index,) = audit_log.append(draft)
+    leaf = audit_log.leaves()[index]
+    document = json.loads(leaf)
+    key = audit_log.writer.criteria_key
+    assert document["search"] == {
+        "filters": {
+            "case_id": criteria_hash(key, "case_id", "C1"),
+            "id_number": criteria_hash(key, "id_number", "64010419900101001X"),
+        },
+        "limit": 20,
+        "cursor": True,
+    }
+    assert b"64010419900101001X" not in leaf
+    assert criteria_hash(key, "id_number", "x") != criteria_hash(key, "case_id", "x")
+    assert criteria_hash(key, "id_number", "x") != criteria_hash(bytes(32), "id_number", "x")
+    assert audit_log.verify().ok
+
+
+def test_both_case_numbers_are_indexed_and_verified(audit_log: AuditLog) -> None:
+    police = "A6401040000002024078396"
+    draft = exchange_draft(
+        5,
+        case_number=police,
+        case_numbers={"police": police, "court": "(2024)宁0104刑初465号"},
+    )
+    (index,) = audit_log.append(draft)
+    refs = {
+        r.case_number
+        for r in audit_log.rows("SELECT * FROM audit_case_refs WHERE idx = :i", i=index)
+    }
+    assert refs == {police, "(2024)宁0104刑初465号"}
+    for number in refs:
+        found, _ = audit_log.service.entries(EntryFilter(case_number=number), after=None, limit=10)
+        assert [v.index for v in found] == [index]
+    assert audit_log.verify().ok
+    audit_log.tamper(("DELETE FROM audit_case_refs WHERE case_number = :n", {"n": police}))
+    report = audit_log.verify()
+    assert not report.ok
+    assert f"entry {index}: case references disagree with the leaf" in report.problems

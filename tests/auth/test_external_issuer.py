@@ -206,3 +206,24 @@ def test_own_tokens_still_work_alongside_the_external_issuer(
 ) -> None:
     gateway, _ = external
     assert gateway.client.get("/v1/me", headers=gateway.auth("police")).status_code == 200
+
+
+def test_an_external_token_living_longer_than_the_maximum_is_refused(
+    external: tuple[Gateway, JWKSServer], idp_keys: dict[str, Any]
+) -> None:
+    """The external issuer's own lifetime does not count: GATEWAY_TOKEN_MAX_LIFETIME_SECONDS
+    (3600 s by default) does, with iat or without."""
+    gateway, _ = external
+    court = gateway.clients["court"].client_id
+    now = int(time.time())
+    for claims in (
+        _external_claims(court, exp=now + 86_400),
+        _external_claims(court, iat=None, exp=now + 7_200),
+        _external_claims(court, iat=now - 10, exp=now + 3_600),
+    ):
+        response = gateway.client.get("/v1/me", headers=bearer(_ext_token(idp_keys["ed"], claims)))
+        assert response.status_code == 401, claims
+        assert "lifetime exceeds the maximum of 3600 s" in response.json()["detail"]
+    fine = _external_claims(court, exp=now + 3_000)
+    response = gateway.client.get("/v1/me", headers=bearer(_ext_token(idp_keys["ed"], fine)))
+    assert response.status_code == 200, response.text

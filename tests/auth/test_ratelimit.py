@@ -172,3 +172,16 @@ def test_limit_holds_across_two_app_workers(two_workers: tuple[Gateway, TestClie
     assert second.get("/v1/me", headers=headers).status_code == 200
     _assert_rate_limited(gateway.client.get("/v1/me", headers=headers))
     _assert_rate_limited(second.get("/v1/me", headers=headers))
+
+
+async def test_memory_limiter_forgets_keys_whose_time_has_passed() -> None:
+    """Keys chosen by callers (addresses, claimed client ids) do not grow memory forever."""
+    limiter = MemoryRateLimiter()
+    limiter.PRUNE_AT = 100
+    for n in range(100):
+        assert await limiter.hit(f"spent-{n}", 1_000_000.0, 1) is None  # passes at once
+    assert await limiter.hit("held", 0.001, 1) is None  # its next slot is 1000 s away
+    assert await limiter.hit("another", 1.0, 5) is None
+    assert set(limiter._tat) <= {"held", "another"} | {f"spent-{n}" for n in range(100)}
+    assert len(limiter._tat) < 100
+    assert await limiter.hit("held", 0.001, 1) is not None  # a held budget is not forgotten

@@ -191,7 +191,9 @@ def test_down_selected_token_loses_the_dropped_scope(
     probed: tuple[Gateway, TestClient, FastAPI],
 ) -> None:
     gateway, client, _ = probed
-    cred = gateway.register(fresh_name("dual"), "ZF640000", ["exchange", "audit:read"])
+    cred = gateway.register(
+        fresh_name("dual"), "ZF640000", ["exchange", "audit:read"], force_combined_roles=True
+    )
     response = client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "exchange"},
@@ -214,19 +216,23 @@ def test_require_scope_records_its_scope() -> None:
 
 def test_check_scope_set() -> None:
     assert check_scope_set(["exchange", "exchange"]) == ["exchange"]
-    assert check_scope_set(["policy:admin", "exchange"]) == ["exchange", "policy:admin"]
-    assert check_scope_set(["audit:read", "exchange"]) == ["audit:read", "exchange"]
-    with pytest.raises(SeparationOfDutiesError, match="--force-combined-roles"):
-        check_scope_set(["policy:admin", "audit:read"])
-    assert check_scope_set(["policy:admin", "audit:read"], force=True) == [
-        "audit:read",
-        "policy:admin",
-    ]
+    # operation, management and audit: one client holds one of them unless forced
+    for combined in (
+        ["policy:admin", "audit:read"],
+        ["policy:admin", "exchange"],
+        ["audit:read", "exchange"],
+        ["exchange", "policy:admin", "audit:read"],
+    ):
+        with pytest.raises(SeparationOfDutiesError, match="--force-combined-roles"):
+            check_scope_set(combined)
+        assert check_scope_set(combined, force=True) == sorted(combined)
+    # metrics:read (Prometheus) is no duty: it combines with any of them
+    assert check_scope_set(["metrics:read", "exchange"]) == ["exchange", "metrics:read"]
     with pytest.raises(ValueError, match="at least one scope"):
         check_scope_set([])
     with pytest.raises(ValueError, match="unknown scope"):
         check_scope_set(["exchange", "admin"])
-    assert frozenset({"exchange", "policy:admin", "audit:read"}) == ALL_SCOPES
+    assert frozenset({"exchange", "policy:admin", "audit:read", "metrics:read"}) == ALL_SCOPES
 
 
 @pytest.fixture

@@ -140,7 +140,9 @@ def test_ttl_setting_sets_exp(strict_gateway: Gateway) -> None:
 
 def test_scope_down_selection(shared_gateway: Gateway) -> None:
     gateway = shared_gateway
-    cred = gateway.register(fresh_name("watcher"), "ZF640000", ["exchange", "audit:read"])
+    cred = gateway.register(
+        fresh_name("watcher"), "ZF640000", ["exchange", "audit:read"], force_combined_roles=True
+    )
     auth = (cred.client_id, cred.client_secret)
 
     full = gateway.client.post("/oauth/token", data=GRANT, auth=auth)
@@ -446,7 +448,12 @@ def test_authorization_server_metadata(shared_gateway: Gateway) -> None:
         "client_secret_basic",
         "client_secret_post",
     ]
-    assert sorted(meta["scopes_supported"]) == ["audit:read", "exchange", "policy:admin"]
+    assert sorted(meta["scopes_supported"]) == [
+        "audit:read",
+        "exchange",
+        "metrics:read",
+        "policy:admin",
+    ]
     # Only what is offered: no authorization endpoint, so no response type (the member itself
     # is REQUIRED by RFC 8414 §2), and no private_key_jwt client authentication.
     assert meta["response_types_supported"] == []

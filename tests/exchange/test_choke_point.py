@@ -37,7 +37,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/me": (frozenset({"GET"}), "any token"),
     "/healthz": (frozenset({"GET"}), "public"),
     "/readyz": (frozenset({"GET"}), "public"),
-    "/metrics": (frozenset({"GET"}), "public"),
+    "/metrics": (frozenset({"GET"}), "metrics:read"),
     # API documentation pages and the bundle served without its outbound URL (gateway/docs_ui.py)
     "/docs": (frozenset({"GET"}), "public"),
     "/docs/oauth2-redirect": (frozenset({"GET"}), "public"),
@@ -54,6 +54,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/audit/entries": (frozenset({"GET"}), "audit:read"),
     "/v1/audit/export": (frozenset({"GET"}), "audit:read"),
     "/v1/audit/stats": (frozenset({"GET"}), "audit:read"),
+    "/v1/audit/alerts": (frozenset({"GET"}), "audit:read"),
     "/v1/admin/policies/versions": (frozenset({"GET"}), "policy:admin"),
     "/v1/admin/policies/versions/{version_id}": (frozenset({"GET"}), "policy:admin"),
     "/v1/admin/policies/versions/{version_id}/diff": (frozenset({"GET"}), "policy:admin"),
@@ -61,6 +62,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/admin/policies/versions/{version_id}/approve": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/versions/{version_id}/reject": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/rollback": (frozenset({"POST"}), "policy:admin"),
+    "/v1/admin/policies/freeze": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/explain": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/versions/{version_id}/impact": (frozenset({"POST"}), "policy:admin"),
 }

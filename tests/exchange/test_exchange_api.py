@@ -269,14 +269,30 @@ def test_raw_utf8_case_number_gets_400(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])
-def test_unauthenticated_requests_are_refused_and_audited(gw: Gateway, token: str | None) -> None:
+def test_unauthenticated_requests_are_refused_and_audited_in_aggregate(
+    gw: Gateway, token: str | None
+) -> None:
+    """No accountable caller: no entry of its own (a flood would fill the log), counted in
+    the anonymous aggregate of its source and route instead."""
+    runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.anonymous.flush(everything=True)
     headers = {"X-Purpose": "TRIAL", "X-Operator-Id": "o1"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    response = gw.client.get("/v1/resources/case/C00000020", headers=headers)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
-    assert _entry(gw, response)["decision"] == "invalid"
+    for _ in range(3):
+        response = gw.client.get("/v1/resources/case/C00000020", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "X-Audit-Index" not in response.headers
+    [written] = runtime.anonymous.flush(everything=True)
+    document = AuditService(runtime.engine).entry(written.result(timeout=30)).document
+    assert document["kind"] == "anonymous"
+    assert document["requester"] == {"agency": None, "client_id": None, "operator_id": None}
+    aggregate = document["aggregate"]
+    assert aggregate["route"] == "GET /v1/resources/{resource}/{record_id}"
+    assert (aggregate["source"], aggregate["count"]) == ("testclient", 3)
+    assert aggregate["statuses"] == {"401": 3}
+    assert document["decision"] == "invalid"
 
 
 def test_wrong_scope_is_refused_and_audited(gw: Gateway) -> None:

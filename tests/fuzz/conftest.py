@@ -47,6 +47,7 @@ FUZZ_OVERRIDES = {
     "rate_limit_per_second": 1_000_000.0,
     "rate_limit_burst": 1_000_000,
     "token_ttl_seconds": 86_400,
+    "token_max_lifetime_seconds": 86_400,
 }
 
 
@@ -117,6 +118,7 @@ def fuzz_gateway(
     tmp = tmp_path_factory.mktemp("fuzz")
     overrides = _exchange_overrides(agency_urls, dict(FUZZ_OVERRIDES))
     with fuzz_database() as url, started_gateway(tmp, url, **overrides) as gateway:
+        gateway.register("prometheus", "ZF640000", ["metrics:read"])
         yield _answer_server_errors(_register_exchange_clients(gateway))
 
 
@@ -130,4 +132,5 @@ def admin_fuzz_gateway(
     with fuzz_database() as url, started_gateway(tmp, url, **overrides) as gateway:
         # maker-checker: a second administrator may approve the first one's candidates
         gateway.register("admin2", "ZF640000", ["policy:admin"])
+        gateway.register("prometheus", "ZF640000", ["metrics:read"])
         yield _answer_server_errors(_register_exchange_clients(gateway))

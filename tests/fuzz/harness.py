@@ -183,7 +183,8 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> bool |
 
     The token endpoint's 400/401 are RFC 6749 ``{error, error_description}`` instead.
     Exchange responses carry ``X-Audit-Index`` whatever their status (except 503: the log
-    could not take the entry); audit queries carry it once the caller is known (not 401).
+    could not take the entry, and an anonymous 401: counted in an aggregated entry); audit
+    queries carry it once the caller is known (not 401).
     """
     status = response.status_code
     path = case.operation.path
@@ -194,7 +195,7 @@ def problem_details(ctx: CheckContext, response: Response, case: Case) -> bool |
     media = content_type.split(";")[0].strip().lower()
     if (
         path.startswith(EXCHANGE_PREFIX)
-        and status != 503
+        and status not in (401, 503)
         and "x-audit-index" not in response.headers
     ):
         raise _fail(case, "No X-Audit-Index", f"exchange response {status} has no receipt")

@@ -80,13 +80,15 @@ SCOPES: dict[tuple[str, str], ScopeNeed] = route_scopes(_route_table())
 OPERATIONS = sorted(SCOPES, key=lambda op: (op[1], op[0]))
 ADMIN_PREFIX = "/v1/admin/"
 
-# Who holds each scope (tests/conftest.py, tests/exchange/conftest.py, conftest admin2).
+# Who holds each scope (tests/conftest.py, tests/exchange/conftest.py, conftest admin2 and
+# prometheus).
 SCOPE_HOLDERS = {
     "exchange": ["police", "court", *EXCHANGE_CLIENTS],
     "audit:read": ["regulator"],
     "policy:admin": ["admin"],
+    "metrics:read": ["prometheus"],
 }
-ALL_CLIENTS = ["police", "court", "regulator", "admin", *EXCHANGE_CLIENTS]
+ALL_CLIENTS = ["police", "court", "regulator", "admin", "prometheus", *EXCHANGE_CLIENTS]
 
 # Requests the sample systems and the shipped policies answer with data (see
 # tests/exchange/test_exchange_api.py): client, purpose, case index, resource, record id.
@@ -737,6 +739,7 @@ def throttled_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
         tmp_path_factory.mktemp("fuzz-429"), rate_limit_per_second=0.001, rate_limit_burst=1
     ) as gateway:
         gateway.register("admin2", "ZF640000", ["policy:admin"])
+        gateway.register("prometheus", "ZF640000", ["metrics:read"])
         yield gateway
 
 

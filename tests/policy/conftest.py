@@ -262,7 +262,9 @@ def admin_gateway(
     agency_urls: dict[str, str],
 ) -> Iterator[Gateway]:
     """One exchange-wired gateway per module and backend, with a second administrator
-    ("approver") for maker-checker. Tests that publish restore the shipped set afterwards."""
+    ("approver") for maker-checker. The initial import of the shipped files is approved by
+    an administrator first (until then it may not be restored by a rollback). Tests that
+    publish restore the shipped set afterwards."""
     with started_gateway(
         tmp_path_factory.mktemp("admin"),
         module_database_url,
@@ -270,4 +272,11 @@ def admin_gateway(
     ) as gateway:
         _register_exchange_clients(gateway)
         gateway.register("approver", "ZF640000", ["policy:admin"])
+        shipped = gateway.client.app.state.runtime.policy.current.version  # type: ignore[attr-defined]
+        reviewed = gateway.client.post(
+            f"/v1/admin/policies/versions/{shipped}/approve",
+            json={"comment": "reviewed the shipped files"},
+            headers=gateway.auth("approver"),
+        )
+        assert reviewed.status_code == 200, reviewed.text
         yield gateway

@@ -1,5 +1,6 @@
 """The policy administration API end to end: versions, candidates, maker-checker, publish,
-rollback, explain, impact, audit and scopes — on SQLite and PostgreSQL.
+rollback, explain, impact, audit and scopes — on SQLite and PostgreSQL. (Stale candidates,
+the freeze and the review of the initial import: test_admin_review.py.)
 
 One exchange-wired gateway is shared per backend (``admin_gateway``); every candidate
 carries a nonce comment so its version id is new, and the ``gw`` fixture puts the shipped
@@ -97,11 +98,22 @@ def review(gw: Gateway, version_id: str, verb: str, who: str = "approver") -> ht
 
 
 def rollback(gw: Gateway, version_id: str, who: str = "admin") -> httpx.Response:
+    """Propose ``version_id`` again: a candidate (201) until another administrator approves."""
     return gw.client.post(
         f"{BASE}/rollback",
         json={"version_id": version_id, "comment": "restore"},
         headers=gw.auth(who),
     )
+
+
+def restore(gw: Gateway, version_id: str, who: str = "admin", checker: str = "approver") -> None:
+    """A rollback proposed by ``who`` (unless one is pending) and approved by ``checker``: in
+    force afterwards."""
+    if version(gw, version_id)["status"] != "candidate":
+        proposed = rollback(gw, version_id, who)
+        assert proposed.status_code == 201, proposed.text
+    approved = review(gw, version_id, "approve", who=checker)
+    assert approved.status_code == 200, approved.text
 
 
 def publish(gw: Gateway, files: dict[str, Any]) -> str:
@@ -184,8 +196,7 @@ def gw(admin_gateway: Gateway, shipped_engine: PolicyEngine) -> Iterator[Gateway
     assert in_force(admin_gateway) == shipped_engine.version
     yield admin_gateway
     if in_force(admin_gateway) != shipped_engine.version:
-        response = rollback(admin_gateway, shipped_engine.version)
-        assert response.status_code == 200, response.text
+        restore(admin_gateway, shipped_engine.version)
 
 
 # --- startup ------------------------------------------------------------------------------
@@ -202,12 +213,16 @@ def test_startup_imports_the_shipped_files_once(
     assert listing["current"] == shipped_engine.version == in_force(gateway)
     [only] = listing["versions"]
     assert only["version_id"] == shipped_engine.version
-    assert (only["status"], only["author"]) == ("approved", "system:files")
+    # in force, but nobody reviewed the files: "imported" until an administrator approves
+    assert (only["status"], only["kind"], only["author"]) == ("imported", "initial", "system:files")
+    assert only["reviewer"] is None
     assert only["created_at"]
     assert only["comment"]
     [publication] = listing["publications"]
     assert (publication["kind"], publication["version_id"]) == ("initial", only["version_id"])
-    assert version(gateway, only["version_id"])["files"] == SHIPPED_FILES
+    shown = version(gateway, only["version_id"])
+    assert shown["files"] == SHIPPED_FILES
+    assert shown["intact"] is True
     [initial] = initial_entries()
     assert initial["action"]["version_id"] == shipped_engine.version
     assert initial["requester"]["client_id"] == "system:files"
@@ -492,38 +507,70 @@ def test_reject_publishes_nothing(gw: Gateway, shipped_engine: PolicyEngine) -> 
     assert review(gw, UNKNOWN_VERSION, "approve").status_code == 404
 
 
-def test_rollback(gw: Gateway, shipped_engine: PolicyEngine) -> None:
+def test_rollback_is_a_candidate_a_second_administrator_approves(
+    gw: Gateway, shipped_engine: PolicyEngine
+) -> None:
     shipped = shipped_engine.version
     published = publish(gw, without_case_file())
     assert court_reads_case(gw).status_code == 403
 
     assert rollback(gw, published).status_code == 409  # already in force
-    restored = rollback(gw, shipped)
-    assert restored.status_code == 200, restored.text
-    assert restored.json()["published"] is True
+    counts = stored_counts(gw)
+    proposed = rollback(gw, shipped)
+    assert proposed.status_code == 201, proposed.text
+    body = proposed.json()
+    assert (body["status"], body["kind"], body["published"]) == ("candidate", "rollback", False)
+    assert (body["version_id"], body["base"]) == (shipped, published)
+    assert body["diff"]["added"] == [CASE_FILE_RULE]
+    # one administrator alone changes nothing: the rollback waits for a second one
+    assert in_force(gw) == published
+    assert stored_counts(gw)[1] == counts[1]
+    assert court_reads_case(gw).status_code == 403
+    listed = {v["version_id"]: v for v in versions(gw)["versions"]}[shipped]
+    assert (listed["status"], listed["kind"], listed["base"]) == (
+        "candidate",
+        "rollback",
+        published,
+    )
+    assert rollback(gw, shipped).status_code == 409  # one pending proposal per version
+    own = review(gw, shipped, "approve", who="admin")
+    assert own.status_code == 403
+    assert "maker-checker" in own.json()["detail"]
+    assert in_force(gw) == published
+
+    approved = review(gw, shipped, "approve")
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["kind"], approved.json()["published"]) == ("rollback", True)
     assert in_force(gw) == shipped
     after = court_reads_case(gw)
     assert after.status_code == 200, after.text
     assert entry(gw, after.headers["X-Audit-Index"])["policy_version"] == shipped
     assert versions(gw)["publications"][0]["kind"] == "rollback"
-    audited = entry(gw, restored.json()["audit_index"])
+    audited = entry(gw, body["audit_index"])
     assert audited["action"] == {
         "action": "rollback",
         "version_id": shipped,
         "from": published,
         "comment": "restore",
     }
+    approval = entry(gw, approved.json()["audit_index"])
+    assert (approval["action"]["action"], approval["action"]["kind"]) == ("approve", "rollback")
+    assert approval["requester"]["client_id"] == gw.clients["approver"].client_id
 
     assert rollback(gw, shipped).status_code == 409  # the current one
     candidate = submitted(gw, without_case_file())
-    assert rollback(gw, candidate).status_code == 409
+    assert rollback(gw, candidate).status_code == 409  # not approved
     assert review(gw, candidate, "reject").status_code == 200
-    assert rollback(gw, candidate).status_code == 409
+    assert rollback(gw, candidate).status_code == 409  # rejected
     assert rollback(gw, UNKNOWN_VERSION).status_code == 404
     assert in_force(gw) == shipped
 
-    # any earlier approved version can be restored again
-    assert rollback(gw, published).status_code == 200
+    # any earlier approved version can be proposed again; a rejected rollback changes nothing
+    assert rollback(gw, published).status_code == 201
+    assert review(gw, published, "reject").status_code == 200
+    assert in_force(gw) == shipped
+    assert version(gw, published)["status"] == "approved"  # it was approved once
+    restore(gw, published)
     assert court_reads_case(gw).status_code == 403
 
 
@@ -721,6 +768,7 @@ def test_every_admin_action_is_audited(gw: Gateway, shipped_engine: PolicyEngine
     rejected = submitted(gw, without_case_file(), who="approver")
     review(gw, rejected, "reject", who="admin")
     rollback(gw, shipped)
+    review(gw, shipped, "approve")
     explain(gw, EXPLAIN_REQUEST)
     gw.client.post(f"{BASE}/versions/{published}/impact", headers=gw.auth("admin"))
 
@@ -737,6 +785,7 @@ def test_every_admin_action_is_audited(gw: Gateway, shipped_engine: PolicyEngine
         (approver, "submit", rejected),
         (admin, "reject", rejected),
         (admin, "rollback", shipped),
+        (approver, "approve", shipped),
         (admin, "explain", shipped),
         (admin, "impact", published),
     ]
@@ -759,6 +808,8 @@ def test_no_change_without_the_audit_log(gw: Gateway, shipped_engine: PolicyEngi
         assert review(gw, candidate, "approve").status_code == 503
         assert review(gw, candidate, "reject").status_code == 503
         assert rollback(gw, shipped_engine.version).status_code == 503
+        freeze = gw.client.post(f"{BASE}/freeze", json={"comment": "x"}, headers=gw.auth("admin"))
+        assert freeze.status_code == 503
         assert gw.client.get(f"{BASE}/versions", headers=gw.auth("admin")).status_code == 503
         assert stored_counts(gw) == counts
         assert in_force(gw) == published
@@ -779,6 +830,7 @@ _ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", f"/versions/{UNKNOWN_VERSION}/approve", {"comment": "c"}),
     ("POST", f"/versions/{UNKNOWN_VERSION}/reject", {"comment": "c"}),
     ("POST", "/rollback", {"version_id": UNKNOWN_VERSION, "comment": "c"}),
+    ("POST", "/freeze", {"comment": "c"}),
     ("POST", "/explain", {"request": EXPLAIN_REQUEST}),
     ("POST", f"/versions/{UNKNOWN_VERSION}/impact", None),
 ]
@@ -796,4 +848,18 @@ def test_every_admin_route_needs_the_policy_admin_scope(
         assert response.headers["content-type"] == "application/problem+json"
         if status == 403:
             assert "policy:admin" in response.json()["detail"]
+            # an identified caller's refusal is an entry: who tried what
+            refused = entry(gw, response.headers["X-Audit-Index"])
+            assert refused["kind"] == "policy_admin"
+            assert refused["requester"]["client_id"] == gw.clients[str(token)].client_id
+            assert (refused["status"], refused["decision"]) == (403, "deny")
+            assert refused["action"]["action"] == "refused"
+            assert refused["action"]["route"] == f"{method} {BASE}{_template(path)}"
+            assert refused["action"]["problem"] == "insufficient-scope"
+        else:
+            assert "X-Audit-Index" not in response.headers  # anonymous: aggregated
     assert stored_counts(gw) == counts
+
+
+def _template(path: str) -> str:
+    return path.replace(UNKNOWN_VERSION, "{version_id}")

@@ -54,6 +54,8 @@ def workers(
 ) -> Iterator[tuple[Gateway, Gateway]]:
     a = exchange_gateway(database_url)
     a.register("approver", "ZF640000", ["policy:admin"])
+    # the import of the shipped files, reviewed: it may be restored by a rollback
+    assert review(a, in_force(a), "approve").status_code == 200
     with second_worker(a) as b:
         yield a, b
 
@@ -81,8 +83,9 @@ def test_a_publication_on_one_worker_reaches_the_other(
     assert entry(b, response.headers["X-Audit-Index"])["policy_version"] == version_id
     assert runtime_of(b).policy_admin.refresh() is False  # nothing newer
 
-    # and back: a rollback on B reaches A
-    assert rollback(b, shipped).status_code == 200
+    # and back: a rollback proposed on B and approved on B reaches A
+    assert rollback(b, shipped).status_code == 201
+    assert review(b, shipped, "approve").status_code == 200
     runtime_of(a).policy_admin.refresh()
     assert in_force(a) == in_force(b) == shipped
     response = court_reads_case(a)

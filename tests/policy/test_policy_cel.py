@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.policy.cel_env import (
+    MAX_COMPREHENSION_DEPTH,
+    MAX_CONDITION_CHARS,
+    MAX_NESTING,
     REQUEST_ATTRIBUTES,
     CelEvaluationError,
     ConditionError,
@@ -93,3 +96,51 @@ def test_projection_drops_nulls_and_unreferenced_fields() -> None:
     record = {"name": "甲", "role": None, "phone": "1"}
     assert project_record(record, frozenset({"name", "role"})) == {"name": "甲"}
     assert project_record(record, None) == {"name": "甲", "phone": "1"}
+
+
+# --- static limits (issue 12: a condition seven comprehensions deep froze the service) --------
+
+
+def _nested(depth: int, items: int = 10) -> str:
+    listed = "[" + ",".join(str(i) for i in range(items)) + "]"
+    expression = "true"
+    for level in range(depth):
+        expression = f"{listed}.all(v{level}, {expression})"
+    return expression
+
+
+def test_comprehensions_nested_two_deep_compile() -> None:
+    compile_condition(_nested(MAX_COMPREHENSION_DEPTH), record_fields=None)
+    chained = 'record.tags.map(t, t + "x").filter(t, t != "y").exists(t, t == "z")'
+    compile_condition(chained, record_fields=FIELDS)  # chained, not nested: depth 1
+
+
+@pytest.mark.parametrize("depth", [3, 7])
+def test_comprehensions_nested_deeper_are_refused_before_compiling(depth: int) -> None:
+    with pytest.raises(ConditionError) as refused:
+        compile_condition(_nested(depth), record_fields=None)
+    assert any(f"nested {depth} deep" in m for m in refused.value.messages)
+    assert all(m.startswith("CEL limit") for m in refused.value.messages)
+
+
+def test_too_many_comprehensions_are_refused() -> None:
+    source = " && ".join(f'record.tags.exists(t{i}, t{i} == "x")' for i in range(5))
+    with pytest.raises(ConditionError, match="5 comprehensions; at most 4"):
+        compile_condition(source, record_fields=FIELDS)
+    compile_condition(source.rsplit(" && ", 1)[0], record_fields=FIELDS)  # four are fine
+
+
+def test_size_and_bracket_nesting_limits() -> None:
+    long = "record.name == '" + "x" * MAX_CONDITION_CHARS + "'"
+    with pytest.raises(ConditionError, match=f"at most {MAX_CONDITION_CHARS}"):
+        compile_condition(long, record_fields=FIELDS)
+    deep = "(" * (MAX_NESTING + 1) + "true" + ")" * (MAX_NESTING + 1)
+    with pytest.raises(ConditionError, match=f"nested {MAX_NESTING + 1} deep"):
+        compile_condition(deep, record_fields=FIELDS)
+    compile_condition("(" * MAX_NESTING + "true" + ")" * MAX_NESTING, record_fields=FIELDS)
+
+
+def test_brackets_and_macro_names_inside_strings_and_comments_do_not_count() -> None:
+    text = '"' + "(((" * 20 + '.all(x, .exists(y, .map(z, "' + " == record.name"
+    compile_condition(text, record_fields=FIELDS)
+    compile_condition("record.name == 'x' // .all(a, .all(b, .all(c,", record_fields=FIELDS)

@@ -40,7 +40,7 @@ from gateway.standard import load_standard
 from sandbox.generator import Dataset
 from sandbox.server import serve_in_thread
 from sandbox.systems import create_app as create_sample_system
-from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, make_settings
+from tests.conftest import STANDARD_TEST_CLIENTS, Gateway, as_app_role, make_settings
 from tests.exchange.conftest import CREDENTIALS, EXCHANGE_CLIENTS, SANDBOX_CASES, SANDBOX_SEED
 from tests.reliability.tcp_proxy import TcpProxy
 
@@ -196,9 +196,11 @@ def mint_tokens(gateway: Gateway) -> None:
 def running_gateway(
     prepared: Gateway, app_database_url: str | None = None, **overrides: Any
 ) -> Iterator[FaultGateway]:
-    """Start the app on ``app_database_url`` (default: the prepared database)."""
+    """Start the app on ``app_database_url`` (default: the prepared database), as the
+    application role on PostgreSQL."""
     database_url = prepared.settings.resolved_database_url
-    update: dict[str, Any] = {"database_url": app_database_url or database_url, **overrides}
+    app_url = as_app_role(app_database_url) if app_database_url else database_url
+    update: dict[str, Any] = {"database_url": app_url, **overrides}
     settings = prepared.settings.model_copy(update=update)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         gateway = Gateway(settings=settings, client=client, clients=prepared.clients)

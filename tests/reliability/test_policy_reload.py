@@ -4,7 +4,9 @@
 keeps serving. (2) A publication whose files do not load on a worker (damaged in the
 database, or written by a release whose standard this worker does not have) is not
 adopted by that worker's follower: it keeps serving its set and adopts the next
-publication that loads.
+publication that loads. (3) A worker that *starts* on such a publication starts anyway,
+denying everything (deny-all mode, which /readyz reports), so that the administrators can
+still put a set that loads in force, with two people, through its admin API.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-import orjson
 import pytest
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.db import create_db_engine, utcnow
+from gateway.db import create_db_engine
 from gateway.policy.errors import PolicyError
-from gateway.policy.store import PolicyRepository, PolicyVersion, PublicationKind, VersionStatus
+from gateway.policy.store import PolicyRepository, PublicationKind
 from tests.conftest import Gateway
 from tests.policy.test_admin_api import COURT, SHIPPED_FILES, review, submit, without_case_file
 from tests.reliability.conftest import FaultGateway, mint_tokens
@@ -58,23 +59,19 @@ def _second_worker(first: FaultGateway) -> Iterator[FaultGateway]:
 
 
 def _publish_unloadable(gw: FaultGateway) -> None:
-    """A published version whose files do not load (as if damaged in the database)."""
+    """A published version whose files do not load here (as if written by a release with
+    another standard): its content hash is right, its rules are not."""
     files = {**SHIPPED_FILES, COURT: "permissions: [\n  - this is not a policy\n"}
     engine = create_db_engine(gw.database_url)
     try:
         with Session(engine) as session, session.begin():
             repository = PolicyRepository(session)
-            repository.add_version(
-                PolicyVersion(
-                    version_id=BROKEN_VERSION,
-                    created_at=utcnow(),
-                    author="someone-else",
-                    comment="does not load here",
-                    status=str(VersionStatus.APPROVED),
-                    files=orjson.dumps(files),
-                )
+            repository.add_version(BROKEN_VERSION, files, "someone-else", "does not load here")
+            current = repository.current()
+            assert current is not None
+            repository.publish(
+                BROKEN_VERSION, PublicationKind.APPROVAL, "someone-else", after=current.seq
             )
-            repository.publish(BROKEN_VERSION, PublicationKind.APPROVAL, "someone-else")
     finally:
         engine.dispose()
 
@@ -104,4 +101,39 @@ def test_a_publication_that_does_not_load_leaves_the_worker_on_its_set(
         refused = b.read_case()
         assert refused.status_code == 403, refused.text
         assert b.entry(refused.headers["X-Audit-Index"])["policy_version"] == version_id
+    a.assert_log_whole()
+
+
+def test_a_worker_whose_published_set_does_not_load_starts_denying_everything(
+    fault_gateway: Callable[..., FaultGateway], database_url: str
+) -> None:
+    a = fault_gateway(database_url)
+    shipped = _in_force(a)
+    approved = review(a.gateway, shipped, "approve")  # the import reviewed: restorable
+    assert approved.status_code == 200, approved.text
+    _publish_unloadable(a)
+    with _second_worker(a) as b:  # starts on the publication that does not load
+        assert b.runtime.policy_admin.follower.deny_all_mode
+        ready = b.client.get("/readyz")
+        assert ready.status_code == 503
+        policy = ready.json()["checks"]["policy"]
+        assert (policy["ok"], policy["mode"]) == (False, "deny-all")
+        assert "does not load" in policy["error"]
+        denied = b.read_case()
+        assert denied.status_code == 403, denied.text
+        assert b.entry(denied.headers["X-Audit-Index"])["decision"] == "deny"
+        # its admin API works: two administrators put the reviewed set back in force
+        proposed = b.client.post(
+            "/v1/admin/policies/rollback",
+            json={"version_id": shipped, "comment": "back to a set that loads"},
+            headers=b.gateway.auth("admin"),
+        )
+        assert proposed.status_code == 201, proposed.text
+        assert proposed.json()["base"] == BROKEN_VERSION
+        assert review(b.gateway, shipped, "approve").status_code == 200
+        assert not b.runtime.policy_admin.follower.deny_all_mode
+        assert _in_force(b) == shipped
+        assert b.client.get("/readyz").json()["checks"]["policy"]["mode"] == "enforcing"
+        served = b.read_case()
+        assert served.status_code == 200, served.text
     a.assert_log_whole()

@@ -29,7 +29,7 @@ from gateway.migrate import upgrade
 from gateway.settings import Settings
 from sandbox.generator import Dataset
 from sandbox.systems import AGENCY_KINDS
-from tests.conftest import Gateway, make_settings, started_gateway
+from tests.conftest import Gateway, make_settings, postgres_schema, started_gateway
 from tests.exchange.conftest import CREDENTIALS, EXCHANGE_CLIENTS, agency_urls, dataset
 from tests.served import serve_app
 
@@ -85,6 +85,40 @@ def security_gateway(tmp: Path, urls: dict[str, str], **overrides: Any) -> Itera
 @pytest.fixture(scope="package")
 def sec(tmp_path_factory: pytest.TempPathFactory, agency_urls: dict[str, str]) -> Iterator[Gateway]:
     with security_gateway(tmp_path_factory.mktemp("security"), agency_urls) as gateway:
+        yield gateway
+
+
+@contextmanager
+def backend_security_gateway(
+    request: pytest.FixtureRequest, tmp: Path, urls: dict[str, str], **overrides: Any
+) -> Iterator[Gateway]:
+    """``security_gateway`` on the backend named by ``request.param`` (sqlite, postgresql):
+    on PostgreSQL the gateway runs as the application role, as in production."""
+    if request.param == "sqlite":
+        with security_gateway(tmp, urls, **overrides) as gateway:
+            yield gateway
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    with (
+        postgres_schema(server) as url,
+        security_gateway(tmp, urls, database_url=url, **overrides) as gateway,
+    ):
+        yield gateway
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def both(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    agency_urls: dict[str, str],
+) -> Iterator[Gateway]:
+    """One gateway per module on each backend, for the rows that involve the database."""
+    with backend_security_gateway(
+        request, tmp_path_factory.mktemp(f"both-{request.param}"), agency_urls
+    ) as gateway:
         yield gateway
 
 

@@ -92,6 +92,23 @@ def audit_entry(gateway: Gateway, response: httpx2.Response) -> dict[str, Any]:
     return document
 
 
+def one_interval(gateway: Gateway) -> None:
+    """Stop the aggregates' clock inside one interval: whatever the wall clock does meanwhile,
+    a test's requests fall into one interval (an interval is written once it has ended)."""
+    runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
+    for aggregate in (runtime.anonymous, runtime.token_failures):
+        aggregate.clock = lambda: 1_800_000_030.0
+
+
+def aggregated_entries(gateway: Gateway, which: str = "anonymous") -> list[dict[str, Any]]:
+    """Write the aggregated entries counted so far (``anonymous`` or ``token_failures``) and
+    return their documents, durable."""
+    runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
+    futures = getattr(runtime, which).flush(everything=True)
+    service = AuditService(runtime.engine)
+    return [service.entry(future.result(timeout=30)).document for future in futures]
+
+
 # --- raw HTTP/1.1 over a socket ------------------------------------------------------------
 
 

@@ -6,12 +6,15 @@ Nothing here publishes a policy: the shared gateway keeps the shipped set in for
 from __future__ import annotations
 
 import re
+import socket
+import time
 import uuid
 from typing import Any
 
 import httpx2
 import pytest
 
+from gateway.auth.clients import ClientError
 from gateway.policy.bundle import bundle_from_directory
 from gateway.settings import REPO_ROOT
 from tests.conftest import Gateway
@@ -211,22 +214,26 @@ def test_p09_data_routes_take_get_only(sec: Gateway, method: str, path: str) -> 
     )
     assert response.status_code == 405, response.text
     assert response.headers["allow"] == "GET"
-    assert "X-Audit-Index" not in response.headers  # no exchange happened
     assert "case_name" not in response.text
+    # no exchange happened, but the refusal is an entry naming the caller its token names
+    refused = audit_entry(sec, response)
+    assert (refused["kind"], refused["status"], refused["decision"]) == ("access", 405, "invalid")
+    assert refused["requester"]["client_id"] == sec.clients["court"].client_id
+    assert refused["action"]["problem"] == "method-not-allowed"
+    assert refused["record_ids"] == []
 
 
 # P10
 def test_p10_public_routes_name_no_client_case_or_record(sec: Gateway) -> None:
-    """/healthz, /readyz, /metrics, JWKS, metadata and the API description are public: they
-    must not carry client ids, case numbers, record ids or secrets. (/metrics does count
-    requests per agency code and route: keep it behind the network edge.)"""
+    """/healthz, /readyz, JWKS, metadata and the API description are public: they must not
+    carry client ids, case numbers, record ids or secrets. (/metrics, which counts requests
+    per agency, needs a token: P11.)"""
     sec.client.get(CASE_FILE, headers=exchange_headers(sec, "court", "TRIAL", COURT_CASE))
     client_ids = [c.client_id for c in sec.clients.values()]
     secrets = [c.client_secret for c in sec.clients.values()]
     for path in (
         "/healthz",
         "/readyz",
-        "/metrics",
         "/.well-known/jwks.json",
         "/.well-known/oauth-authorization-server",
         "/openapi.json",
@@ -238,3 +245,64 @@ def test_p10_public_routes_name_no_client_case_or_record(sec: Gateway) -> None:
         for needle in (*client_ids, *secrets, "C00000020", "宁0104", "P00000", '"d":'):
             assert needle not in text, (path, needle)
         assert not re.search(r"Traceback|sqlite:|postgresql|/tmp/", text), path
+
+
+# P11
+def test_p11_metrics_need_the_metrics_read_scope(sec: Gateway) -> None:
+    """/metrics counts requests per agency and route: not for everyone."""
+    sec.client.get(CASE_FILE, headers=exchange_headers(sec, "court", "TRIAL", COURT_CASE))
+    anonymous = sec.client.get("/metrics")
+    assert anonymous.status_code == 401
+    exchange = sec.client.get("/metrics", headers=sec.auth("court"))
+    assert exchange.status_code == 403
+    assert "metrics:read" in exchange.json()["detail"]
+    refused = audit_entry(sec, exchange)  # an identified caller's refusal is an entry
+    assert (refused["kind"], refused["status"]) == ("access", 403)
+    name = fresh_name("prometheus")
+    register(sec, name, "ZF640000", ["metrics:read"])
+    scraped = sec.client.get("/metrics", headers=sec.auth(name))
+    assert scraped.status_code == 200
+    assert "gateway_requests_total" in scraped.text
+
+
+def test_p11b_or_a_metrics_port_of_their_own(make_gateway: Any) -> None:
+    port = _free_port()
+    gw = make_gateway(metrics_port=port)
+    assert gw.client.get("/metrics", headers=gw.auth("admin")).status_code in (403, 404)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+            break
+        except httpx2.ConnectError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert answer.status_code == 200
+    assert "gateway_requests_total" in answer.text
+    assert httpx2.get(f"http://127.0.0.1:{port}/v1/me", timeout=2).status_code == 404
+    assert httpx2.post(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 405
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# P12
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        ["exchange", "policy:admin"],
+        ["exchange", "audit:read"],
+        ["policy:admin", "audit:read"],
+    ],
+)
+def test_p12_one_client_holds_one_duty_unless_forced(sec: Gateway, scopes: list[str]) -> None:
+    name = fresh_name("dual")
+    with pytest.raises(ClientError, match="separation of duties"):
+        register(sec, name, "ZF640000", scopes)
+    forced = register(sec, name, "ZF640000", scopes, force_combined_roles=True)
+    assert forced.duties_combined is True
+    assert sec.client.get("/v1/me", headers=sec.auth(name)).json()["scopes"] == sorted(scopes)
