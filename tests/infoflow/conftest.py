@@ -38,6 +38,7 @@ OVERRIDES = {
     "rate_limit_per_second": 1_000_000.0,
     "rate_limit_burst": 1_000_000,
     "token_ttl_seconds": 86_400,
+    "token_max_lifetime_seconds": 86_400,
 }
 
 
