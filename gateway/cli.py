@@ -27,10 +27,12 @@ from gateway.audit.verifier import progress_printer, verify_database, verify_exp
 from gateway.auth.commands import register_client_commands
 from gateway.auth.keys import SIGNING_ALGORITHMS, KeyStore, KeyStoreError
 from gateway.commands import (
+    DATA_DIR_HELP,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    add_data_dir_option,
     command_settings,
     database_error,
 )
@@ -217,23 +219,6 @@ def cmd_audit_init_key(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------
 
 
-_DATA_DIR_HELP = (
-    "where the gateway keeps its data: the SQLite database (unless GATEWAY_DATABASE_URL), "
-    "keys/ and, for the demo, demo.json (default GATEWAY_DATA_DIR, else var)"
-)
-
-
-def _data_dir_option(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:
-    """``--data-dir`` after the command too (``gateway clients list --data-dir var/demo``)."""
-    help_text = (
-        f"where the demo's database, keys and demo.json go (default GATEWAY_DATA_DIR, else "
-        f"{DEFAULT_DEMO_DIR})"
-        if demo
-        else _DATA_DIR_HELP
-    )
-    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=help_text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -242,14 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         "reads the same ones as `gateway serve`.",
         epilog="exit codes: 0 ok, 1 operation failed, 2 bad usage or refused configuration",
     )
-    parser.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    parser.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gateway (production; config from env)")
     serve.add_argument("--host", help="bind address (default GATEWAY_HOST)")
     serve.add_argument("--port", type=int, help="port (default GATEWAY_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default GATEWAY_WORKERS)")
-    _data_dir_option(serve)
+    add_data_dir_option(serve)
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="run a self-contained demo on SQLite")
@@ -262,7 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="first of five ports for the sample agency systems (default 18101)",
     )
     demo.add_argument("--cases", type=int, default=2000, help="synthetic cases (default 2000)")
-    _data_dir_option(demo, demo=True)
+    add_data_dir_option(
+        demo,
+        "where the demo's database, keys and demo.json go (default GATEWAY_DATA_DIR, else "
+        f"{DEFAULT_DEMO_DIR})",
+    )
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
@@ -285,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="record that the deployment reviewed the shipped policy files: the initial import "
         "counts as reviewed (otherwise a second administrator approves it)",
     )
+    add_data_dir_option(db_upgrade)
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     register_client_commands(sub)
@@ -297,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SIGNING_ALGORITHMS,
         help="algorithm of the new key (default GATEWAY_TOKEN_SIGNING_ALG, else RS256)",
     )
-    _data_dir_option(rotate)
+    add_data_dir_option(rotate)
     rotate.set_defaults(func=cmd_keys_rotate)
     register_policy_commands(sub)
 
@@ -318,12 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", help="verifier key text (GET /v1/audit/key)")
     verify.add_argument("--key-file", action="append", help="file holding a verifier key")
     verify.add_argument("--quiet", action="store_true", help="no progress output")
-    _data_dir_option(verify)
+    add_data_dir_option(verify)
     verify.set_defaults(func=cmd_audit_verify)
     init_key = audit.add_parser(
         "init-key", help="create the checkpoint signing key if missing; prints the verifier key"
     )
-    _data_dir_option(init_key)
+    add_data_dir_option(init_key)
     init_key.set_defaults(func=cmd_audit_init_key)
     return parser
 

@@ -18,10 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.settings import Settings
 
 __all__ = [
+    "DATA_DIR_HELP",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
     "CommandError",
+    "add_data_dir_option",
     "command_settings",
     "database_error",
 ]
@@ -33,6 +35,17 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+DATA_DIR_HELP = (
+    "where the gateway keeps its data: the SQLite database (unless GATEWAY_DATABASE_URL), "
+    "keys/ and, for the demo, demo.json (default GATEWAY_DATA_DIR, else var)"
+)
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser, help_text: str = DATA_DIR_HELP) -> None:
+    """``--data-dir`` after the command too (``gateway clients list --data-dir var/demo``)."""
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=help_text)
 
 
 def command_settings(args: argparse.Namespace | None = None) -> Settings:

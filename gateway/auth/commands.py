@@ -23,6 +23,7 @@ from gateway.commands import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    add_data_dir_option,
     command_settings,
     database_error,
 )
@@ -198,10 +199,13 @@ def register_client_commands(sub: Any) -> None:
     )
     add.add_argument("--rate-limit", type=float, help="requests per second for this client")
     add.add_argument("--burst", type=int, help="burst size for this client")
+    add_data_dir_option(add)
     add.set_defaults(func=cmd_clients_add)
     lst = clients.add_parser("list", help="list clients")
     lst.add_argument("--json", action="store_true")
+    add_data_dir_option(lst)
     lst.set_defaults(func=cmd_clients_list)
     disable = clients.add_parser("disable", help="disable a client by id or name")
     disable.add_argument("client")
+    add_data_dir_option(disable)
     disable.set_defaults(func=cmd_clients_disable)

@@ -110,9 +110,10 @@ class IsolatedEvaluator:
             process = self._process
             assert process is not None
             budget = self.cpu_seconds * 3.0 + (_START_SECONDS if fresh else 5.0)
+            deadline = time.monotonic() + budget
             try:
-                self._send(process, {**job, "cpu_seconds": self.cpu_seconds})
-                answer = self._receive(process, time.monotonic() + budget)
+                self._send(process, {**job, "cpu_seconds": self.cpu_seconds}, deadline)
+                answer = self._receive(process, deadline)
             except EvaluationLimitExceeded:
                 self._process = None
                 raise
@@ -126,11 +127,39 @@ class IsolatedEvaluator:
             )
         return answer
 
-    def _send(self, process: subprocess.Popen[bytes], job: dict[str, Any]) -> None:
+    def _send(self, process: subprocess.Popen[bytes], job: dict[str, Any], deadline: float) -> None:
+        """Write the job without blocking past ``deadline``: a bundle is larger than the pipe's
+        buffer, and a child that stopped reading must not hold the caller forever."""
         assert process.stdin is not None
         body = orjson.dumps(job)
-        process.stdin.write(len(body).to_bytes(_HEADER, "big") + body)
-        process.stdin.flush()
+        pending = memoryview(len(body).to_bytes(_HEADER, "big") + body)
+        descriptor = process.stdin.fileno()
+        os.set_blocking(descriptor, False)
+        while pending:
+            self._wait(process, descriptor, deadline, writing=True)
+            try:
+                written = os.write(descriptor, pending)
+            except BlockingIOError:
+                continue
+            pending = pending[written:]
+
+    def _wait(
+        self, process: subprocess.Popen[bytes], descriptor: int, deadline: float, *, writing: bool
+    ) -> None:
+        """Block until ``descriptor`` is ready, or stop the child at the deadline."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._stop(process)
+                raise EvaluationLimitExceeded(
+                    "time",
+                    f"the evaluation did not finish within {self.cpu_seconds * 3} s "
+                    f"(its CPU time limit is {self.cpu_seconds} s)",
+                )
+            watched = ([], [descriptor]) if writing else ([descriptor], [])
+            readable, writable, _ = select.select(*watched, [], min(remaining, 1.0))
+            if readable or writable:
+                return
 
     def _receive(self, process: subprocess.Popen[bytes], deadline: float) -> dict[str, Any]:
         assert process.stdout is not None
@@ -147,17 +176,7 @@ class IsolatedEvaluator:
         chunks: list[bytes] = []
         missing = size
         while missing:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._stop(process)
-                raise EvaluationLimitExceeded(
-                    "time",
-                    f"the evaluation did not finish within {self.cpu_seconds * 3} s "
-                    f"(its CPU time limit is {self.cpu_seconds} s)",
-                )
-            ready, _, _ = select.select([descriptor], [], [], min(remaining, 1.0))
-            if not ready:
-                continue
+            self._wait(process, descriptor, deadline, writing=False)
             chunk = os.read(descriptor, min(missing, 1 << 20))
             if not chunk:
                 raise self._verdict(process, "the evaluation process ended without an answer")

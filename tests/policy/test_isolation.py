@@ -44,7 +44,7 @@ def _heavy(items: int) -> dict[str, Any]:
         "  - name: heavy\n    request: {requester_agency: FY640104, resource: case, "
         "purpose: OVERSIGHT, fields: [case_id]}\n"
         f"    records:\n      - {{case_id: C-1, handling_agencies: [{listed}], "
-        "secrecy_mark: NONE}\n"
+        "secrecy_mark: NONE, work_secret: false}\n"
         "    expect: {outcome: allow, records: [{released: true}]}\n"
     )
     court = "permissions/court.yaml"
