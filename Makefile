@@ -26,7 +26,7 @@ unit:
 	@scripts/bootstrap.sh dev
 	@scripts/services.sh
 	@scripts/chromium.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider -n auto
 
 bench:
 	@scripts/bootstrap.sh dev bench

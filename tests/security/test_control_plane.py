@@ -7,6 +7,7 @@ Each row was a gap found by an outside review (issue 12); each test failed befor
 from __future__ import annotations
 
 import gc
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -275,7 +276,13 @@ def test_c04b_an_expensive_candidate_stops_at_the_cpu_limit_and_healthz_stays_fa
     assert response.json()["errors"][0]["limit"] in ("cpu", "time")
     assert "CPU time limit of 1 s" in response.json()["detail"]
     assert time.monotonic() - started < 30
-    assert max(probe.latencies) < 0.1, probe.slowest()
+    # The evaluation ran for at least its 1 s CPU budget: a loop it blocked would answer a
+    # probe after >= 1 s. Half the budget tells the two apart on a loaded 2-core CI machine
+    # (where a probe during the request's own parsing has taken 0.12 s); the median shows the
+    # loop was free for nearly all of the evaluation.
+    assert max(probe.latencies) < 0.5, probe.slowest()
+    assert statistics.median(probe.latencies) < 0.05, probe.slowest()
+    assert len(probe.latencies) >= 20  # it probed throughout the seconds of evaluation
     # the evaluation process is started afresh: the next candidate is evaluated normally
     assert submit(gw, nonce(SHIPPED_FILES)).status_code == 201
 
