@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -66,6 +67,22 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
     cursors = CursorSealer.from_settings(settings)
     criteria_key = load_audit_criteria_key(settings)
     engine = create_db_engine(settings.resolved_database_url)
+    try:
+        return _runtime_on(engine, settings, metrics, cursors, criteria_key)
+    except BaseException:
+        # A start refused half-way (a bad key file, agency configuration, …) leaves no
+        # pooled connection behind.
+        engine.dispose()
+        raise
+
+
+def _runtime_on(
+    engine: Engine,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    cursors: CursorSealer,
+    criteria_key: bytes,
+) -> Runtime:
     factory = make_session_factory(engine)
     keys = KeyStore(
         settings.resolved_keys_path,
