@@ -2,221 +2,113 @@
 
 Exit codes: 0 success · 1 the operation failed (e.g. database unreachable) ·
 2 bad usage, invalid input or a configuration the gateway refuses.
+
+This module builds the parser only; each command's modules are imported when it runs, so that
+``gateway --help`` and the policy commands start without the web stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
-
-from gateway.audit.checkpoint import (
-    Verifier,
-    key_hash,
-    load_or_create_signer,
-    load_signer,
-    parse_verifier,
-)
-from gateway.audit.verifier import progress_printer, verify_database, verify_export
-from gateway.auth.commands import register_client_commands
-from gateway.auth.keys import SIGNING_ALGORITHMS, KeyStore, KeyStoreError
+from gateway.auth.scopes import ALL_SCOPES
 from gateway.commands import (
     DATA_DIR_HELP,
     EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
     CommandError,
     add_data_dir_option,
-    command_settings,
-    database_error,
+    lazy_command,
 )
-from gateway.db import create_db_engine
-from gateway.demo import run_demo
-from gateway.migrate import MigrationError, current_revision, upgrade
-from gateway.policy.cli import register_policy_commands
-from gateway.policy.deployment import import_reviewed_policy_files
-from gateway.settings import Settings, SettingsError
 
-__all__ = ["main"]
+__all__ = ["main", "register_policy_commands"]
 
 DEFAULT_DEMO_DIR = "var/demo"
+# gateway.auth.keys.SIGNING_ALGORITHMS, without importing the key store (a test keeps them equal)
+SIGNING_ALGORITHMS = ("RS256", "ES256", "Ed25519")
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-# --- commands ------------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = command_settings(args)
-    try:
-        settings.check_production_ready()
-    except SettingsError as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from exc
-    if getattr(args, "data_dir", None):
-        # uvicorn builds the app (in each worker) from the environment: hand the option on.
-        os.environ["GATEWAY_DATA_DIR"] = str(args.data_dir)
-    workers = args.workers or settings.workers
-    if workers > 1 and not settings.redis_url:
-        raise CommandError(
-            "several workers need GATEWAY_REDIS_URL so that rate limits hold across them",
-            EXIT_USAGE,
-        )
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-        server_header=False,
-        access_log=False,
-        log_level=settings.log_level.lower(),
+def register_client_commands(sub: Any) -> None:
+    clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION"
     )
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    data_dir = args.data_dir or os.environ.get("GATEWAY_DATA_DIR") or DEFAULT_DEMO_DIR
-    return run_demo(
-        Path(data_dir), args.host, args.port, sandbox_port=args.sandbox_port, cases=args.cases
+    add = clients.add_parser("add", help="register a client; prints its secret once, as JSON")
+    add.add_argument("--name", required=True)
+    add.add_argument("--agency", required=True, help="agency code, e.g. GA640104")
+    add.add_argument(
+        "--scopes",
+        nargs="+",
+        required=True,
+        metavar="SCOPE",
+        help=f"one or more of: {', '.join(sorted(ALL_SCOPES))}",
     )
-
-
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = command_settings(args)
-    try:
-        upgrade(settings, args.revision, app_role=args.app_role)
-        print(f"database at revision {current_revision(settings)}")
-        role = args.app_role or settings.database_app_role
-        if role and settings.resolved_migration_database_url.startswith("postgresql"):
-            print(
-                f"granted the application role {role} its privileges "
-                "(no UPDATE or DELETE of history)"
-            )
-        if args.policy_files_reviewed:
-            print(import_reviewed_policy_files(settings))
-    except MigrationError as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from exc
-    except SQLAlchemyError as exc:
-        raise database_error(settings.resolved_database_url, exc, "run the migrations") from exc
-    return EXIT_OK
-
-
-def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    settings = command_settings(args)
-    algorithm = args.alg or settings.token_signing_alg
-    store = KeyStore(
-        settings.resolved_keys_path,
-        token_ttl_seconds=settings.token_ttl_seconds,
-        algorithm=algorithm,
+    add.add_argument(
+        "--force-combined-roles",
+        action="store_true",
+        help="allow more than one of exchange, policy:admin, audit:read (separation of duties; "
+        "not recommended: recorded with the client and audited)",
     )
-    try:
-        kid = store.rotate()
-    except (KeyStoreError, OSError) as exc:
-        raise CommandError(f"key rotation failed: {exc}") from exc
-    print(
-        f"new {algorithm} signing key {kid} at {settings.resolved_keys_path}; older keys verify "
-        f"until their tokens expire ({settings.token_ttl_seconds} s)"
+    add.add_argument("--rate-limit", type=float, help="requests per second for this client")
+    add.add_argument("--burst", type=int, help="burst size for this client")
+    add_data_dir_option(add)
+    add.set_defaults(func=lazy_command("gateway.auth.commands:cmd_clients_add"))
+    lst = clients.add_parser("list", help="list clients")
+    lst.add_argument("--json", action="store_true")
+    add_data_dir_option(lst)
+    lst.set_defaults(func=lazy_command("gateway.auth.commands:cmd_clients_list"))
+    disable = clients.add_parser("disable", help="disable a client by id or name")
+    disable.add_argument("client")
+    add_data_dir_option(disable)
+    disable.set_defaults(func=lazy_command("gateway.auth.commands:cmd_clients_disable"))
+
+
+def _default_policy_dir() -> Path:
+    """``GATEWAY_POLICY_DIR`` if set (the directory ``serve`` reads), else ``./policies`` in a
+    checkout, else the policies shipped with the gateway."""
+    configured = os.environ.get("GATEWAY_POLICY_DIR")
+    if configured:
+        return Path(configured)
+    here = Path("policies")
+    return here if here.is_dir() else _REPO_ROOT / "policies"
+
+
+def register_policy_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``policy validate|test|diff|explain`` to an argparse ``add_subparsers()`` object."""
+    policy: argparse.ArgumentParser = subparsers.add_parser(
+        "policy", help="validate, test, diff and explain policies"
     )
-    return EXIT_OK
-
-
-def _verifiers(settings: Settings, args: argparse.Namespace) -> list[Verifier]:
-    texts: list[str] = list(args.key or [])
-    if args.key_file:
-        texts.extend(Path(f).read_text(encoding="utf-8").strip() for f in args.key_file)
-    if not texts:
-        try:
-            texts.append(load_signer(settings.resolved_checkpoint_key_path).verifier_text())
-        except (OSError, ValueError) as exc:
-            raise CommandError(
-                f"no verifier key: pass --key NAME+HASH+KEY (GET /v1/audit/key) ({exc})",
-                EXIT_USAGE,
-            ) from exc
-    try:
-        given = [parse_verifier(text) for text in texts]
-    except ValueError as exc:
-        raise CommandError(f"bad verifier key: {exc}", EXIT_USAGE) from exc
-    # The same public key under every name this log's key has signed under (the origin, the
-    # previous origins, the name before key names followed the origin): old checkpoints verify.
-    verifiers = {(v.name, v.key_hash): v for v in given}
-    for verifier in given:
-        for name in settings.checkpoint_key_names:
-            renamed = Verifier(name, key_hash(name, verifier.public_key), verifier.public_key)
-            verifiers.setdefault((renamed.name, renamed.key_hash), renamed)
-    return list(verifiers.values())
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    settings = command_settings(args)
-    verifiers = _verifiers(settings, args)
-    notes = []
-    for name in args.checkpoint or []:
-        try:
-            notes.append((f"checkpoint file {name}", Path(name).read_text(encoding="utf-8")))
-        except OSError as exc:
-            raise CommandError(f"cannot read {name}: {exc}", EXIT_USAGE) from exc
-    progress = None if args.quiet else progress_printer(sys.stderr)
-    if args.export:
-        report = verify_export(
-            Path(args.export),
-            verifiers,
-            notes,
-            origin=settings.accepted_audit_origins,
-            progress=progress,
-        )
-    else:
-        url = args.database_url or settings.resolved_database_url
-        engine = create_db_engine(url)
-        try:
-            report = verify_database(
-                engine,
-                verifiers,
-                origin=settings.accepted_audit_origins,
-                external_notes=notes,
-                progress=progress,
-            )
-        except SQLAlchemyError as exc:
-            raise database_error(url, exc, "read the audit log") from exc
-        finally:
-            engine.dispose()
-    if progress is not None:
-        print(file=sys.stderr)
-    if report.ok:
-        root = base64.b64encode(report.root).decode() if report.root else "(empty)"
-        print(
-            f"OK: {report.entries} entries, root {root}, {report.checkpoints_checked} "
-            f"checkpoint(s) matched ({report.external_checked} kept outside the database)"
-        )
-        return EXIT_OK
-    where = (
-        f"first bad entry: {report.first_bad_index}" if report.first_bad_index is not None else ""
+    sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    validate = sub.add_parser("validate", help="load and check a policy directory")
+    validate.add_argument("dir", nargs="?", default=str(_default_policy_dir()))
+    validate.add_argument("--strict", action="store_true", help="static-check warnings are errors")
+    validate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    validate.set_defaults(func=lazy_command("gateway.policy.cli:cmd_validate"))
+    test = sub.add_parser("test", help="run the policy test suites (DIR/tests)")
+    test.add_argument("dir", nargs="?", default=str(_default_policy_dir()))
+    test.add_argument("--suite", help="a suite file or directory (default: DIR/tests)")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    test.set_defaults(func=lazy_command("gateway.policy.cli:cmd_test"))
+    diff = sub.add_parser("diff", help="rule changes from policy directory OLD to NEW")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(func=lazy_command("gateway.policy.cli:cmd_diff"))
+    explain = sub.add_parser("explain", help="explain the decision on a request (JSON)")
+    explain.add_argument("--request", required=True, help="request JSON file")
+    explain.add_argument("--records", help="JSON array of standard records to filter")
+    explain.add_argument(
+        "--subjects",
+        help='JSON object of the persons and cases the records refer to: {"person": [...], '
+        '"case_persons": [...]}',
     )
-    print(f"FAILED: {where}", file=sys.stderr)
-    for problem in report.problems[:50]:
-        print(f"  - {problem}", file=sys.stderr)
-    return EXIT_FAILED
-
-
-def cmd_audit_init_key(args: argparse.Namespace) -> int:
-    settings = command_settings(args)
-    path = settings.resolved_checkpoint_key_path
-    try:
-        signer = load_or_create_signer(path, settings.audit_origin)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"cannot create the checkpoint key at {path}: {exc}") from exc
-    print(signer.verifier_text())
-    return EXIT_OK
-
-
-# --- parser --------------------------------------------------------------------------------
+    explain.add_argument("--dir", default=str(_default_policy_dir()), help="policy directory")
+    explain.set_defaults(func=lazy_command("gateway.policy.cli:cmd_explain"))
+    return policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default GATEWAY_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default GATEWAY_WORKERS)")
     add_data_dir_option(serve)
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=lazy_command("gateway.cli_commands:cmd_serve"))
 
     demo = sub.add_parser("demo", help="run a self-contained demo on SQLite")
     demo.add_argument("--host", default="127.0.0.1")
@@ -252,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "where the demo's database, keys and demo.json go (default GATEWAY_DATA_DIR, else "
         f"{DEFAULT_DEMO_DIR})",
     )
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=lazy_command("gateway.cli_commands:cmd_demo"))
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="ACTION"
@@ -275,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "counts as reviewed (otherwise a second administrator approves it)",
     )
     add_data_dir_option(db_upgrade)
-    db_upgrade.set_defaults(func=cmd_db_upgrade)
+    db_upgrade.set_defaults(func=lazy_command("gateway.cli_commands:cmd_db_upgrade"))
 
     register_client_commands(sub)
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
@@ -288,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="algorithm of the new key (default GATEWAY_TOKEN_SIGNING_ALG, else RS256)",
     )
     add_data_dir_option(rotate)
-    rotate.set_defaults(func=cmd_keys_rotate)
+    rotate.set_defaults(func=lazy_command("gateway.cli_commands:cmd_keys_rotate"))
     register_policy_commands(sub)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
@@ -309,12 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key-file", action="append", help="file holding a verifier key")
     verify.add_argument("--quiet", action="store_true", help="no progress output")
     add_data_dir_option(verify)
-    verify.set_defaults(func=cmd_audit_verify)
+    verify.set_defaults(func=lazy_command("gateway.cli_commands:cmd_audit_verify"))
     init_key = audit.add_parser(
         "init-key", help="create the checkpoint signing key if missing; prints the verifier key"
     )
     add_data_dir_option(init_key)
-    init_key.set_defaults(func=cmd_audit_init_key)
+    init_key.set_defaults(func=lazy_command("gateway.cli_commands:cmd_audit_init_key"))
     return parser
 
 

@@ -7,15 +7,17 @@ Exit codes: 0 success · 1 the operation failed (e.g. database unreachable) ·
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError as PydanticSettingsError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+# Nothing heavy at import time: ``gateway --help`` and the argument parser load only this
+# module; a command's own modules are imported when it runs (``lazy_command``).
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.settings import Settings
+    from gateway.settings import Settings
 
 __all__ = [
     "DATA_DIR_HELP",
@@ -26,6 +28,7 @@ __all__ = [
     "add_data_dir_option",
     "command_settings",
     "database_error",
+    "lazy_command",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -48,8 +51,27 @@ def add_data_dir_option(parser: argparse.ArgumentParser, help_text: str = DATA_D
     parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=help_text)
 
 
+def lazy_command(target: str) -> Callable[[argparse.Namespace], int]:
+    """``module:function``, imported when the command runs, not when the parser is built."""
+    module, _, name = target.partition(":")
+
+    def run(args: argparse.Namespace) -> int:
+        command: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return command(args)
+
+    run.__qualname__ = run.__name__ = name
+    return run
+
+
 def command_settings(args: argparse.Namespace | None = None) -> Settings:
     """The settings ``serve`` reads (GATEWAY_* variables), with ``--data-dir`` over them."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError as PydanticSettingsError
+
+    from gateway.settings import Settings
+
     overrides: dict[str, Any] = {}
     if args is not None and getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
@@ -61,6 +83,8 @@ def command_settings(args: argparse.Namespace | None = None) -> Settings:
 
 def database_error(url: str, exc: SQLAlchemyError, doing: str) -> CommandError:
     """Say which database was used and what to run, never only the driver's words."""
+    from sqlalchemy.engine import make_url
+
     where = make_url(url).render_as_string(hide_password=True)
     first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
     if "no such table" in first_line or "does not exist" in first_line:

@@ -224,7 +224,7 @@ def test_data_dir_reaches_the_served_app(
     def fake_run(*args: Any, **kwargs: Any) -> None:
         seen["data_dir"] = Settings().data_dir
 
-    monkeypatch.setattr("gateway.cli.uvicorn.run", fake_run)
+    monkeypatch.setattr("gateway.cli_commands.uvicorn.run", fake_run)
     monkeypatch.setenv("GATEWAY_MODE", "demo")
     code, _, err = run(capsys, "--data-dir", str(bare_env / "elsewhere"), "serve")
     assert code == 0, err
@@ -476,7 +476,7 @@ def _never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("uvicorn.run was called")
 
-    monkeypatch.setattr("gateway.cli.uvicorn.run", refuse)
+    monkeypatch.setattr("gateway.cli_commands.uvicorn.run", refuse)
 
 
 def test_serve_refuses_production_defaults(
@@ -583,3 +583,27 @@ def test_db_upgrade_grants_the_application_role(
             conn.execute(text("DELETE FROM audit_entries"))
     finally:
         engine.dispose()
+
+
+# --- start-up ----------------------------------------------------------------------------------
+
+
+def test_the_parser_loads_without_the_web_stack_or_the_database() -> None:
+    """``gateway --help`` and argument errors import the parser alone: a command's modules
+    are imported when it runs (start-up 2 s before, ~0.05 s now; docs/performance.md)."""
+    probe = (
+        "import sys, gateway.cli as c; c.build_parser(); "
+        "print(','.join(sorted(m for m in ('fastapi', 'sqlalchemy', 'uvicorn', 'starlette', "
+        "'pydantic_settings', 'joserfc', 'gateway.policy', 'gateway.app') if m in sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_the_parsers_algorithms_are_the_key_stores() -> None:
+    from gateway import cli
+    from gateway.auth.keys import SIGNING_ALGORITHMS
+
+    assert cli.SIGNING_ALGORITHMS == SIGNING_ALGORITHMS

@@ -18,19 +18,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.clients import ClientError, ClientService, new_client_id
-from gateway.auth.scopes import ALL_SCOPES, combines_duties
+from gateway.auth.scopes import combines_duties
 from gateway.commands import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
-    add_data_dir_option,
     command_settings,
     database_error,
 )
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.settings import Settings
 
-__all__ = ["register_client_commands"]
+__all__ = ["cmd_clients_add", "cmd_clients_disable", "cmd_clients_list"]
 
 _T = TypeVar("_T")
 
@@ -175,37 +174,3 @@ def cmd_clients_disable(args: argparse.Namespace) -> int:
         f"{command_settings(args).client_cache_seconds:g} s"
     )
     return EXIT_OK
-
-
-def register_client_commands(sub: Any) -> None:
-    clients = sub.add_parser("clients", help="register and manage API clients").add_subparsers(
-        dest="clients_command", required=True, metavar="ACTION"
-    )
-    add = clients.add_parser("add", help="register a client; prints its secret once, as JSON")
-    add.add_argument("--name", required=True)
-    add.add_argument("--agency", required=True, help="agency code, e.g. GA640104")
-    add.add_argument(
-        "--scopes",
-        nargs="+",
-        required=True,
-        metavar="SCOPE",
-        help=f"one or more of: {', '.join(sorted(ALL_SCOPES))}",
-    )
-    add.add_argument(
-        "--force-combined-roles",
-        action="store_true",
-        help="allow more than one of exchange, policy:admin, audit:read (separation of duties; "
-        "not recommended: recorded with the client and audited)",
-    )
-    add.add_argument("--rate-limit", type=float, help="requests per second for this client")
-    add.add_argument("--burst", type=int, help="burst size for this client")
-    add_data_dir_option(add)
-    add.set_defaults(func=cmd_clients_add)
-    lst = clients.add_parser("list", help="list clients")
-    lst.add_argument("--json", action="store_true")
-    add_data_dir_option(lst)
-    lst.set_defaults(func=cmd_clients_list)
-    disable = clients.add_parser("disable", help="disable a client by id or name")
-    disable.add_argument("client")
-    add_data_dir_option(disable)
-    disable.set_defaults(func=cmd_clients_disable)

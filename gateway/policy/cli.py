@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import register_policy_commands
 from gateway.policy.diff import diff_policy_sets
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.errors import PolicyError
@@ -25,24 +25,10 @@ from gateway.policy.loader import load_policy_set
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.render import request_from_json, subjects_from_json
 from gateway.policy.suite import run_suite
-from gateway.settings import REPO_ROOT
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main", "register_policy_commands"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _default_dir() -> Path:
-    """``GATEWAY_POLICY_DIR`` if set (the directory ``serve`` reads), else ``./policies`` in a
-    checkout, else the policies shipped with the gateway."""
-    configured = os.environ.get("GATEWAY_POLICY_DIR")
-    if configured:
-        return Path(configured)
-    here = Path("policies")
-    return here if here.is_dir() else REPO_ROOT / "policies"
-
-
-_DEFAULT_DIR = _default_dir()
 
 
 def _load(directory: Path, strict: bool = False) -> PolicySet | None:
@@ -150,40 +136,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     document = PolicyEngine(policy_set).explain(request, records, subjects)
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return EXIT_OK
-
-
-def register_policy_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``policy validate|test|diff|explain`` to an argparse ``add_subparsers()`` object."""
-    policy: argparse.ArgumentParser = subparsers.add_parser(
-        "policy", help="validate, test, diff and explain policies"
-    )
-    sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
-    validate = sub.add_parser("validate", help="load and check a policy directory")
-    validate.add_argument("dir", nargs="?", default=str(_DEFAULT_DIR))
-    validate.add_argument("--strict", action="store_true", help="static-check warnings are errors")
-    validate.add_argument("--json", action="store_true", help="print the summary as JSON")
-    validate.set_defaults(func=cmd_validate)
-    test = sub.add_parser("test", help="run the policy test suites (DIR/tests)")
-    test.add_argument("dir", nargs="?", default=str(_DEFAULT_DIR))
-    test.add_argument("--suite", help="a suite file or directory (default: DIR/tests)")
-    test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
-    test.set_defaults(func=cmd_test)
-    diff = sub.add_parser("diff", help="rule changes from policy directory OLD to NEW")
-    diff.add_argument("old")
-    diff.add_argument("new")
-    diff.add_argument("--json", action="store_true")
-    diff.set_defaults(func=cmd_diff)
-    explain = sub.add_parser("explain", help="explain the decision on a request (JSON)")
-    explain.add_argument("--request", required=True, help="request JSON file")
-    explain.add_argument("--records", help="JSON array of standard records to filter")
-    explain.add_argument(
-        "--subjects",
-        help='JSON object of the persons and cases the records refer to: {"person": [...], '
-        '"case_persons": [...]}',
-    )
-    explain.add_argument("--dir", default=str(_DEFAULT_DIR), help="policy directory")
-    explain.set_defaults(func=cmd_explain)
-    return policy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
