@@ -51,6 +51,8 @@ from gateway.policy.isolation import IsolatedEvaluator
 from gateway.policy.versions import Bootstrap
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.sharing.routes import router as sharing_router
+from gateway.sharing.wiring import attach_sharing
 from gateway.standard import catalog_document, load_standard
 
 __all__ = ["create_app"]
@@ -122,7 +124,7 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         ),
         case_owner=standard.resource("case").owner,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         session_factory=factory,
@@ -183,6 +185,8 @@ def build_runtime(settings: Settings, metrics: GatewayMetrics) -> Runtime:
         ),
         secret_checker=SecretChecker(settings.scrypt_workers, settings.scrypt_queue),
     )
+    attach_sharing(runtime)
+    return runtime
 
 
 def load_audit_criteria_key(settings: Settings) -> bytes:
@@ -325,6 +329,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(runtime.policy_admin.follow()))
             tasks.append(asyncio.create_task(runtime.anonymous.run()))
             tasks.append(asyncio.create_task(runtime.token_failures.run()))
+            if runtime.sharing is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    await run_in_threadpool(runtime.sharing.grants.refresh)
+                tasks.append(asyncio.create_task(runtime.sharing.grants.follow()))
             if runtime.policy_imported:
                 await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:
@@ -377,6 +385,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(policy_admin_router)
+    app.include_router(sharing_router)
     install_docs(app)
     app.add_middleware(
         GatewayMiddleware,

@@ -45,16 +45,18 @@ class SharingApplication(Base):
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     refusal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     granted_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    grant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class SharingGrant(Base):
     __tablename__ = "sharing_grants"
-    __table_args__ = (Index("ix_sharing_grants_live", "revoked_at", "valid_until"),)
+    __table_args__ = (
+        Index("ix_sharing_grants_live", "revoked_at", "valid_until"),
+        Index("ix_sharing_grants_application", "application_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    application_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("sharing_applications.id"), unique=True
-    )
+    application_id: Mapped[str] = mapped_column(String(36), ForeignKey("sharing_applications.id"))
     requester_agency: Mapped[str] = mapped_column(String(32))
     owner_agency: Mapped[str] = mapped_column(String(32))
     resource: Mapped[str] = mapped_column(String(64))

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("comment", sa.Text(), nullable=True),
         sa.Column("refusal_reason", sa.Text(), nullable=True),
         sa.Column("granted_days", sa.Integer(), nullable=True),
+        sa.Column("grant_id", sa.String(36), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sharing_applications")),
     )
     op.create_index(
@@ -78,12 +79,13 @@ def upgrade() -> None:
             name=op.f("fk_sharing_grants_application_id_sharing_applications"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sharing_grants")),
-        sa.UniqueConstraint("application_id", name=op.f("uq_sharing_grants_application_id")),
     )
     op.create_index("ix_sharing_grants_live", "sharing_grants", ["revoked_at", "valid_until"])
+    op.create_index("ix_sharing_grants_application", "sharing_grants", ["application_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sharing_grants_application", table_name="sharing_grants")
     op.drop_index("ix_sharing_grants_live", table_name="sharing_grants")
     op.drop_table("sharing_grants")
     op.drop_index("ix_sharing_applications_owner", table_name="sharing_applications")
