@@ -14,6 +14,7 @@ from gateway.policy.decision import AccessRequest, Grant
 
 __all__ = [
     "CASE_KEY_FIELDS",
+    "GRANT_KEY_FIELDS",
     "REQUEST_KEY_FIELDS",
     "REQUEST_READ_FIELDS",
     "covering_grants",
@@ -30,6 +31,11 @@ REQUEST_KEY_FIELDS = (
 #: :data:`CASE_KEY_FIELDS`, ``grants`` by those that cover the request (``Grant.covers``
 #: reads the time, the case and the record id: which grants cover is in the key whole).
 REQUEST_READ_FIELDS = ("time", "operator_id", "record_id", "filters", "case", "grants")
+#: Grant fields in the key: a covering grant is in the key whole (frozen, compared by value).
+GRANT_KEY_FIELDS = (
+    "grant_id", "requester_agency", "resource", "fields", "purpose", "case_id", "record_ids",
+    "valid_from", "valid_until",
+)  # fmt: skip
 #: CaseContext fields in the key (``record`` by identity).
 CASE_KEY_FIELDS = (
     "case_id", "police_case_number", "court_case_number", "handling_agencies", "stage",
