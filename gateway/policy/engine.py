@@ -87,12 +87,14 @@ from gateway.policy.render import explain_document
 from gateway.policy.screen import screen_items, screen_subjects
 from gateway.standard import Standard
 
-__all__ = ["GRANT_RULE_PREFIX", "PolicyEngine", "Trace"]
+__all__ = ["GRANT_RULE_PREFIX", "NOTHING_RELEASABLE", "PolicyEngine", "Trace"]
 
 Trace = list[dict[str, Any]]
 _NOTHING: frozenset[str] = frozenset()
 _DECISION_MEMO_SIZE = 8192
 _GRANT_PERMISSIONS_SIZE = 4096
+#: The reason of a request whose permitted fields are none of those requested.
+NOTHING_RELEASABLE = "no requested field may be released"
 #: Rule id of a grant's permission: ``grant:<grant id>`` (a policy rule id has no ``:``).
 GRANT_RULE_PREFIX = "grant:"
 
@@ -390,7 +392,7 @@ class PolicyEngine:
         permitted = frozenset((grantable & requested) - withheld_by.keys())
         withheld = frozenset(requested - permitted)
         if not permitted:
-            raise _Denied("no requested field may be released", rule_ids)
+            raise _Denied(NOTHING_RELEASABLE, rule_ids)
         record_perms = tuple(p for p in matched if p.record_level)
         conds: list[Condition] = [p.condition for p in record_perms if p.condition]
         residuals = [

@@ -34,6 +34,7 @@ from gateway.exchange.request import ExchangeHeaders
 from gateway.exchange.service import ExchangeService
 from gateway.observability.context import current_request_id
 from gateway.policy.decision import AccessRequest, CaseContext, Grant, Outcome
+from gateway.policy.engine import NOTHING_RELEASABLE
 from gateway.sharing.calendar import WorkingCalendar
 from gateway.sharing.documents import ApplyBody, application_document, effective_status
 from gateway.sharing.grants import GrantRegistry, grant_of_row
@@ -217,35 +218,38 @@ class SharingService:
         case: CaseContext,
     ) -> list[Mapping[str, str]]:
         pdp = self.exchange.policy.current
-        problems: list[Mapping[str, str]] = []
         not_shared = {f.name for f in resource.fields if f.sharing is SharingClass.NOT_SHARED}
-        for name in fields:
-            if name in not_shared:
-                problems.append({"field": name, "reason": "不予共享: never shared"})
+        problems: list[Mapping[str, str]] = [
+            {"field": name, "reason": "不予共享: never shared"}
+            for name in fields
+            if name in not_shared
+        ]
+        rest = [name for name in fields if name not in not_shared]
+        if not rest:
+            return problems
         now = access.time
         trial = Grant(
             grant_id="application",
             requester_agency=access.requester_agency,
             resource=access.resource,
-            fields=frozenset(fields),
+            fields=frozenset(rest),
             purpose=access.purpose,
             case_id=case.case_id,
             record_ids=None,
             valid_from=now,
             valid_until=now + timedelta(days=1),
         )
-        with_grant = pdp.decide(replace(access, grants=(*access.grants, trial)), remember=False)
+        asked = replace(access, requested_fields=frozenset(rest))
+        with_grant = pdp.decide(replace(asked, grants=(*access.grants, trial)), remember=False)
         if with_grant.outcome is Outcome.NOT_FOUND:
             raise NotFound(f"no case numbered {access.case_number!r} is available to you")
-        if not with_grant.allowed:
+        if not with_grant.allowed and with_grant.reason != NOTHING_RELEASABLE:
             raise Forbidden(
                 f"denied: {with_grant.reason}", extra={"rule_ids": list(with_grant.rule_ids)}
             )
-        today = pdp.decide(access, remember=False)
+        today = pdp.decide(asked, remember=False)
         released = today.permitted_fields if today.allowed else frozenset()
-        for name in fields:
-            if name in not_shared:
-                continue
+        for name in rest:
             if name in released:
                 problems.append({"field": name, "reason": "already released to you"})
             elif name not in with_grant.permitted_fields:
