@@ -157,7 +157,8 @@ class RequestDecision:
     # Every released record belongs to the bound case: a search may ask the upstream for
     # that case's records only.
     records_bound: bool = False
-    # Conditional-sharing grants that released a field of this decision (their ids).
+    # Conditional-sharing grants that released a field of this decision (their ids); set for
+    # a concealed (NOT_FOUND) decision too, so that its empty page looks like any other.
     grant_ids: tuple[str, ...] = ()
 
     @property

@@ -471,7 +471,8 @@ class PolicyEngine:
             subject_resources=needed,
             needs_case_persons=reach_fields is not None,
             records_bound=records_bound,
-            grant_ids=grant_ids if outcome is Outcome.ALLOW else (),
+            # Named for a concealed request too: a concealed page has the shape of an empty one.
+            grant_ids=grant_ids,
         )
 
     # -- records -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ cannot record is undone (an approval's grant never counts) and answered 503.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -98,7 +99,7 @@ class SharingService:
             operator_id=app.operator_id if action == "apply" else None,
             owner_agency=app.owner_agency,
             resource=app.resource,
-            record_ids=[] if app.record_ids is None else list(detail.pop("record_ids", [])),
+            record_ids=[] if app.record_ids is None else list(json.loads(app.record_ids)),
             purpose=app.purpose,
             case_number=app.case_number,
             decision=Decision.ALLOW,
@@ -192,9 +193,7 @@ class SharingService:
             status="pending",
             due_at=self.calendar.due_at(now, self.answer_working_days),
         )
-        draft = self._draft(
-            caller, app, "apply", fields=fields, days=body.days, record_ids=record_ids or []
-        )
+        draft = self._draft(caller, app, "apply", fields=fields, days=body.days)
         index = await self._record(draft)  # the entry first: an application is its record
         self.repository.insert(app)
         return application_document(app, None, now), index

@@ -61,7 +61,8 @@ def _check_request_refusal(verdict: RequestVerdict, response: Any) -> bool:
 
 def _grant_ids(verdict: RequestVerdict) -> list[str] | None:
     """The ``grant_ids`` a released page or record names (absent when none was used)."""
-    ids = list(verdict.sharing_ids) if verdict.outcome == "allow" else []
+    # A concealed request's empty page names them too: it must look like any empty page.
+    ids = list(verdict.sharing_ids) if verdict.outcome in ("allow", "not_found") else []
     return ids or None
 
 
