@@ -289,3 +289,32 @@ def test_stats_per_owning_agency(gw: Gateway, dataset: Dataset) -> None:
         ),
         403,
     )
+
+
+def test_an_unanswered_application_past_its_due_date_is_overdue_for_everyone(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
+    app = _apply(gw, dataset)
+    assert app["overdue"] is False
+    due = datetime.fromisoformat(app["due_at"].replace("Z", "+00:00"))
+    runtime.sharing.grants.clock = lambda: due + timedelta(seconds=1)
+    applicant = exchange_headers(gw, "procuratorate", case_number(dataset))
+    for headers in (applicant, gw.auth("court_reviewer"), gw.auth("regulator")):
+        seen = gw.client.get(f"{APPS}/{app['id']}", headers=headers).json()
+        assert (seen["status"], seen["overdue"]) == ("pending", True)
+    role = {"procuratorate": "mine", "court_reviewer": "review", "regulator": "review"}
+    for client, listed in role.items():
+        headers = applicant if client == "procuratorate" else gw.auth(client)
+        page = gw.client.get(f"{APPS}?role={listed}&status=overdue", headers=headers).json()
+        assert [a["id"] for a in page["applications"]] == [app["id"]], client
+    (court,) = gw.client.get("/v1/sharing/stats", headers=gw.auth("regulator")).json()["agencies"]
+    assert court["overdue"] == 1
+    # Answered late: still counted overdue, and the answer time is in the statistics.
+    answered = gw.client.post(
+        f"{APPS}/{app['id']}/refuse", headers=gw.auth("court_reviewer"), json={"reason": "逾期"}
+    ).json()
+    assert (answered["status"], answered["overdue"]) == ("refused", True)
+    (court,) = gw.client.get("/v1/sharing/stats", headers=gw.auth("regulator")).json()["agencies"]
+    assert (court["overdue"], court["refusal_rate"]) == (1, 1.0)
+    assert court["median_seconds_to_answer"] > 5 * 86_400 - 1
