@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from sandbox.generator import DEFAULT_SEED, Dataset
+__all__ = ["CYCLE_CASE_NUMBER", "sharing_cycle"]
 
-__all__ = ["sharing_cycle"]
+# The 案号 of case C00000006 in the sample systems' data (seed 2021; tests check it), written
+# out here: product code does not import the sample systems.
+CYCLE_CASE_NUMBER = "(2024)宁0104刑初6124号"
 
 
 def sharing_cycle() -> list[dict[str, Any]]:
     # C00000006: in execution (兴庆区); JC640104 supervises the execution. Its judgment's
     # 判决主文 (summary) is 有条件 and no rule of the permissions list releases it to
     # EXECUTION_SUPERVISION: the procuratorate applies, the owning court (FY640104) answers.
-    number = str(Dataset(DEFAULT_SEED, 300).case(6).case["court_case_number"])
+    number = CYCLE_CASE_NUMBER
     exchange = {
         "X-Purpose": "EXECUTION_SUPERVISION",
         "X-Operator-Id": "procuratorate-officer-01",

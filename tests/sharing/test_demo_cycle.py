@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.demo import DEMO_CLIENTS
-from gateway.sharing.demo import sharing_cycle
+from gateway.sharing.demo import CYCLE_CASE_NUMBER, sharing_cycle
+from sandbox.generator import DEFAULT_SEED, Dataset
 from tests.conftest import Gateway
 
 
@@ -16,6 +17,8 @@ def test_the_demo_cycle_gets_every_status_it_promises(
     for name, (agency, scopes) in DEMO_CLIENTS.items():
         if name not in gateway.clients:
             gateway.register(name, agency, [str(s) for s in scopes])
+    case = Dataset(DEFAULT_SEED, 300).case(6).case
+    assert (case["case_id"], case["court_case_number"]) == ("C00000006", CYCLE_CASE_NUMBER)
     saved: dict[str, str] = {}
     steps = sharing_cycle()
     assert [s["name"] for s in steps][:2] == ["sharing-refused", "sharing-apply"]
