@@ -165,7 +165,11 @@ async def revoke(
     return await _service(runtime).revoke(caller, app_id, body.reason if body else "")
 
 
-@router.get("/stats", summary="Per owning agency: counts, answer times, overdue, refusals")
+@router.get(
+    "/stats",
+    summary="Per owning agency: counts, answer times, overdue, refusals",
+    responses=_PROBLEMS,
+)
 async def stats(runtime: RuntimeDep, caller: Overseer) -> dict[str, Any]:
     service = _service(runtime)
     rows = await run_in_threadpool(service.repository.list_rows)
