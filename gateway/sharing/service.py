@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,14 +32,14 @@ from gateway.errors import (
 from gateway.exchange.request import ExchangeHeaders
 from gateway.exchange.service import ExchangeService
 from gateway.observability.context import current_request_id
-from gateway.policy.decision import AccessRequest, CaseContext, Grant, Outcome
-from gateway.policy.engine import NOTHING_RELEASABLE
+from gateway.policy.decision import AccessRequest, CaseContext
 from gateway.sharing.calendar import WorkingCalendar
 from gateway.sharing.documents import ApplyBody, application_document, effective_status
+from gateway.sharing.eligibility import field_problems
 from gateway.sharing.grants import GrantRegistry, grant_of_row
 from gateway.sharing.models import SharingApplication, SharingGrant
 from gateway.sharing.repository import SharingRepository, dumps
-from gateway.standard import ResourceType, SharingClass, Standard
+from gateway.standard import Standard
 
 __all__ = ["STATUSES", "SharingService"]
 
@@ -163,7 +161,7 @@ class SharingService:
             approval_reference=headers.approval_reference,
             grants=self.grants.for_request(caller.agency, resource.name, now),
         )
-        problems = self._field_problems(access, resource, fields, record_ids, case)
+        problems = field_problems(self.exchange.policy.current, access, resource, fields, case)
         if problems:
             first = problems[0]
             raise UnprocessableContent(
@@ -207,53 +205,6 @@ class SharingService:
         if case is None:
             raise NotFound(f"no case numbered {headers.case_number!r} is available to you")
         return case
-
-    def _field_problems(
-        self,
-        access: AccessRequest,
-        resource: ResourceType,
-        fields: list[str],
-        record_ids: list[str] | None,
-        case: CaseContext,
-    ) -> list[Mapping[str, str]]:
-        pdp = self.exchange.policy.current
-        not_shared = {f.name for f in resource.fields if f.sharing is SharingClass.NOT_SHARED}
-        problems: list[Mapping[str, str]] = [
-            {"field": name, "reason": "不予共享: never shared"}
-            for name in fields
-            if name in not_shared
-        ]
-        rest = [name for name in fields if name not in not_shared]
-        if not rest:
-            return problems
-        now = access.time
-        trial = Grant(
-            grant_id="application",
-            requester_agency=access.requester_agency,
-            resource=access.resource,
-            fields=frozenset(rest),
-            purpose=access.purpose,
-            case_id=case.case_id,
-            record_ids=None,
-            valid_from=now,
-            valid_until=now + timedelta(days=1),
-        )
-        asked = replace(access, requested_fields=frozenset(rest))
-        with_grant = pdp.decide(replace(asked, grants=(*access.grants, trial)), remember=False)
-        if with_grant.outcome is Outcome.NOT_FOUND:
-            raise NotFound(f"no case numbered {access.case_number!r} is available to you")
-        if not with_grant.allowed and with_grant.reason != NOTHING_RELEASABLE:
-            raise Forbidden(
-                f"denied: {with_grant.reason}", extra={"rule_ids": list(with_grant.rule_ids)}
-            )
-        today = pdp.decide(asked, remember=False)
-        released = today.permitted_fields if today.allowed else frozenset()
-        for name in rest:
-            if name in released:
-                problems.append({"field": name, "reason": "already released to you"})
-            elif name not in with_grant.permitted_fields:
-                problems.append({"field": name, "reason": "on the negative list for this request"})
-        return problems
 
     # -- read --------------------------------------------------------------------------------
 
