@@ -31,6 +31,11 @@ fresh decision every time (``decide(remember=False)``), which is what the peers 
 with. ``ours (shipped negative list)`` repeats our run with the
 whole shipped negative list (10 items) instead of the single equivalent item.
 A missing peer is reported as ``missing`` (install with ``pip install casbin cedarpy``).
+
+**Grants** (有条件共享, docs/sharing.md): the same request carrying a live conditional-sharing
+grant that covers it (``grant_ids`` names it in the decision) is measured in the same rounds,
+remembered and fresh, decide + filter and decide only; ``grant / no grant`` is the ratio of
+the fresh decide-only medians (the issue's bound: at most 1.2×).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from typing import Any
 from gateway.policy import (
     AccessRequest,
     CaseContext,
+    Grant,
     PolicyEngine,
     load_policy_documents,
     load_policy_set,
@@ -71,6 +77,12 @@ PAIRS = [
     ("case", "ARREST_REVIEW"), ("person", "ARREST_REVIEW"), ("coercive_measure", "INVESTIGATION"),
     ("sentence_execution", "EXECUTION_SUPERVISION"), ("judgment", "PRIOR_RECORD_CHECK"),
 ]  # fmt: skip
+# The sharing condition each generated rule satisfies (its 有条件 fields need one: issue 13).
+SATISFIES = {
+    "TRIAL": "case-handling", "ARREST_REVIEW": "case-handling", "INVESTIGATION": "case-handling",
+    "SENTENCE_EXECUTION": "execution", "EXECUTION_SUPERVISION": "legal-supervision",
+    "PRIOR_RECORD_CHECK": "prior-record",
+}  # fmt: skip
 JUDICIAL = ("public_security", "procuratorate", "court")
 SEALED_ITEM = {
     "id": "nl.sealed",
@@ -105,6 +117,7 @@ def synthetic_standard(base: Standard, agencies: int) -> Standard:
         purposes=base.purposes,
         code_tables=base.code_tables,
         resources=base.resources,
+        conditions=base.conditions,
     )
 
 
@@ -122,7 +135,22 @@ def target_agency() -> str:
     return "FY100002"  # agency index 2 is a court; its rule 0 grants person/TRIAL
 
 
-def make_request() -> AccessRequest:
+def make_grant() -> Grant:
+    """A live grant of the target agency covering :func:`make_request` (two of its fields)."""
+    return Grant(
+        grant_id="bench-grant",
+        requester_agency=target_agency(),
+        resource="person",
+        fields=frozenset({"name", "id_number"}),
+        purpose="TRIAL",
+        case_id="C1",
+        record_ids=None,
+        valid_from=datetime(2025, 5, 30, tzinfo=CST),
+        valid_until=datetime(2025, 6, 30, tzinfo=CST),
+    )
+
+
+def make_request(*grants: Grant) -> AccessRequest:
     agency = target_agency()
     return AccessRequest(
         requester_agency=agency,
@@ -134,6 +162,7 @@ def make_request() -> AccessRequest:
         case_number="C1",
         case=CaseContext("C1", None, None, frozenset({agency, "JC640104"}), "TRIAL", "NONE"),
         requested_fields=frozenset(FIELDS),
+        grants=grants,
     )
 
 
@@ -171,6 +200,7 @@ def build_ours(
     perms = [
         {"id": rid, "grantee": {"agency": agency}, "resource": resource, "fields": FIELDS
          if resource == "person" else "*", "purposes": [purpose],
+         "satisfies": [SATISFIES[purpose]],
          "condition": 'request.case_stage != "CLOSED"', "legal_basis": "生成"}
         for rid, agency, resource, purpose in generated_rules(n)
     ]  # fmt: skip
@@ -184,9 +214,13 @@ def build_ours(
 
 
 def run_ours(
-    engine: PolicyEngine, records: list[dict[str, Any]], *, remember: bool = True
+    engine: PolicyEngine,
+    records: list[dict[str, Any]],
+    *,
+    remember: bool = True,
+    request: AccessRequest | None = None,
 ) -> Callable[[], object]:
-    request = make_request()
+    request = request or make_request()
 
     def once() -> object:
         decision = engine.decide(request, remember=remember)
@@ -327,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         measures.append((row, "ours_fresh_us", fresh, 20000))
         decide_only = functools.partial(engine.decide, make_request(), remember=False)
         measures.append((row, "ours_decide_us", decide_only, 20000))
+        granted = make_request(make_grant())
+        assert engine.decide(granted, remember=False).grant_ids == ("bench-grant",)
+        measures.append((row, "ours_grant_us", run_ours(engine, records, request=granted), 20000))
+        fresh_grant = run_ours(engine, records, remember=False, request=granted)
+        measures.append((row, "ours_grant_fresh_us", fresh_grant, 20000))
+        grant_decide = functools.partial(engine.decide, granted, remember=False)
+        measures.append((row, "ours_grant_decide_us", grant_decide, 20000))
         shipped_engine, _ = build_ours(n, base, shipped_negative)
         measures.append((row, "ours_shipped_negative_us", run_ours(shipped_engine, records), 20000))
         if peers["casbin"]:
@@ -352,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         row[key] = round(min(values), 2)
         row[key.replace("_us", "_round_medians_us")] = [round(v, 1) for v in values]
     for row in rows:
+        row["grant_vs_no_grant"] = round(row["ours_grant_decide_us"] / row["ours_decide_us"], 3)
+        row["grant_vs_no_grant_filtered"] = round(
+            row["ours_grant_fresh_us"] / row["ours_fresh_us"], 3
+        )
         peer_values = [row[k] for k in ("casbin_fast_us", "casbin_us", "cedar_us") if k in row]
         row["best_peer_us"] = min(peer_values) if peer_values else None
     # Peers decide afresh every time: compare them with our fresh decisions.
@@ -384,6 +429,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{cell(row, 'casbin_us')} | {cell(row, 'cedar_us')} | "
             f"{'n/a' if ratio is None else f'{ratio:.3f}'} | {row['ours_vs_smallest']:.2f}× | "
             f"{row['ours_load_s']} |"
+        )
+    print("\nWith a conditional-sharing grant covering the request (same rounds), median µs\n")
+    print(
+        "| rules | decide only, fresh: no grant | with grant | grant / no grant "
+        "| decide + filter, fresh: no grant | with grant | ratio | remembered, with grant |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['rules']:,} | {cell(row, 'ours_decide_us')} | "
+            f"{cell(row, 'ours_grant_decide_us')} | {row['grant_vs_no_grant']:.3f}× | "
+            f"{cell(row, 'ours_fresh_us')} | {cell(row, 'ours_grant_fresh_us')} | "
+            f"{row['grant_vs_no_grant_filtered']:.3f}× | {cell(row, 'ours_grant_us')} |"
         )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

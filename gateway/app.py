@@ -52,6 +52,8 @@ from gateway.policy.isolation import IsolatedEvaluator
 from gateway.policy.versions import Bootstrap
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.sharing.routes import router as sharing_router
+from gateway.sharing.wiring import attach_sharing
 from gateway.standard import catalog_document, load_standard
 
 __all__ = ["create_app"]
@@ -139,7 +141,7 @@ def _runtime_on(
         ),
         case_owner=standard.resource("case").owner,
     )
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         engine=engine,
         session_factory=factory,
@@ -200,6 +202,8 @@ def _runtime_on(
         ),
         secret_checker=SecretChecker(settings.scrypt_workers, settings.scrypt_queue),
     )
+    attach_sharing(runtime)
+    return runtime
 
 
 def load_audit_criteria_key(settings: Settings) -> bytes:
@@ -342,6 +346,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(runtime.policy_admin.follow()))
             tasks.append(asyncio.create_task(runtime.anonymous.run()))
             tasks.append(asyncio.create_task(runtime.token_failures.run()))
+            if runtime.sharing is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    await run_in_threadpool(runtime.sharing.grants.refresh)
+                tasks.append(asyncio.create_task(runtime.sharing.grants.follow()))
             if runtime.policy_imported:
                 await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:
@@ -394,6 +402,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(audit_router)
     app.include_router(policy_admin_router)
+    app.include_router(sharing_router)
     install_docs(app)
     app.add_middleware(
         GatewayMiddleware,

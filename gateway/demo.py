@@ -39,6 +39,7 @@ from gateway.sandbox_runner import (
     start_sandbox_systems,
 )
 from gateway.settings import Mode, Settings
+from gateway.sharing.demo import sharing_cycle
 
 __all__ = [
     "DEMO_CLIENTS",
@@ -60,6 +61,12 @@ DEMO_CLIENTS: dict[str, tuple[str, list[str]]] = {
     "policy_admin": ("ZF640000", [Scope.POLICY_ADMIN]),
     "policy_approver": ("ZF640000", [Scope.POLICY_ADMIN]),
     "prometheus": ("ZF640000", [Scope.METRICS_READ]),
+    # Conditional sharing: each owning agency's reviewer (never with exchange).
+    "public_security_reviewer": ("GA640104", [Scope.SHARING_REVIEW]),
+    "procuratorate_reviewer": ("JC640104", [Scope.SHARING_REVIEW]),
+    "court_reviewer": ("FY640104", [Scope.SHARING_REVIEW]),
+    "prison_reviewer": ("JY640001", [Scope.SHARING_REVIEW]),
+    "justice_reviewer": ("SF640104", [Scope.SHARING_REVIEW]),
 }
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -203,6 +210,7 @@ def prepare_demo(
         },
         "agency_systems": dict(systems.urls) if systems else {},
         "examples": demo_examples(),
+        "sharing_cycle": sharing_cycle(),
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

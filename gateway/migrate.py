@@ -4,7 +4,8 @@ On PostgreSQL the migrations run as the tables' **owner** (``GATEWAY_MIGRATION_D
 default ``GATEWAY_DATABASE_URL``) and the gateway runs as an **application role** that
 :func:`grant_application_role` gives exactly what it needs: SELECT and INSERT on the audit and
 policy tables, UPDATE on the audit tree head alone (which the database checks on every
-update), SELECT/INSERT/UPDATE on the client registry; never DELETE, TRUNCATE, ALTER or
+update), SELECT/INSERT/UPDATE on the client registry and on the conditional-sharing
+applications and grants; never DELETE, TRUNCATE, ALTER or
 ownership. Only the owner can drop or disable the triggers.
 """
 
@@ -45,6 +46,9 @@ _GRANTS = {
     **dict.fromkeys(APPEND_ONLY_TABLES, "SELECT, INSERT"),
     "audit_tree_head": "SELECT, UPDATE",
     "oauth_clients": "SELECT, INSERT, UPDATE",
+    # Conditional sharing: applications are answered, grants revoked or marked expired.
+    "sharing_applications": "SELECT, INSERT, UPDATE",
+    "sharing_grants": "SELECT, INSERT, UPDATE",
     "alembic_version": "SELECT",
 }
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

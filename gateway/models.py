@@ -10,6 +10,7 @@ from gateway.audit.models import (
 from gateway.auth.models import OAuthClient
 from gateway.db import Base
 from gateway.policy.store import PolicyPublication, PolicyVersion
+from gateway.sharing.models import SharingApplication, SharingGrant
 
 __all__ = [
     "AuditCheckpoint",
@@ -21,4 +22,6 @@ __all__ = [
     "OAuthClient",
     "PolicyPublication",
     "PolicyVersion",
+    "SharingApplication",
+    "SharingGrant",
 ]

@@ -31,6 +31,7 @@ from gateway.exchange.upstream import AgencyAdapters
 from gateway.observability.metrics import GatewayMetrics
 from gateway.policy.admin import PolicyAdministration, PolicyHolder
 from gateway.settings import Settings
+from gateway.sharing.service import SharingService
 from gateway.standard import Standard
 
 __all__ = ["Runtime", "get_runtime", "runtime_of"]
@@ -63,6 +64,8 @@ class Runtime:
     secret_checker: SecretChecker
     external_keys: ExternalKeys | None = None
     policy_imported: bool = False
+    # Conditional sharing (issue 16): applications, reviews, grants.
+    sharing: SharingService | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict
     )

@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     # are cached: a record sealed upstream is concealed everywhere within this time.
     subject_cache_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
 
+    # Conditional sharing (有条件共享): the owning agency answers an application within this many
+    # working days (policies/calendar/holidays.yaml; Shaanxi sets 5); a grant lasts at most
+    # sharing_max_days; a revocation or approval reaches every worker within the follow
+    # interval.
+    sharing_answer_working_days: Annotated[int, Field(ge=1, le=60)] = 5
+    sharing_max_days: Annotated[int, Field(ge=1, le=366)] = 90
+    sharing_follow_interval_seconds: Annotated[float, Field(gt=0, le=2)] = 1.0
+
     # Candidate policy tests, impact replays and explains run in a process of their own with
     # these limits (422 beyond).
     policy_eval_cpu_seconds: Annotated[int, Field(ge=1, le=600)] = 5

@@ -55,6 +55,8 @@ class AuditKind(StrEnum):
     ANONYMOUS = "anonymous"
     # Client registrations by the operator's CLI.
     CLIENT_ADMIN = "client_admin"
+    # Conditional sharing: apply, approve, refuse, revoke, expire (and their refusals).
+    SHARING = "sharing"
 
 
 class Decision(StrEnum):

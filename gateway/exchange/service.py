@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -64,6 +64,7 @@ from gateway.policy.admin import PolicyHolder
 from gateway.policy.decision import (
     AccessRequest,
     CaseContext,
+    Grant,
     Outcome,
     PolicyDecisionPoint,
     RecordDecision,
@@ -155,6 +156,16 @@ def _matches(record: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
     return all(str(record.get(name)) == value for name, value in filters.items())
 
 
+class LiveGrants(Protocol):
+    """The conditional-sharing grants in force (gateway/sharing/grants.py)."""
+
+    def for_request(self, agency: str, resource: str, now: datetime) -> tuple[Grant, ...]: ...
+
+    def is_live(self, grant_id: str, now: datetime) -> bool: ...
+
+    def clock(self) -> datetime: ...
+
+
 class ExchangeService:
     def __init__(
         self,
@@ -177,6 +188,8 @@ class ExchangeService:
         ttl = self.subjects.ttl_seconds
         self.parties = CaseParties(adapters, standard, ttl_seconds=ttl)
         self._locator = CaseLocator(adapters, standard, ttl_seconds=ttl)
+        # Conditional-sharing grants (set by gateway.sharing.wiring); None: no grants.
+        self.grants: LiveGrants | None = None
 
     async def handle(
         self,
@@ -293,19 +306,22 @@ class ExchangeService:
             # The entry names the case by both numbers: a regulator finds it by either.
             numbers = (("police", case.police_case_number), ("court", case.court_case_number))
             draft.case_numbers = {name: number for name, number in numbers if number}
+        grants = self.grants
+        now = datetime.now(UTC) if grants is None else grants.clock()
         access = AccessRequest(
             requester_agency=caller.agency,
             requester_kind=requester_kind,
             resource=resource.name,
             purpose=headers.purpose,
             operator_id=headers.operator_id,
-            time=datetime.now(UTC),
+            time=now,
             case_number=headers.case_number,
             case=case,
             requested_fields=fields,
             record_id=record_id,
             filters=search.filters if search else {},
             approval_reference=headers.approval_reference,
+            grants=() if grants is None else grants.for_request(caller.agency, resource.name, now),
         )
         decision = pdp.decide(access)
         draft.rule_ids = list(decision.rule_ids)
@@ -329,9 +345,32 @@ class ExchangeService:
         clearance = Clearance.for_decision(decision)
         read = _Read(self, access, decision, clearance, resource, subjects, draft, pdp)
         if record_id is not None:
-            return await read.fetch(record_id)
-        assert search is not None
-        return await read.search(search)
+            outcome = await read.fetch(record_id)
+        else:
+            assert search is not None
+            outcome = await read.search(search)
+        if decision.grant_ids:
+            self._check_grants(decision.grant_ids, draft, outcome)
+        return outcome
+
+    def _check_grants(
+        self, grant_ids: tuple[str, ...], draft: EntryDraft, outcome: _Outcome
+    ) -> None:
+        """The response and its entry name the grants it used; a grant revoked (or expired)
+        while the request was served releases nothing."""
+        draft.action = {**(draft.action or {}), "grant_ids": list(grant_ids)}
+        grants = self.grants
+        now = datetime.now(UTC) if grants is None else grants.clock()
+        ended = [g for g in grant_ids if grants is None or not grants.is_live(g, now)]
+        if ended:
+            draft.decision = Decision.DENY
+            raise Forbidden(
+                f"denied: the conditional-sharing grant {ended[0]} ended while the request "
+                "was served; nothing was released",
+                extra={"grant_ids": ended},
+            )
+        if outcome.body is not None:
+            outcome.body["grant_ids"] = list(grant_ids)
 
     async def _resolve_case(
         self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str

@@ -28,6 +28,7 @@ from pathlib import Path
 from gateway.policy.decision import (
     AccessRequest,
     CaseContext,
+    Grant,
     Outcome,
     PolicyDecisionPoint,
     RecordDecision,
@@ -46,6 +47,7 @@ __all__ = [
     "AccessRequest",
     "CaseContext",
     "CaseResult",
+    "Grant",
     "Outcome",
     "PolicyDecisionPoint",
     "PolicyDiff",

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 __all__ = [
     "AccessRequest",
     "CaseContext",
+    "Grant",
     "Outcome",
     "PolicyDecisionPoint",
     "RecordDecision",
@@ -63,6 +64,43 @@ class CaseContext:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """A live conditional-sharing grant (有条件共享), as the owning agency's reviewer approved it.
+
+    It satisfies the sharing conditions of ``fields`` of ``resource`` for exactly this scope:
+    the requester agency, the purpose, the bound case (``case_id``), the records
+    (``record_ids``; None: every record of the case) and the window ``[valid_from,
+    valid_until)``. It is never wider: see :meth:`covers`. The negative list still wins.
+    """
+
+    grant_id: str
+    requester_agency: str
+    resource: str
+    fields: frozenset[str]
+    purpose: str
+    case_id: str
+    record_ids: frozenset[str] | None
+    valid_from: datetime
+    valid_until: datetime
+
+    def covers(self, request: AccessRequest) -> bool:
+        """The request is inside this grant's scope (its case and records included).
+
+        A grant for named records covers a fetch of one of them, never a search.
+        """
+        case = request.case
+        return (
+            self.requester_agency == request.requester_agency
+            and self.resource == request.resource
+            and self.purpose == request.purpose
+            and case is not None
+            and case.case_id == self.case_id
+            and self.valid_from <= request.time < self.valid_until
+            and (self.record_ids is None or request.record_id in self.record_ids)
+        )
+
+
+@dataclass(frozen=True)
 class AccessRequest:
     requester_agency: str  # agency code, e.g. FY640104
     requester_kind: str  # agency kind, e.g. court
@@ -78,6 +116,9 @@ class AccessRequest:
     role: str | None = None
     # X-Approval-Reference: the approval a 挂牌督办 request acts under (督办批准文号).
     approval_reference: str | None = None
+    # Live conditional-sharing grants of the requester for this resource (the PDP uses only
+    # those that cover the request: Grant.covers).
+    grants: tuple[Grant, ...] = ()
 
 
 class Outcome(StrEnum):
@@ -116,6 +157,9 @@ class RequestDecision:
     # Every released record belongs to the bound case: a search may ask the upstream for
     # that case's records only.
     records_bound: bool = False
+    # Conditional-sharing grants that released a field of this decision (their ids); set for
+    # a concealed (NOT_FOUND) decision too, so that its empty page looks like any other.
+    grant_ids: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:

@@ -38,6 +38,14 @@ Semantics (the contract the exchange relies on):
    permissions found there and of its resource's (and subjects') negative-list items; see
    ``index.py``. Decisions are remembered by their inputs (``memo.py``).
 
+8. **Conditional-sharing grants** (``AccessRequest.grants``): a grant that covers the request
+   (``Grant.covers``: requester agency, resource, purpose, bound case, record id, window) counts
+   as one more permission, ``grant:<id>``, for its fields (不予共享 never), bound to its case
+   like a ``record`` case binding (the requester must be a party and the case in a stage the
+   purpose is valid in). It satisfies its fields' sharing conditions and nothing more: the
+   negative list is applied after it like after any permission. ``RequestDecision.grant_ids``
+   names the grants that released a field.
+
 ``rule_ids`` name every rule that decided: matching permissions, applied negative-list items,
 exceptions that lifted one, and for a record the record-level rules that held.
 """
@@ -59,6 +67,7 @@ from gateway.policy.cel_env import (
 )
 from gateway.policy.decision import (
     AccessRequest,
+    Grant,
     Outcome,
     PolicyDecisionPoint,
     RecordDecision,
@@ -66,7 +75,7 @@ from gateway.policy.decision import (
     SubjectRecords,
 )
 from gateway.policy.index import CompiledPermission, compile_index
-from gateway.policy.memo import decision_key
+from gateway.policy.memo import covering_grants, decision_key
 from gateway.policy.model import CaseBinding
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.records import (
@@ -78,11 +87,16 @@ from gateway.policy.render import explain_document
 from gateway.policy.screen import screen_items, screen_subjects
 from gateway.standard import Standard
 
-__all__ = ["PolicyEngine", "Trace"]
+__all__ = ["GRANT_RULE_PREFIX", "NOTHING_RELEASABLE", "PolicyEngine", "Trace"]
 
 Trace = list[dict[str, Any]]
 _NOTHING: frozenset[str] = frozenset()
 _DECISION_MEMO_SIZE = 8192
+_GRANT_PERMISSIONS_SIZE = 4096
+#: The reason of a request whose permitted fields are none of those requested.
+NOTHING_RELEASABLE = "no requested field may be released"
+#: Rule id of a grant's permission: ``grant:<grant id>`` (a policy rule id has no ``:``).
+GRANT_RULE_PREFIX = "grant:"
 
 
 class _Denied(Exception):
@@ -120,6 +134,7 @@ class PolicyEngine:
         self._decisions: dict[tuple[object, ...], tuple[RequestDecision, object]] = {}
         #: Decisions served from the memo (for tests and metrics; not synchronised).
         self.decision_memo_hits = 0
+        self._grant_permissions: dict[Grant, CompiledPermission] = {}
 
     @property
     def version(self) -> str:
@@ -196,6 +211,30 @@ class PolicyEngine:
             return f"{agency} handles no case numbered {request.case_number!r}"
         return None
 
+    def _grant_permission(self, grant: Grant) -> CompiledPermission:
+        """The permission a covering grant counts as (compiled once per grant)."""
+        compiled = self._grant_permissions.get(grant)
+        if compiled is None:
+            idx = self._index
+            shareable = idx.all_fields.get(grant.resource, _NOTHING) - idx.not_shared.get(
+                grant.resource, _NOTHING
+            )
+            compiled = CompiledPermission(
+                id=GRANT_RULE_PREFIX + grant.grant_id,
+                resource=grant.resource,
+                fields=grant.fields & shareable,
+                condition=None,
+                record_level=False,
+                valid_from=None,
+                valid_until=None,
+                binding=CaseBinding.RECORD,
+                role=None,
+            )
+            if len(self._grant_permissions) >= _GRANT_PERMISSIONS_SIZE:
+                self._grant_permissions.clear()
+            self._grant_permissions[grant] = compiled
+        return compiled
+
     def _concealed(self, res: str, check: Any, day: Any) -> bool:
         """A concealing ``deny_request`` item of ``res`` applies to the request."""
         screened = screen_items(
@@ -236,6 +275,12 @@ class PolicyEngine:
         day = request_day(request)
         candidates = idx.permissions.get((res, purpose, "A:" + request.requester_agency), ())
         candidates += idx.permissions.get((res, purpose, "K:" + kind), ())
+        granting: dict[str, str] = {}  # rule id of a grant's permission -> the grant's id
+        if request.grants:
+            for grant in covering_grants(request):
+                compiled = self._grant_permission(grant)
+                granting[compiled.id] = grant.grant_id
+                candidates += (compiled,)
         items = idx.items.get(res, ())
         attrs = _union(
             [p.condition for p in candidates if p.condition is not None], "request_attrs"
@@ -347,7 +392,7 @@ class PolicyEngine:
         permitted = frozenset((grantable & requested) - withheld_by.keys())
         withheld = frozenset(requested - permitted)
         if not permitted:
-            raise _Denied("no requested field may be released", rule_ids)
+            raise _Denied(NOTHING_RELEASABLE, rule_ids)
         record_perms = tuple(p for p in matched if p.record_level)
         conds: list[Condition] = [p.condition for p in record_perms if p.condition]
         residuals = [
@@ -409,6 +454,9 @@ class PolicyEngine:
             rules = (item.id,)
             _note(trace, item.id, "decision", outcome.value, reason)
         needed = frozenset(c.resource for c in checks if c.needs_record)
+        grant_ids = tuple(
+            granting[p.id] for p in matched if p.id in granting and p.fields & permitted
+        )
         return RequestDecision(
             outcome,
             reason,
@@ -423,6 +471,8 @@ class PolicyEngine:
             subject_resources=needed,
             needs_case_persons=reach_fields is not None,
             records_bound=records_bound,
+            # Named for a concealed request too: a concealed page has the shape of an empty one.
+            grant_ids=grant_ids,
         )
 
     # -- records -------------------------------------------------------------------------

@@ -10,9 +10,16 @@ request) or reads the request as a whole makes every decision fresh.
 from __future__ import annotations
 
 from gateway.policy.cel_env import REQUEST_ATTRIBUTES, hashable_value, request_day
-from gateway.policy.decision import AccessRequest
+from gateway.policy.decision import AccessRequest, Grant
 
-__all__ = ["CASE_KEY_FIELDS", "REQUEST_KEY_FIELDS", "REQUEST_READ_FIELDS", "decision_key"]
+__all__ = [
+    "CASE_KEY_FIELDS",
+    "GRANT_KEY_FIELDS",
+    "REQUEST_KEY_FIELDS",
+    "REQUEST_READ_FIELDS",
+    "covering_grants",
+    "decision_key",
+]
 
 #: AccessRequest fields that are part of every key.
 REQUEST_KEY_FIELDS = (
@@ -21,8 +28,14 @@ REQUEST_KEY_FIELDS = (
 )  # fmt: skip
 #: AccessRequest fields that decide only through the conditions that read them (as request
 #: attributes), or in another form: ``time`` as its day, ``filters`` by their names, ``case`` by
-#: :data:`CASE_KEY_FIELDS`.
-REQUEST_READ_FIELDS = ("time", "operator_id", "record_id", "filters", "case")
+#: :data:`CASE_KEY_FIELDS`, ``grants`` by those that cover the request (``Grant.covers``
+#: reads the time, the case and the record id: which grants cover is in the key whole).
+REQUEST_READ_FIELDS = ("time", "operator_id", "record_id", "filters", "case", "grants")
+#: Grant fields in the key: a covering grant is in the key whole (frozen, compared by value).
+GRANT_KEY_FIELDS = (
+    "grant_id", "requester_agency", "resource", "fields", "purpose", "case_id", "record_ids",
+    "valid_from", "valid_until",
+)  # fmt: skip
 #: CaseContext fields in the key (``record`` by identity).
 CASE_KEY_FIELDS = (
     "case_id", "police_case_number", "court_case_number", "handling_agencies", "stage",
@@ -56,6 +69,14 @@ def decision_key(
             frozenset(request.filters),
             request_day(request),
             tuple(hashable_value(REQUEST_ATTRIBUTES[name](request)) for name in attrs),
+            covering_grants(request),
         )
     except TypeError:  # an unhashable value: decide afresh
         return None
+
+
+def covering_grants(request: AccessRequest) -> tuple[Grant, ...]:
+    """The request's grants that cover it (``Grant.covers``), in the order given."""
+    if not request.grants:
+        return ()
+    return tuple(grant for grant in request.grants if grant.covers(request))

@@ -23,7 +23,13 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.auth.clients import ClientError, ClientService
 from gateway.auth.deps import AuditReader, ExchangeClient, PolicyAdmin, require_scope
-from gateway.auth.scopes import ALL_SCOPES, Scope, SeparationOfDutiesError, check_scope_set
+from gateway.auth.scopes import (
+    ALL_SCOPES,
+    Scope,
+    SeparationOfDutiesError,
+    check_scope_set,
+    never_combined,
+)
 from gateway.auth.tokens import Principal
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from tests.auth.fixtures import fresh_name
@@ -232,7 +238,27 @@ def test_check_scope_set() -> None:
         check_scope_set([])
     with pytest.raises(ValueError, match="unknown scope"):
         check_scope_set(["exchange", "admin"])
-    assert frozenset({"exchange", "policy:admin", "audit:read", "metrics:read"}) == ALL_SCOPES
+    assert (
+        frozenset({"exchange", "policy:admin", "audit:read", "metrics:read", "sharing:review"})
+        == ALL_SCOPES
+    )
+
+
+def test_a_reviewer_never_holds_exchange_even_when_forced() -> None:
+    # The applicant must not approve its own application: never combined, force or not.
+    for combined in (["exchange", "sharing:review"], ["exchange", "sharing:review", "audit:read"]):
+        for force in (False, True):
+            with pytest.raises(SeparationOfDutiesError, match="never held by one client"):
+                check_scope_set(combined, force=force)
+    assert never_combined(["sharing:review", "exchange"])
+    assert not never_combined(["sharing:review", "metrics:read"])
+    # sharing:review is a duty of its own: with policy:admin only when forced.
+    with pytest.raises(SeparationOfDutiesError, match="--force-combined-roles"):
+        check_scope_set(["sharing:review", "policy:admin"])
+    assert check_scope_set(["sharing:review", "metrics:read"]) == [
+        "metrics:read",
+        "sharing:review",
+    ]
 
 
 @pytest.fixture

@@ -453,6 +453,7 @@ def test_authorization_server_metadata(shared_gateway: Gateway) -> None:
         "exchange",
         "metrics:read",
         "policy:admin",
+        "sharing:review",
     ]
     # Only what is offered: no authorization endpoint, so no response type (the member itself
     # is REQUIRED by RFC 8414 §2), and no private_key_jwt client authentication.

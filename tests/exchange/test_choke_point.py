@@ -65,6 +65,18 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/admin/policies/freeze": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/explain": (frozenset({"POST"}), "policy:admin"),
     "/v1/admin/policies/versions/{version_id}/impact": (frozenset({"POST"}), "policy:admin"),
+    # Conditional sharing (issue 16): no agency data leaves here. An application resolves its
+    # case through the exchange's own lookup and asks the PDP; the grants it makes are used by
+    # the data routes above, through the PDP.
+    "/v1/sharing/applications": (frozenset({"GET", "POST"}), "exchange|sharing:review|audit:read"),
+    "/v1/sharing/applications/{app_id}": (
+        frozenset({"GET"}),
+        "exchange|sharing:review|audit:read",
+    ),
+    "/v1/sharing/applications/{app_id}/approve": (frozenset({"POST"}), "sharing:review"),
+    "/v1/sharing/applications/{app_id}/refuse": (frozenset({"POST"}), "sharing:review"),
+    "/v1/sharing/applications/{app_id}/revoke": (frozenset({"POST"}), "sharing:review"),
+    "/v1/sharing/stats": (frozenset({"GET"}), "audit:read|sharing:review"),
 }
 DATA_ROUTES = {"/v1/resources/{resource}/{record_id}", "/v1/resources/{resource}"}
 

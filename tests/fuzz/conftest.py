@@ -119,6 +119,7 @@ def fuzz_gateway(
     overrides = _exchange_overrides(agency_urls, dict(FUZZ_OVERRIDES))
     with fuzz_database() as url, started_gateway(tmp, url, **overrides) as gateway:
         gateway.register("prometheus", "ZF640000", ["metrics:read"])
+        gateway.register("court_reviewer", "FY640104", ["sharing:review"])
         yield _answer_server_errors(_register_exchange_clients(gateway))
 
 
@@ -133,4 +134,5 @@ def admin_fuzz_gateway(
         # maker-checker: a second administrator may approve the first one's candidates
         gateway.register("admin2", "ZF640000", ["policy:admin"])
         gateway.register("prometheus", "ZF640000", ["metrics:read"])
+        gateway.register("court_reviewer", "FY640104", ["sharing:review"])
         yield _answer_server_errors(_register_exchange_clients(gateway))

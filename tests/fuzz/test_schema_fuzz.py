@@ -46,6 +46,7 @@ from gateway.auth.routes import router as auth_router
 from gateway.exchange.routes import router as exchange_router
 from gateway.health.routes import router as health_router
 from gateway.policy.admin_routes import router as policy_admin_router
+from gateway.sharing.routes import router as sharing_router
 from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.exchange.conftest import EXCHANGE_CLIENTS
@@ -71,6 +72,7 @@ def _route_table() -> FastAPI:
         audit_router,
         exchange_router,
         policy_admin_router,
+        sharing_router,
     ):
         app.include_router(router)
     return app
@@ -87,8 +89,11 @@ SCOPE_HOLDERS = {
     "audit:read": ["regulator"],
     "policy:admin": ["admin"],
     "metrics:read": ["prometheus"],
+    "sharing:review": ["court_reviewer"],
 }
-ALL_CLIENTS = ["police", "court", "regulator", "admin", "prometheus", *EXCHANGE_CLIENTS]
+ALL_CLIENTS = [
+    "police", "court", "regulator", "admin", "prometheus", "court_reviewer", *EXCHANGE_CLIENTS,
+]  # fmt: skip
 
 # Requests the sample systems and the shipped policies answer with data (see
 # tests/exchange/test_exchange_api.py): client, purpose, case index, resource, record id.
@@ -494,7 +499,9 @@ def test_fuzz_with_valid_token(
         if need is not None:
             holders = sorted({c for scope in need for c in SCOPE_HOLDERS[scope]} or ALL_CLIENTS)
             client = client or data.draw(st.sampled_from(holders))
-            if op[1].endswith(("/approve", "/reject", "/rollback")):
+            if op[1].startswith(ADMIN_PREFIX) and op[1].endswith(
+                ("/approve", "/reject", "/rollback")
+            ):
                 client = "admin2"  # maker-checker: not the author of the candidates
             _authorize(case, f"Bearer {gateway.token(client)}")
         elif op == ("POST", "/oauth/token"):
@@ -727,6 +734,7 @@ SAMPLE_PATH = {
     "record_id": "C00000020",
     "index": 0,
     "version_id": "sha256:" + "0" * 64,
+    "app_id": "00000000-0000-4000-8000-000000000000",
 }
 
 
@@ -740,6 +748,7 @@ def throttled_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ) as gateway:
         gateway.register("admin2", "ZF640000", ["policy:admin"])
         gateway.register("prometheus", "ZF640000", ["metrics:read"])
+        gateway.register("court_reviewer", "FY640104", ["sharing:review"])
         yield gateway
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from sandbox.records import record_id
 from tests.conftest import Gateway
 from tests.infoflow.conftest import TALLY
-from tests.infoflow.oracle import FORBIDDEN, Ask, Oracle, RequestVerdict, present
+from tests.infoflow.oracle import FORBIDDEN, Ask, Oracle, RequestVerdict, SharingGrant, present
 from tests.infoflow.strategies import PAGES, case_header
 
 
@@ -59,8 +59,17 @@ def _check_request_refusal(verdict: RequestVerdict, response: Any) -> bool:
     return False
 
 
-def check_fetch(gw: Gateway, oracle: Oracle, ask: Ask) -> None:
-    verdict = oracle.request(ask)
+def _grant_ids(verdict: RequestVerdict) -> list[str] | None:
+    """The ``grant_ids`` a released page or record names (absent when none was used)."""
+    # A concealed request's empty page names them too: it must look like any empty page.
+    ids = list(verdict.sharing_ids) if verdict.outcome in ("allow", "not_found") else []
+    return ids or None
+
+
+def check_fetch(
+    gw: Gateway, oracle: Oracle, ask: Ask, sharing: tuple[SharingGrant, ...] = ()
+) -> None:
+    verdict = oracle.request(ask, sharing)
     headers = _headers(gw, oracle, ask)
     assert ask.record_id is not None
     response = _get(gw, f"/v1/resources/{ask.resource}/{ask.record_id}?{_query(ask)}", headers)
@@ -88,11 +97,14 @@ def check_fetch(gw: Gateway, oracle: Oracle, ask: Ask) -> None:
     assert present(body["record"]) == expected
     assert body["withheld"] == verdict.withheld
     assert body["masked"] == verdict.masked
+    assert body.get("grant_ids") == _grant_ids(verdict)
     TALLY["fetch released"] += 1
 
 
-def check_search(gw: Gateway, oracle: Oracle, ask: Ask, limit: int) -> None:
-    verdict = oracle.request(ask)
+def check_search(
+    gw: Gateway, oracle: Oracle, ask: Ask, limit: int, sharing: tuple[SharingGrant, ...] = ()
+) -> None:
+    verdict = oracle.request(ask, sharing)
     headers = _headers(gw, oracle, ask)
     response = _get(gw, f"/v1/resources/{ask.resource}?{_query(ask, limit=limit)}", headers)
     TALLY[f"search {verdict.outcome}"] += 1
@@ -109,6 +121,7 @@ def check_search(gw: Gateway, oracle: Oracle, ask: Ask, limit: int) -> None:
         # The lists come from the request alone: never from what the page holds.
         assert body["withheld"] == verdict.withheld
         assert body["masked"] == verdict.masked
+        assert body.get("grant_ids") == _grant_ids(verdict)
         records = [present(r) for r in body["records"]]
         assert len(records) <= limit
         got += records
@@ -142,6 +155,8 @@ def check_search(gw: Gateway, oracle: Oracle, ask: Ask, limit: int) -> None:
             "next_cursor": None,
             "policy_version": body["policy_version"],
         }
+        if _grant_ids(verdict):
+            empty["grant_ids"] = _grant_ids(verdict)
         assert body == empty
         TALLY["search empty, matches hidden" if hidden else "search empty"] += 1
     else:

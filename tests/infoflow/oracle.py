@@ -164,6 +164,26 @@ class Grant:
     convict_only: bool = False  # granted per record: the person must be the convict
 
 
+@dataclass(frozen=True)
+class SharingGrant:
+    """A conditional-sharing grant (有条件共享, issue 16), as the reviewer approved it.
+
+    Restated from the issue, not from the gateway: it satisfies the sharing conditions of its
+    fields (never a 不予共享 field) for its requester agency, resource and purpose, on its
+    case only (the requester a party, the case in a stage of the purpose), for its records
+    only (``record_ids``: a fetch of one of them; None: every record of the case), and no
+    wider. The negative list still applies after it.
+    """
+
+    id: str
+    agency: str
+    resource: str
+    purpose: str
+    case_index: int
+    fields: frozenset[str]
+    record_ids: frozenset[str] | None = None
+
+
 @dataclass
 class RequestVerdict:
     """``outcome``: allow, deny, not_found (concealed request) or filter_refused."""
@@ -172,6 +192,8 @@ class RequestVerdict:
     withheld: list[str] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
     grants: tuple[Grant, ...] = ()
+    # Conditional-sharing grants that released a field (their ids, in the order given).
+    sharing_ids: tuple[str, ...] = ()
     permitted: frozenset[str] = frozenset()
     masks: dict[str, str] = field(default_factory=dict)
     bound_case: str | None = None
@@ -294,7 +316,39 @@ class Oracle:
         )
         return allowed if listed == "*" else frozenset(listed) & allowed
 
-    def _grants(self, ask: Ask) -> tuple[list[Grant], list[Grant]]:
+    def _sharing(
+        self, ask: Ask, sharing: tuple[SharingGrant, ...], parties: set[str]
+    ) -> tuple[list[Grant], list[Grant]]:
+        """The conditional-sharing grants that cover the request, as permissions."""
+        grants: list[Grant] = []
+        staged: list[Grant] = []
+        if ask.case_index is None:
+            return grants, staged
+        case = self.case(ask.case_index)
+        every_condition = {
+            c for _, conditions in self.sharing[ask.resource].values() for c in conditions
+        }
+        for given in sharing:
+            if (
+                given.agency != ask.agency
+                or given.resource != ask.resource
+                or given.purpose != ask.purpose
+                or self.case(given.case_index)["case_id"] != case["case_id"]
+                or (given.record_ids is not None and ask.record_id not in given.record_ids)
+                or ask.agency not in parties
+            ):
+                continue
+            fields = self._granted_fields(ask.resource, given.fields, every_condition)
+            grant = Grant("grant:" + given.id, fields, True, False, False)
+            if case["stage"] not in self.stages[ask.purpose]:
+                staged.append(grant)
+            else:
+                grants.append(grant)
+        return grants, staged
+
+    def _grants(
+        self, ask: Ask, sharing: tuple[SharingGrant, ...] = ()
+    ) -> tuple[list[Grant], list[Grant]]:
         """(grants that match, grants bound to the case but not valid in its stage)."""
         grants: list[Grant] = []
         staged: list[Grant] = []
@@ -336,7 +390,8 @@ class Oracle:
                 staged.append(grant)
             else:
                 grants.append(grant)
-        return grants, staged
+        shared, shared_staged = self._sharing(ask, sharing, parties)
+        return grants + shared, staged + shared_staged
 
     def _masks(self, ask: Ask) -> dict[str, str]:
         if ask.resource != "person":
@@ -377,8 +432,8 @@ class Oracle:
     def _concealed_case(self, case: Mapping[str, Any] | None) -> bool:
         return case is not None and (case["secrecy_mark"] != "NONE" or case["work_secret"])
 
-    def request(self, ask: Ask) -> RequestVerdict:
-        grants, staged = self._grants(ask)
+    def request(self, ask: Ask, sharing: tuple[SharingGrant, ...] = ()) -> RequestVerdict:
+        grants, staged = self._grants(ask, sharing)
         case = None if ask.case_index is None else self.case(ask.case_index)
         ti_limited = ask.resource == "technical_investigation" and ask.purpose not in TI_PURPOSES
         if not grants and staged and (self._concealed_case(case) or ti_limited):
@@ -398,6 +453,11 @@ class Oracle:
             withheld=sorted(requested - permitted),
             masked=sorted(set(masks) & permitted),
             grants=tuple(grants),
+            sharing_ids=tuple(
+                g.id.removeprefix("grant:")
+                for g in grants
+                if g.id.startswith("grant:") and g.fields & permitted
+            ),
             permitted=permitted,
             masks=masks,
             bound_case=case["case_id"] if bound and case is not None else None,

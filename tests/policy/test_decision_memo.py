@@ -12,12 +12,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.policy import PolicyEngine
-from gateway.policy.decision import AccessRequest, CaseContext, RequestDecision
-from gateway.policy.memo import CASE_KEY_FIELDS, REQUEST_KEY_FIELDS, REQUEST_READ_FIELDS
+from gateway.policy.decision import AccessRequest, CaseContext, Grant, RequestDecision
+from gateway.policy.memo import (
+    CASE_KEY_FIELDS,
+    GRANT_KEY_FIELDS,
+    REQUEST_KEY_FIELDS,
+    REQUEST_READ_FIELDS,
+)
 from gateway.policy.records import Plan
 from gateway.standard import Standard
 from sandbox.generator import Dataset
@@ -182,3 +188,83 @@ def test_every_input_of_a_decision_is_classified_for_the_key() -> None:
     request_fields = {f.name for f in dataclasses.fields(AccessRequest)}
     assert request_fields == set(REQUEST_KEY_FIELDS) | set(REQUEST_READ_FIELDS)
     assert {f.name for f in dataclasses.fields(CaseContext)} == set(CASE_KEY_FIELDS)
+    # A grant is in the key whole, by value: every field of it, so each is classified.
+    assert {f.name for f in dataclasses.fields(Grant)} == set(GRANT_KEY_FIELDS)
+    grant = _summary_grant()
+    assert hash(grant) == hash(_summary_grant())  # by value, not by identity
+    assert grant == _summary_grant()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grant.fields = frozenset()  # type: ignore[misc]
+
+
+def _execution_request(**changes: Any) -> AccessRequest:
+    case = _case(6)
+    request = AccessRequest(
+        requester_agency="JC640104",
+        requester_kind="procuratorate",
+        resource="judgment",
+        purpose="EXECUTION_SUPERVISION",
+        operator_id="op",
+        time=datetime(2026, 12, 7, 2, tzinfo=UTC),
+        case_number=case.court_case_number,
+        case=case,
+        requested_fields=frozenset({"summary", "judgment_date"}),
+        record_id="JD0000000601",
+    )
+    return replace(request, **changes)
+
+
+def _summary_grant(**changes: Any) -> Grant:
+    grant = Grant(
+        grant_id="g1",
+        requester_agency="JC640104",
+        resource="judgment",
+        fields=frozenset({"summary"}),
+        purpose="EXECUTION_SUPERVISION",
+        case_id="C00000006",
+        record_ids=None,
+        valid_from=datetime(2026, 12, 7, tzinfo=UTC),
+        valid_until=datetime(2026, 12, 10, tzinfo=UTC),
+    )
+    return replace(grant, **changes)
+
+
+def test_each_field_of_a_grant_changes_the_decision_it_gets(
+    shipped_engine: PolicyEngine,
+) -> None:
+    engine = PolicyEngine(shipped_engine.policy_set)
+    without = engine.decide(_execution_request())
+    assert "summary" not in without.permitted_fields
+    base = _execution_request(grants=(_summary_grant(),))
+    first = engine.decide(base)
+    assert "summary" in first.permitted_fields
+    assert first.grant_ids == ("g1",)
+    assert engine.decide(base) is first
+    day = timedelta(days=1)
+    variants = {
+        "grant_id": _summary_grant(grant_id="g2"),
+        "requester_agency": _summary_grant(requester_agency="JC640105"),
+        "resource": _summary_grant(resource="indictment"),
+        "fields": _summary_grant(fields=frozenset({"summary", "verdict"})),
+        "purpose": _summary_grant(purpose="COMMUTATION_PAROLE"),
+        "case_id": _summary_grant(case_id="C00000001"),
+        "record_ids": _summary_grant(record_ids=frozenset({"JD0000000602"})),
+        "valid_from": _summary_grant(valid_from=base.time + timedelta(hours=1)),
+        "valid_until": _summary_grant(valid_until=base.time - day),
+    }
+    assert set(variants) == set(GRANT_KEY_FIELDS)
+    for what, grant in variants.items():
+        variant = replace(base, grants=(grant,))
+        decision = engine.decide(variant)
+        assert decision is not first, what
+        fresh = PolicyEngine(engine.policy_set).decide(variant)
+        assert _shape(decision) == _shape(fresh), what
+        assert decision.grant_ids == fresh.grant_ids, what
+    # A grant for named records counts for a fetch of one of them only.
+    named = replace(base, grants=(_summary_grant(record_ids=frozenset({"JD0000000601"})),))
+    assert engine.decide(named).grant_ids == ("g1",)
+    assert engine.decide(replace(named, record_id="JD0000000602")).grant_ids == ()
+    assert engine.decide(replace(named, record_id=None)).grant_ids == ()
+    # Outside its window (the request's own time decides, not the day).
+    late = replace(base, time=datetime(2026, 12, 10, tzinfo=UTC))
+    assert "summary" not in engine.decide(late).permitted_fields

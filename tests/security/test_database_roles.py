@@ -112,6 +112,9 @@ def test_d01b_the_owner_runs_the_migrations_and_the_role_owns_nothing(
         assert {p for t, p in privileges if t == table} == {"SELECT", "INSERT"}, table
     assert {p for t, p in privileges if t == "audit_tree_head"} == {"SELECT", "UPDATE"}
     assert {p for t, p in privileges if t == "oauth_clients"} == {"SELECT", "INSERT", "UPDATE"}
+    # Conditional sharing: answered and revoked, never deleted.
+    for table in ("sharing_applications", "sharing_grants"):
+        assert {p for t, p in privileges if t == table} == {"SELECT", "INSERT", "UPDATE"}, table
 
 
 # D2
