@@ -180,7 +180,7 @@ def test_w09b_oversize_header_values_reach_no_parser_unchecked(sec: Gateway) -> 
 def test_w10_the_launcher_pins_the_strict_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """W1-W9 hold for httptools; uvicorn's pure-Python h11 parser answers a hidden request
     behind Transfer-Encoding + Content-Length. ``gateway serve`` must keep httptools."""
-    from gateway import cli
+    from gateway import cli_commands as cli
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(cli.uvicorn, "run", lambda *a, **kw: seen.update(kw))
