@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import create_db_engine, make_session_factory
 from gateway.migrate import upgrade
+from gateway.standard import Standard, load_standard
 from tests.conftest import make_settings
+from tests.standard.conftest import STANDARD_DIR
+
+
+@pytest.fixture(scope="session")
+def standard() -> Standard:
+    return load_standard(STANDARD_DIR)
 
 
 @pytest.fixture
