@@ -55,6 +55,9 @@ class AuditKind(StrEnum):
     ANONYMOUS = "anonymous"
     # Client registrations by the operator's CLI.
     CLIENT_ADMIN = "client_admin"
+    # A delivery's events (协同办案): created, push attempts, delivered, answered, extended,
+    # failed; one entry per event, its index in the delivery's events.
+    DELIVERY = "delivery"
 
 
 class Decision(StrEnum):
