@@ -2,7 +2,8 @@
 
 Contract of :func:`check_delivery_kind`: it appends one located :class:`StandardProblem` per
 broken reference and returns nothing. Checked: sender, recipient and copy agency kinds exist;
-the carried ``resource`` exists; each purpose exists and is bound to a case (``needs_case``);
+the carried ``resource`` exists; each purpose (a sender's or a recipient's) exists and is bound
+to a case (``needs_case``);
 ``on_accept_stage`` is a code of table
 ``case_stage``; a limit ``counted_from`` a record field names a single ``date`` field of the
 carried resource.
@@ -62,14 +63,18 @@ def check_delivery_kind(
     resource = resources.get(kind.resource)
     if resource is None:
         problems.append(doc.problem(("resource",), f"unknown resource type {kind.resource!r}"))
-    for sender, code in kind.purposes.items():
-        purpose = purposes.get(code)
-        if purpose is None:
-            problems.append(doc.problem(("purposes", sender), f"unknown purpose {code!r}"))
-        elif not purpose.needs_case:
-            problems.append(
-                doc.problem(("purposes", sender), f"purpose {code!r} is not bound to a case")
-            )
+    for key, mapping in (
+        ("purposes", kind.purposes),
+        ("recipient_purposes", kind.recipient_purposes),
+    ):
+        for agency_kind, code in mapping.items():
+            purpose = purposes.get(code)
+            if purpose is None:
+                problems.append(doc.problem((key, agency_kind), f"unknown purpose {code!r}"))
+            elif not purpose.needs_case:
+                problems.append(
+                    doc.problem((key, agency_kind), f"purpose {code!r} is not bound to a case")
+                )
     stage = kind.on_accept_stage
     if stage is not None and stages is not None and stage not in stages:
         problems.append(

@@ -4,8 +4,10 @@ Contracts:
 
 * A :class:`DeliveryKind` says which agency kinds send it (``senders``) to which agency kinds
   (``recipients``, plus ``copies`` 抄送), the resource type it carries (``resource``), the
-  purpose each sender kind sends it under (``purposes``), its attachments, the answers the
-  recipient may give, and its statutory time limit with the legal basis.
+  purpose each sender kind sends it under (``purposes``) and each recipient kind receives it
+  under (``recipient_purposes``; the policy decision for the recipient is made for that
+  purpose), its attachments, the answers the recipient may give, and its statutory time limit
+  with the legal basis.
 * A time limit's ``quote`` is the article's own words; the model checks that the period, written
   the way the law writes it (``七日``, ``一个月``, ``十五日``), appears in the quote, and that
   ``basis`` names one article (``刑事诉讼法 第91条`` or ``... 第172条第1款``) of a known law.
@@ -202,6 +204,7 @@ class DeliveryKind(_Frozen):
     copies: tuple[_Name, ...] = ()
     resource: _Name
     purposes: dict[_Name, _Code] = Field(min_length=1)
+    recipient_purposes: dict[_Name, _Code] = Field(default_factory=dict)
     attachments: AttachmentRule | None = None
     answers: tuple[Answer, ...] = Field(min_length=1)
     time_limit: TimeLimit | None = None
@@ -222,6 +225,8 @@ class DeliveryKind(_Frozen):
             raise ValueError("an agency kind is both a recipient and a copy")
         if set(self.purposes) != set(self.senders):
             raise ValueError("purposes names one purpose for each sender kind, and no other")
+        if not set(self.recipient_purposes) <= set(self.recipients) | set(self.copies):
+            raise ValueError("recipient_purposes names only recipient and copy kinds")
         if self.related_limits and self.time_limit is None:
             raise ValueError("related_limits need a time_limit")
         return self
@@ -229,6 +234,13 @@ class DeliveryKind(_Frozen):
     def purpose_for(self, sender_kind: str) -> str:
         """The purpose a sender of ``sender_kind`` sends this kind under; ``KeyError`` if none."""
         return self.purposes[sender_kind]
+
+    def recipient_purpose(self, recipient_kind: str) -> str | None:
+        """The purpose a recipient (or copy) of ``recipient_kind`` receives this kind under.
+
+        ``None``: the standard declares none yet, and the kind cannot go to that kind.
+        """
+        return self.recipient_purposes.get(recipient_kind)
 
     @property
     def limits(self) -> tuple[TimeLimit, ...]:
