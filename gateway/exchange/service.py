@@ -333,6 +333,13 @@ class ExchangeService:
         assert search is not None
         return await read.search(search)
 
+    async def case_context(
+        self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str
+    ) -> CaseContext | None:
+        """The case ``case_number`` as the policy sees it for ``agency`` acting for ``purpose``
+        (None if unknown); an upstream failure is a 502/504 problem noted in ``draft``."""
+        return await self._resolve_case(case_number, draft, agency, purpose)
+
     async def _resolve_case(
         self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str
     ) -> CaseContext | None:

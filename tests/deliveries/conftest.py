@@ -40,3 +40,9 @@ def _migrated(database_url: str, tmp_path: Path) -> Iterator[sessionmaker[Sessio
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+# The HTTP tests use the exchange tests' gateway wired to the five sample agency systems.
+from tests.exchange.conftest import agency_urls, dataset, exchange_gateway  # noqa: E402
+
+__all__ = ["agency_urls", "dataset", "exchange_gateway"]
