@@ -31,10 +31,15 @@ _HEADERS: list[dict[str, Any]] = [
     {"name": "X-Operator-Id", "in": "header", "required": True, "schema": {"type": "string"}},
     {"name": "X-Case-Number", "in": "header", "required": False, "schema": {"type": "string"}},
 ]
-_AUDIT = {"X-Audit-Index": {"required": True, "schema": {"type": "integer", "minimum": 0}}}
+_AUDIT: dict[str, Any] = {
+    "X-Audit-Index": {
+        "description": "index of this request's audit entry (your receipt)",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 _COMMON = {
     400: "missing or malformed header",
-    401: "invalid token",
     403: "missing scope, or refused by policy",
     404: "no such delivery available to you",
     422: "malformed body or query, naming the field",
@@ -42,8 +47,14 @@ _COMMON = {
 }
 
 
-def _responses(extra: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+def _responses(extra: dict[int, str], ok: int = 200) -> dict[int | str, dict[str, Any]]:
+    # As the exchange routes: a 401 whose token names no client has no entry of its own.
     return {
+        ok: {"headers": _AUDIT},
+        **problem_responses(
+            {401: "invalid token (X-Audit-Index when the token names a client)"},
+            headers={"X-Audit-Index": {**_AUDIT["X-Audit-Index"], "required": False}},
+        ),
         **problem_responses({**_COMMON, **extra}, headers=_AUDIT),
         **problem_responses({503: "the audit log cannot record the request; nothing done"}),
     }
@@ -58,7 +69,15 @@ def _service(request: Request) -> DeliveryService:
     "/v1/deliveries",
     summary="Send a delivery (送达) to another agency",
     status_code=201,
-    responses=_responses({409: "Idempotency-Key used with another body", 502: "upstream"}),
+    responses=_responses(
+        {
+            409: "Idempotency-Key used with another body",
+            413: "an attachment is too large",
+            502: "the case's owner system failed",
+            504: "the case's owner system did not answer in time",
+        },
+        ok=201,
+    ),
     openapi_extra={
         "parameters": [
             *_HEADERS,
