@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from gateway.audit.checkpoint import parse_verifier
 from gateway.audit.service import AuditService
+from gateway.audit.writer import AuditUnavailable
 from gateway.deliveries.models import Delivery, DeliveryEvent, DeliveryIdempotency
 from gateway.deliveries.receipts import open_receipt
 from sandbox.generator import Dataset
@@ -337,3 +338,32 @@ def test_listing_pages_and_rejects_bad_queries(gw: Gateway, dataset: Dataset) ->
         bad = gw.client.get(f"/v1/deliveries?{query}", headers=headers)
         assert bad.status_code == 422, (query, bad.text)
         assert bad.json()["errors"][0]["field"] == name
+
+
+def test_nothing_is_stored_or_answered_when_the_audit_log_is_down(
+    gw: Gateway, dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
+
+    async def down(draft: Any) -> int:
+        raise AuditUnavailable("down")
+
+    monkeypatch.setattr(runtime.deliveries.audit, "append", down)
+    response = _send(gw, dataset, _body(dataset))
+    assert response.status_code == 503, response.text
+    assert "X-Audit-Index" not in response.headers
+    assert _counts(gw) == (0, 0, 0)
+    monkeypatch.undo()
+    created = _send(gw, dataset, _body(dataset))
+    assert created.status_code == 201, created.text
+    monkeypatch.setattr(runtime.deliveries.audit, "append", down)
+    url = f"/v1/deliveries/{created.json()['id']}/receipt"
+    answered = gw.client.post(
+        url, json={"decision": "accepted"}, headers=_headers(gw, "court", "TRIAL", None)
+    )
+    assert answered.status_code == 503
+    monkeypatch.undo()
+    seen = gw.client.get(
+        f"/v1/deliveries/{created.json()['id']}", headers=_headers(gw, "court", "TRIAL", None)
+    )
+    assert (seen.json()["status"], seen.json()["receipt"]) == ("pending", None)
