@@ -14,7 +14,9 @@ rules of the permissions list (:meth:`PolicyEngine.decide_delivery`, 403), a rep
 (the same delivery again, 201) or its conflict (409), then the content decided for the
 recipient as a read by it (:func:`gateway.deliveries.recipient.check_for_recipient`: refused
 with the field named, never stripped, 403), then the deadline (422 naming the date field).
-``record_id`` (fetching the sender's own record through its adapter) is not built: 422.
+``record_id``: the sender's own record, fetched from its agency's system only if the sender's
+kind keeps that resource, the sender handles the case and the recipient may read such records
+(:meth:`DeliveryService._own_record`); then checked as an inline record.
 
 A delivery the caller's agency neither sent nor receives answers the same 404 as a missing one.
 """
@@ -62,7 +64,7 @@ from gateway.errors import (
 from gateway.exchange.request import ExchangeHeaders, parse_headers
 from gateway.exchange.service import ExchangeService
 from gateway.observability.context import current_request_id
-from gateway.policy.decision import AccessRequest
+from gateway.policy.decision import AccessRequest, CaseContext
 from gateway.policy.follower import PolicyHolder
 from gateway.standard import Standard
 
@@ -237,13 +239,12 @@ class DeliveryService:
             draft.action = {**draft.action, "event": "replayed", "delivery": replay["id"]}
             draft.record_ids = [replay["id"]]
             return Answer(201, replay, {"Location": f"/v1/deliveries/{replay['id']}"})
-        if parsed.record is None:
-            raise UnprocessableContent(
-                "record_id: fetching the sender's record is not available yet; send it inline",
-                [{"field": "record_id", "reason": "not available yet: send record inline"}],
-            )
-        record = parsed.record
-        await self._check_content(parsed, record, headers, purpose, draft)
+        case = await self.exchange.case_context(headers.case_number, draft, recipient.code, purpose)
+        if parsed.record is not None:
+            record = parsed.record
+        else:
+            record = await self._own_record(parsed, headers, case, purpose, draft)
+        await self._check_content(parsed, record, headers, case, purpose, draft)
         now = self.clock()
         due = parsed.deadline(record, now)
         content = parsed.content(record)
@@ -305,30 +306,97 @@ class DeliveryService:
             assert found is not None
             return delivery_document(found, repo.events(found.id))
 
-    async def _check_content(
+    def _access(
         self,
         parsed: DeliveryRequest,
-        record: dict[str, Any],
+        fields: frozenset[str] | None,
+        record_id: str | None,
         headers: ExchangeHeaders,
+        case: CaseContext | None,
         purpose: str,
-        draft: EntryDraft,
-    ) -> None:
-        """The choke point: the content decided for the recipient, as a read by it."""
-        recipient = parsed.recipient
-        resource = self.standard.resource(parsed.kind.resource)
-        case = await self.exchange.case_context(headers.case_number, draft, recipient.code, purpose)
-        id_value = record.get(resource.id_field)
-        access = AccessRequest(
-            requester_agency=recipient.code,
-            requester_kind=recipient.kind,
-            resource=resource.name,
+    ) -> AccessRequest:
+        """The recipient's read of the delivered record, as the policy decides it."""
+        return AccessRequest(
+            requester_agency=parsed.recipient.code,
+            requester_kind=parsed.recipient.kind,
+            resource=parsed.kind.resource,
             purpose=purpose,
             operator_id=headers.operator_id,
             time=self.clock(),
             case_number=headers.case_number,
             case=case,
-            requested_fields=frozenset(record),
-            record_id=id_value if isinstance(id_value, str) else None,
+            requested_fields=fields,
+            record_id=record_id,
+        )
+
+    async def _own_record(
+        self,
+        parsed: DeliveryRequest,
+        headers: ExchangeHeaders,
+        case: CaseContext | None,
+        purpose: str,
+        draft: EntryDraft,
+    ) -> dict[str, Any]:
+        """``record_id``: the sender's own record of the case, from its agency's system.
+
+        Asked for only if the sender's kind owns the resource and the sender handles the case,
+        and the recipient may read such a record at all (else nothing is fetched); the record
+        must belong to the case, and is then checked as an inline one.
+        """
+        resource = self.standard.resource(parsed.kind.resource)
+        record_id = parsed.record_id
+        assert record_id is not None
+        if resource.owner != parsed.sender.kind:
+            raise UnprocessableContent(
+                f"record_id: {resource.name} records are kept by {resource.owner} agencies; "
+                "send the record inline",
+                [{"field": "record_id", "reason": f"not a {parsed.sender.kind} resource"}],
+            )
+        if case is None or parsed.sender.code not in case.handling_agencies:
+            raise Forbidden(f"{parsed.sender.code} does not handle the case named in X-Case-Number")
+        access = self._access(parsed, None, record_id, headers, case, purpose)
+        decision = self.policy.current.decide(access)
+        if not decision.allowed:
+            draft.rule_ids = sorted({*draft.rule_ids, *decision.rule_ids})
+            raise Forbidden(
+                f"{parsed.recipient.code} may not receive this {resource.name} for {purpose}: "
+                f"{decision.reason}",
+                extra={"rule_ids": list(decision.rule_ids)},
+            )
+        found = await self.exchange.fetch_for_delivery(resource, record_id, decision, draft)
+        if found is None:
+            raise UnprocessableContent(
+                f"record_id: your agency's system has no {resource.name} {record_id}",
+                [{"field": "record_id", "reason": "no such record in your agency's system"}],
+            )
+        if found.get("case_id") not in (None, case.case_id):
+            raise UnprocessableContent(
+                "record_id: the record belongs to another case",
+                [{"field": "record_id", "reason": "not a record of the case in X-Case-Number"}],
+            )
+        record = parsed.checked_record(self.standard, dict(found))
+        parsed.deadline(record, self.clock())
+        return record
+
+    async def _check_content(
+        self,
+        parsed: DeliveryRequest,
+        record: dict[str, Any],
+        headers: ExchangeHeaders,
+        case: CaseContext | None,
+        purpose: str,
+        draft: EntryDraft,
+    ) -> None:
+        """The choke point: the content decided for the recipient, as a read by it."""
+        resource = self.standard.resource(parsed.kind.resource)
+        id_value = record.get(resource.id_field)
+        access = self._access(
+            parsed,
+            frozenset(record),
+            id_value if isinstance(id_value, str) else None,
+            headers,
+            case,
+            purpose,
         )
         pdp = self.policy.current
         decision = pdp.decide(access)

@@ -7,6 +7,7 @@ of a case at trial to the court that handles it, inline.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -244,7 +245,9 @@ def test_a_recipient_outside_the_case_is_refused(gw: Gateway, dataset: Dataset) 
         ({"attachments": [{"name": "a.pdf", "media_type": "application/pdf",
                            "content_base64": "aGVsbG8="}]}, 422, "attachments"),
         ({"surprise": 1}, 422, "surprise"),
-        ({"record_id": "IN0000002001", "record": ...}, 422, "record_id"),
+        ({"record_id": "IN0000009999", "record": ...}, 422, "record_id"),
+        ({"record_id": "IN0000002101", "record": ...}, 422, "record_id"),
+        ({"record_id": "bad id!", "record": ...}, 422, "record_id"),
         ({"kind": "arrest_request"}, 403, ""),
     ],
 )  # fmt: skip
@@ -367,3 +370,20 @@ def test_nothing_is_stored_or_answered_when_the_audit_log_is_down(
         f"/v1/deliveries/{created.json()['id']}", headers=_headers(gw, "court", "TRIAL", None)
     )
     assert (seen.json()["status"], seen.json()["receipt"]) == ("pending", None)
+
+
+def test_a_delivery_by_record_id_carries_the_senders_own_record(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    body = {"kind": "indictment", "to_agency": "FY640104", "record_id": "IN0000002001"}
+    created = _send(gw, dataset, body, key="by-id")
+    assert created.status_code == 201, created.text
+    inline = orjson.dumps({"record": _indictment(dataset), "attachments": []},
+                          option=orjson.OPT_SORT_KEYS)  # fmt: skip
+
+    assert created.json()["content_sha256"] == hashlib.sha256(inline).hexdigest()
+    # Another procuratorate, which does not handle the case, gets nothing fetched.
+    gw.register("jc_other", "JC640105", ["exchange"])
+    refused = _send(gw, dataset, body, key="by-id", client="jc_other")
+    assert refused.status_code == 403, refused.text
+    assert _counts(gw) == (1, 1, 1)
