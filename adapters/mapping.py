@@ -13,6 +13,14 @@ Values that do not translate are passed through unchanged (an unknown code stays
 the native code) so that standard validation names the field and refuses the
 record, instead of the mapping silently guessing. A value that cannot be parsed
 at all (a date that is not a date) raises :class:`MappingError`.
+
+The write mapping (standard → native, for deliveries pushed to an agency) is the same
+declaration read backwards: :meth:`CompiledResourceMap.to_native` renders each standard field
+at its native path (``a.b`` nests objects, ``a[].b`` fills a list of objects by position), with
+codes, date formats, flags and ``split`` lists turned back into native values. Reading what it
+writes gives the record back (tests/adapters/test_write_mapping.py checks this for every
+resource of every sample agency). Two fields writing different values at one native path raise
+:class:`MappingError`.
 """
 
 from __future__ import annotations
@@ -111,6 +119,14 @@ class _CompiledField:
     source: str
     convert: Converter
     to_native: Converter
+    write: Converter
+
+
+def _joiner(separator: str) -> Converter:
+    def join(value: Any) -> Any:
+        return separator.join(str(v) for v in value) if isinstance(value, list) else value
+
+    return join
 
 
 def _each(step: Converter) -> Converter:
@@ -188,7 +204,37 @@ def _compile_field(name: str, spec: FieldMapConfig) -> _CompiledField:
             value = step(value)
         return value
 
-    return _CompiledField(name, spec.source, convert, to_native)
+    # Writing a whole value: every reverse step on each item of a list, then a split list joined.
+    writes = [_each(step) for step in reversed(reverse)]
+    if spec.split is not None:
+        writes.append(_joiner(spec.split))
+
+    def write(value: Any) -> Any:
+        for step in writes:
+            value = step(value)
+        return value
+
+    return _CompiledField(name, spec.source, convert, to_native, write)
+
+
+def _set_path(target: dict[str, Any], path: str, value: Any) -> bool:
+    """Put ``value`` at ``path`` in ``target``; ``False`` if another value is already there."""
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        key = head[:-2]
+        items = value if isinstance(value, list) else [value]
+        if not rest:
+            return bool(target.setdefault(key, items) == items)
+        slots = target.setdefault(key, [])
+        if not isinstance(slots, list):
+            return False
+        while len(slots) < len(items):
+            slots.append({})
+        return all(_set_path(slot, rest, item) for slot, item in zip(slots, items, strict=False))
+    if not rest:
+        return bool(target.setdefault(head, value) == value)
+    child = target.setdefault(head, {})
+    return isinstance(child, dict) and _set_path(child, rest, value)
 
 
 class CompiledResourceMap:
@@ -223,6 +269,22 @@ class CompiledResourceMap:
                     field_name=compiled.name,
                 ) from exc
         return record
+
+    def to_native(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The write mapping: ``record`` (standard form) as the agency's native record."""
+        native: dict[str, Any] = {}
+        for compiled in self.fields:
+            value = record.get(compiled.name)
+            if value is None:
+                continue
+            if not _set_path(native, compiled.source, compiled.write(value)):
+                raise MappingError(
+                    self.agency,
+                    f"{self.resource}.{compiled.name}: native {compiled.source} already holds "
+                    "another value",
+                    field_name=compiled.name,
+                )
+        return native
 
     def native_filter(self, field_name: str, value: str) -> str:
         """A standard filter value rendered as the agency expects it (codes, date format)."""

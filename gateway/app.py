@@ -32,6 +32,9 @@ from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
+from gateway.deliveries.receipts import load_receipt_signer
+from gateway.deliveries.routes import router as deliveries_router
+from gateway.deliveries.service import DeliveryService
 from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
@@ -141,6 +144,15 @@ def _runtime_on(
         ),
         case_owner=standard.resource("case").owner,
     )
+    exchange = ExchangeService(
+        standard=standard,
+        policy=policy,
+        adapters=adapters,
+        audit=audit_writer,
+        cursors=cursors,
+        search_upstream_calls=settings.search_upstream_calls,
+        subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
+    )
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -182,16 +194,14 @@ def _runtime_on(
         ),
         policy_imported=started.imported,
         adapters=adapters,
-        exchange=ExchangeService(
+        exchange=exchange,
+        deliveries=DeliveryService(
             standard=standard,
             policy=policy,
-            adapters=adapters,
+            exchange=exchange,
             audit=audit_writer,
-            cursors=cursors,
-            search_upstream_calls=settings.search_upstream_calls,
-            subjects=SubjectResolver(
-                adapters, standard, ttl_seconds=settings.subject_cache_seconds
-            ),
+            factory=factory,
+            signer=_receipt_signer(settings),
         ),
         anonymous=AnonymousRequests(audit_writer, interval_s=interval, max_keys=max_keys),
         token_failures=FailedTokenRequests(
@@ -204,6 +214,18 @@ def _runtime_on(
     )
     attach_sharing(runtime)
     return runtime
+
+
+def _receipt_signer(settings: Settings) -> Callable[[], CheckpointSigner]:
+    """The delivery receipt key, made on first use (data_dir/keys/receipt.key)."""
+    loaded: list[CheckpointSigner] = []
+
+    def signer() -> CheckpointSigner:
+        if not loaded:
+            loaded.append(load_receipt_signer(settings.data_dir, settings.audit_origin))
+        return loaded[0]
+
+    return signer
 
 
 def load_audit_criteria_key(settings: Settings) -> bytes:
@@ -403,6 +425,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(policy_admin_router)
     app.include_router(sharing_router)
+    app.include_router(deliveries_router)
     install_docs(app)
     app.add_middleware(
         GatewayMiddleware,

@@ -3,10 +3,11 @@
 On PostgreSQL the migrations run as the tables' **owner** (``GATEWAY_MIGRATION_DATABASE_URL``,
 default ``GATEWAY_DATABASE_URL``) and the gateway runs as an **application role** that
 :func:`grant_application_role` gives exactly what it needs: SELECT and INSERT on the audit and
-policy tables, UPDATE on the audit tree head alone (which the database checks on every
-update), SELECT/INSERT/UPDATE on the client registry and on the conditional-sharing
-applications and grants; never DELETE, TRUNCATE, ALTER or
-ownership. Only the owner can drop or disable the triggers.
+policy tables and the delivery events and idempotency keys, UPDATE on the audit tree
+head alone (which the database checks on every update), SELECT/INSERT/UPDATE on the client
+registry, the conditional-sharing applications and grants, the deliveries and their
+outbox; never DELETE, TRUNCATE, ALTER or ownership. Only the owner can drop or disable the
+triggers.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ APPEND_ONLY_TABLES = (
     "policy_proposals",
     "policy_reviews",
     "policy_publications",
+    "delivery_events",
+    "delivery_idempotency",
 )
 _GRANTS = {
     **dict.fromkeys(APPEND_ONLY_TABLES, "SELECT, INSERT"),
@@ -49,6 +52,9 @@ _GRANTS = {
     # Conditional sharing: applications are answered, grants revoked or marked expired.
     "sharing_applications": "SELECT, INSERT, UPDATE",
     "sharing_grants": "SELECT, INSERT, UPDATE",
+    # A delivery's status, deadline, answer and receipt change; the outbox row records attempts.
+    "deliveries": "SELECT, INSERT, UPDATE",
+    "delivery_outbox": "SELECT, INSERT, UPDATE",
     "alembic_version": "SELECT",
 }
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -9,6 +9,12 @@ from gateway.audit.models import (
 )
 from gateway.auth.models import OAuthClient
 from gateway.db import Base
+from gateway.deliveries.models import (
+    Delivery,
+    DeliveryEvent,
+    DeliveryIdempotency,
+    DeliveryOutbox,
+)
 from gateway.policy.store import PolicyPublication, PolicyVersion
 from gateway.sharing.models import SharingApplication, SharingGrant
 
@@ -19,6 +25,10 @@ __all__ = [
     "AuditRuleHit",
     "AuditTreeHead",
     "Base",
+    "Delivery",
+    "DeliveryEvent",
+    "DeliveryIdempotency",
+    "DeliveryOutbox",
     "OAuthClient",
     "PolicyPublication",
     "PolicyVersion",

@@ -26,6 +26,7 @@ from gateway.auth.passwords import SecretChecker
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.deliveries.service import DeliveryService
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.observability.metrics import GatewayMetrics
@@ -59,6 +60,7 @@ class Runtime:
     policy_admin: PolicyAdministration
     adapters: AgencyAdapters
     exchange: ExchangeService
+    deliveries: DeliveryService
     anonymous: AnonymousRequests
     token_failures: FailedTokenRequests
     secret_checker: SecretChecker

@@ -57,6 +57,9 @@ class AuditKind(StrEnum):
     CLIENT_ADMIN = "client_admin"
     # Conditional sharing: apply, approve, refuse, revoke, expire (and their refusals).
     SHARING = "sharing"
+    # A delivery's events (协同办案): created, push attempts, delivered, answered, extended,
+    # failed; one entry per event, its index in the delivery's events.
+    DELIVERY = "delivery"
 
 
 class Decision(StrEnum):

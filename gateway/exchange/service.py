@@ -372,6 +372,39 @@ class ExchangeService:
         if outcome.body is not None:
             outcome.body["grant_ids"] = list(grant_ids)
 
+    async def case_context(
+        self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str
+    ) -> CaseContext | None:
+        """The case ``case_number`` as the policy sees it for ``agency`` acting for ``purpose``
+        (None if unknown); an upstream failure is a 502/504 problem noted in ``draft``."""
+        return await self._resolve_case(case_number, draft, agency, purpose)
+
+    async def fetch_for_delivery(
+        self, resource: ResourceType, record_id: str, decision: RequestDecision, draft: EntryDraft
+    ) -> Mapping[str, Any] | None:
+        """A sender's own record for a delivery (``record_id``), from its agency's system.
+
+        Cleared by the RECIPIENT's allowing decision: the record goes nowhere but to the
+        recipient, and only after :func:`gateway.deliveries.recipient.check_for_recipient`
+        finds it reaches it whole. Validated against the standard (502 if it breaks it);
+        None if the system has no such record.
+        """
+        clearance = Clearance.for_decision(decision)
+        call = UpstreamCall()
+        try:
+            record = await self._adapters.fetch(
+                clearance, resource.owner, resource.name, record_id, call
+            )
+        except AdapterError as exc:
+            _note_upstream_failure(draft, exc, call.latency_us)
+            if exc.category in _RECORD_SPECIFIC:
+                return None
+            raise _upstream_problem(exc) from exc
+        draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
+        if record is not None:
+            self.validate(resource, [record])
+        return record
+
     async def _resolve_case(
         self, case_number: str | None, draft: EntryDraft, agency: str, purpose: str
     ) -> CaseContext | None:

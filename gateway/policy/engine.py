@@ -74,6 +74,7 @@ from gateway.policy.decision import (
     RequestDecision,
     SubjectRecords,
 )
+from gateway.policy.deliveries import DeliveryDecision, decide_delivery
 from gateway.policy.index import CompiledPermission, compile_index
 from gateway.policy.memo import covering_grants, decision_key
 from gateway.policy.model import CaseBinding
@@ -154,6 +155,11 @@ class PolicyEngine:
     def cel_memo_hits(self) -> int:
         """Condition results served from the memo instead of running CEL."""
         return self._memo.hits
+
+    def decide_delivery(self, sender_kind: str, recipient_kind: str, kind: str) -> DeliveryDecision:
+        """May ``sender_kind`` send delivery ``kind`` to ``recipient_kind``? The delivery rules
+        of the set in force (:func:`gateway.policy.deliveries.decide_delivery`)."""
+        return decide_delivery(self._policy_set, sender_kind, recipient_kind, kind)
 
     # -- request -------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ Layout of ``policies_dir`` (the loader reads ``standard/``, ``permissions/`` and
 ``negative_list/``; ``tests/`` and ``schema/`` are not part of the policy set)::
 
     standard/        the unified standard (gateway.standard.load_standard)
-    permissions/     **/*.yaml, each ``{description?, permissions: [...]}``
+    permissions/     **/*.yaml, each ``{description?, permissions?: [...], deliveries?: [...]}``
+                     (at least one of the two lists; ``deliveries``: who may send which
+                     delivery kinds to whom, :class:`~gateway.policy.model.DeliveryPermission`)
     negative_list/   **/*.yaml, each ``{description?, negative_list: [...]}``
 
 Contract of :func:`load_policy_set`: it returns a fully validated policy set or raises
@@ -20,6 +22,8 @@ Errors carry file:line:column (of the offending YAML node) and the rule id:
   name has a condition it satisfies (``"*"`` grants only the 有条件 fields it satisfies);
 * CEL conditions that do not compile or fail the static checks of
   :func:`gateway.policy.cel_env.compile_condition` (unknown ``record.<field>`` …);
+* delivery rules naming an unknown agency kind or delivery kind, a sender or recipient kind
+  the delivery kind does not declare, or a recipient kind it declares no purpose for;
 * duplicate ids across all files (permissions, items and exceptions share one namespace).
 
 Then :func:`gateway.policy.checks.run_static_checks` runs; its findings are warnings kept on
@@ -44,7 +48,13 @@ from pydantic import BaseModel, ValidationError
 from gateway.policy.cel_env import Condition, ConditionError, compile_condition
 from gateway.policy.checks import run_static_checks
 from gateway.policy.errors import PolicyError, PolicyProblem
-from gateway.policy.model import ALL_RESOURCES, Action, NegativeItem, Permission
+from gateway.policy.model import (
+    ALL_RESOURCES,
+    Action,
+    DeliveryPermission,
+    NegativeItem,
+    Permission,
+)
 from gateway.policy.policy_set import PolicySet, RuleLocation
 from gateway.standard import ResourceType, SharingClass, Standard, StandardError, load_standard
 from gateway.standard._yaml import YamlDocument, YamlPath, read_yaml
@@ -78,6 +88,7 @@ class _Loader:
         self.problems: list[PolicyProblem] = []
         self.permissions: list[Permission] = []
         self.items: list[NegativeItem] = []
+        self.deliveries: list[DeliveryPermission] = []
         self.conditions: dict[str, Condition] = {}
         self.locations: dict[str, RuleLocation] = {}
         self._fields = {r.name: frozenset(r.field_names) for r in standard.resources}
@@ -124,11 +135,16 @@ class _Loader:
         if not isinstance(data, dict):
             self._problem(doc, (), "expected a mapping at the top level", "schema", None)
             return
+        lists = (section, "deliveries") if section == "permissions" else (section,)
         for key in data:
-            if key not in (section, "description"):
+            if key not in (*lists, "description"):
                 self._problem(doc, (key,), f"unknown top-level key {key!r}", "schema", None)
         if "description" in data and not isinstance(data["description"], str):
             self._problem(doc, ("description",), "description must be text", "schema", None)
+        if "deliveries" in lists and "deliveries" in data:
+            self._deliveries(doc, data["deliveries"])
+            if section not in data:
+                return
         rules = data.get(section)
         if not isinstance(rules, list):
             self._problem(doc, (section,), f"{section!r} must be a list of rules", "schema", None)
@@ -140,6 +156,17 @@ class _Loader:
                 self._permission(doc, (section, i), parsed)
             elif isinstance(parsed, NegativeItem):
                 self._item(doc, (section, i), parsed)
+
+    def _deliveries(self, doc: YamlDocument, rules: object) -> None:
+        if not isinstance(rules, list):
+            self._problem(
+                doc, ("deliveries",), "'deliveries' must be a list of rules", "schema", None
+            )
+            return
+        for i, raw in enumerate(rules):
+            parsed = self._validate(doc, ("deliveries", i), raw, DeliveryPermission)
+            if isinstance(parsed, DeliveryPermission):
+                self._delivery(doc, ("deliveries", i), parsed)
 
     # -- cross-references ----------------------------------------------------------------
 
@@ -296,6 +323,49 @@ class _Loader:
                     rule.id,
                 )
 
+    def _delivery(self, doc: YamlDocument, path: YamlPath, rule: DeliveryPermission) -> None:
+        self._register(doc, path, rule.id)
+
+        def problem(sub: YamlPath, message: str, code: str) -> None:
+            self._problem(doc, (*path, *sub), message, code, rule.id)
+
+        for key, kinds in (("senders", rule.senders), ("recipients", rule.recipients)):
+            for i, name in enumerate(kinds):
+                if name not in self._kinds:
+                    problem((key, i), f"unknown agency kind {name!r}", "unknown-agency-kind")
+        for i, code in enumerate(rule.kinds):
+            try:
+                kind = self.standard.delivery_kind(code)
+            except KeyError:
+                problem(("kinds", i), f"unknown delivery kind {code!r}", "unknown-delivery-kind")
+                continue
+            for name in rule.senders:
+                if name in self._kinds and name not in kind.senders:
+                    problem(
+                        ("kinds", i),
+                        f"{kind.name} ({code}) is not sent by agencies of kind {name!r} "
+                        f"(the standard: {', '.join(kind.senders)})",
+                        "delivery-sender",
+                    )
+            for name in rule.recipients:
+                if name not in self._kinds:
+                    continue
+                if name not in kind.recipients:
+                    problem(
+                        ("kinds", i),
+                        f"{kind.name} ({code}) does not go to agencies of kind {name!r} "
+                        f"(the standard: {', '.join(kind.recipients)})",
+                        "delivery-recipient",
+                    )
+                elif kind.recipient_purpose(name) is None:
+                    problem(
+                        ("kinds", i),
+                        f"{kind.name} ({code}) declares no purpose agencies of kind {name!r} "
+                        "receive it under (recipient_purposes); it cannot be delivered to them",
+                        "delivery-without-purpose",
+                    )
+        self.deliveries.append(rule)
+
     def _item(self, doc: YamlDocument, path: YamlPath, item: NegativeItem) -> None:
         self._register(doc, path, item.id)
         covered: list[frozenset[str]] = []
@@ -354,6 +424,7 @@ def _finish(
         standard=loader.standard,
         permissions=tuple(loader.permissions),
         negative_list=tuple(loader.items),
+        deliveries=tuple(loader.deliveries),
         conditions=dict(loader.conditions),
         locations=dict(loader.locations),
         files=files,
@@ -366,6 +437,7 @@ def _finish(
         standard=policy_set.standard,
         permissions=policy_set.permissions,
         negative_list=policy_set.negative_list,
+        deliveries=policy_set.deliveries,
         conditions=policy_set.conditions,
         locations=policy_set.locations,
         warnings=tuple(f.as_warning() for f in findings),

@@ -56,6 +56,7 @@ __all__ = [
     "ALL_RESOURCES",
     "Action",
     "CaseBinding",
+    "DeliveryPermission",
     "Grantee",
     "Mask",
     "MaskKind",
@@ -272,11 +273,27 @@ class NegativeItem(_Frozen):
         return (self.resource,) if isinstance(self.resource, str) else self.resource
 
 
+class DeliveryPermission(_Frozen):
+    """A delivery rule (协同办案): agencies of a ``senders`` kind may send the delivery
+    ``kinds`` to agencies of a ``recipients`` kind. Names are checked against the standard's
+    agency kinds and delivery kinds by the loader; a rule may not allow a sender or recipient
+    kind the delivery kind does not declare, nor a recipient kind it declares no purpose for.
+    """
+
+    id: RuleId
+    description: str = ""
+    senders: tuple[_Name, ...] = Field(min_length=1)
+    recipients: tuple[_Name, ...] = Field(min_length=1)
+    kinds: tuple[_Name, ...] = Field(min_length=1)
+    legal_basis: _Text
+
+
 class PermissionsFile(_Frozen):
-    """A file in ``policies/permissions/``."""
+    """A file in ``policies/permissions/``: read permissions and/or delivery rules."""
 
     description: str = ""
-    permissions: tuple[Permission, ...]
+    permissions: tuple[Permission, ...] = ()
+    deliveries: tuple[DeliveryPermission, ...] = ()
 
 
 class NegativeListFile(_Frozen):

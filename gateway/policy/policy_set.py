@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gateway.policy.cel_env import Condition
 from gateway.policy.errors import PolicyProblem
-from gateway.policy.model import NegativeException, NegativeItem, Permission
+from gateway.policy.model import DeliveryPermission, NegativeException, NegativeItem, Permission
 from gateway.standard import Standard
 
 __all__ = ["PolicySet", "RuleLocation"]
@@ -48,6 +48,8 @@ class PolicySet:
     standard: Standard
     permissions: tuple[Permission, ...]
     negative_list: tuple[NegativeItem, ...]
+    # Delivery rules (协同办案): who may send which delivery kinds to whom.
+    deliveries: tuple[DeliveryPermission, ...] = ()
     conditions: Mapping[str, Condition] = field(default_factory=dict)
     locations: Mapping[str, RuleLocation] = field(default_factory=dict)
     warnings: tuple[PolicyProblem, ...] = ()
@@ -91,6 +93,7 @@ class PolicySet:
             "standard_version": self.standard.version,
             "permissions": len(self.permissions),
             "negative_list": len(self.negative_list),
+            "deliveries": len(self.deliveries),
             "exceptions": sum(len(item.exceptions) for item in self.negative_list),
             "warnings": len(self.warnings),
             "files": list(self.files),

@@ -9,6 +9,7 @@ non-YAML files such as ``README.md`` are ignored)::
     conditions.yaml          conditions: [...]  (sharing conditions of 有条件 fields)
     code_tables/<id>.yaml    one code table per file, file stem == id
     resources/<name>.yaml    one resource type per file, file stem == name
+    deliveries/<code>.yaml   one delivery kind per file, file stem == code (optional directory)
 
 Contract of :func:`load_standard`: it returns a fully cross-checked :class:`Standard` with
 record checkers precompiled, or raises :class:`StandardError` listing every problem found, each
@@ -26,7 +27,8 @@ Purposes list stages of code table ``case_stage`` (every purpose lists at least 
 conditions name known purposes; a 有条件 field's ``conditions`` are known condition ids; an
 ``issued_by`` names a court ``agency_code`` field of the same resource. A court's
 ``court_code`` is read from its own division (``宁0104`` for 640104); a prison's
-``stationed_procuratorate`` is a procuratorate of the agency list.
+``stationed_procuratorate`` is a procuratorate of the agency list. Delivery kinds are checked
+by :func:`gateway.standard.delivery_checks.check_delivery_kind`.
 
 ``Standard.version`` is ``"sha256:" + hex`` of: for each YAML file in sorted relative POSIX
 path order, ``"<path>\\n<byte length>\\n"`` + contents (CRLF normalised to LF) + ``"\\n"``.
@@ -43,6 +45,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.standard._yaml import YamlDocument, YamlPath, read_yaml
+from gateway.standard.delivery_checks import check_delivery_kind
+from gateway.standard.delivery_kinds import DeliveryKind
 from gateway.standard.errors import StandardError, StandardProblem
 from gateway.standard.model import (
     Agency,
@@ -66,7 +70,7 @@ DIVISION_TABLE = "division"
 _TOP_FILES = ("standard.yaml", "agencies.yaml", "purposes.yaml", "conditions.yaml")
 #: Code table of case stages, which purposes list.
 STAGE_TABLE = "case_stage"
-_SUBDIRS = ("code_tables", "resources")
+_SUBDIRS = ("code_tables", "resources", "deliveries")
 _CASE = "case"
 _CASE_ID = "case_id"
 _HANDLING = "handling_agencies"
@@ -500,8 +504,13 @@ class _Loader:
 
         tables: list[tuple[YamlDocument, CodeTable]] = []
         resources: list[tuple[YamlDocument, ResourceType]] = []
+        deliveries: list[tuple[YamlDocument, DeliveryKind]] = []
         for rel in sorted(docs):
-            if rel.startswith("code_tables/"):
+            if rel.startswith("deliveries/"):
+                if (parsed_kind := parse(rel, DeliveryKind)) is not None:
+                    self.check_stem(parsed_kind[0], "code", parsed_kind[1].code)
+                    deliveries.append(parsed_kind)
+            elif rel.startswith("code_tables/"):
                 if (parsed_table := parse(rel, CodeTable)) is not None:
                     self.check_stem(parsed_table[0], "id", parsed_table[1].id)
                     self.check_code_table(*parsed_table)
@@ -545,6 +554,17 @@ class _Loader:
             self.check_resource(doc, resource, kind_codes, table_ids)
             self.check_references(doc, resource, by_name)
             self.check_field_links(doc, resource, condition_ids)
+        purpose_index = {p.code: p for p in purposes[1].purposes} if purposes is not None else {}
+        for doc, kind in deliveries:
+            check_delivery_kind(
+                doc,
+                kind,
+                agency_kinds=kind_codes,
+                resources=by_name,
+                purposes=purpose_index,
+                stages=stage_table,
+                problems=self.problems,
+            )
 
         if (
             self.problems
@@ -564,6 +584,7 @@ class _Loader:
                 code_tables=tuple(t for _, t in tables),
                 resources=tuple(r for _, r in resources),
                 conditions=conditions[1].conditions,
+                deliveries=tuple(k for _, k in deliveries),
             )
         except (ValidationError, ValueError) as exc:  # pragma: no cover - guarded by checks
             raise StandardError.single(

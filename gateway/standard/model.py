@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.standard.delivery_kinds import DeliveryKind
+
 __all__ = [
     "Agency",
     "AgencyKind",
@@ -382,7 +384,7 @@ class ResourceType(_Frozen):
 
 
 class Standard(_Frozen):
-    """The loaded standard: header, agencies, purposes, code tables and resource types.
+    """The loaded standard: header, agencies, purposes, code tables, resource types, deliveries.
 
     ``version`` is ``"sha256:<hex>"`` over the canonical contents of the files it was loaded
     from (see ``load_standard``). Tuples keep document order (files sorted by name).
@@ -396,6 +398,7 @@ class Standard(_Frozen):
     code_tables: tuple[CodeTable, ...]
     resources: tuple[ResourceType, ...]
     conditions: tuple[SharingCondition, ...] = ()
+    deliveries: tuple[DeliveryKind, ...] = ()
 
     _kinds: dict[str, AgencyKind] = PrivateAttr(default_factory=dict)
     _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)
@@ -404,6 +407,7 @@ class Standard(_Frozen):
     _resources: dict[str, ResourceType] = PrivateAttr(default_factory=dict)
     _conditions: dict[str, SharingCondition] = PrivateAttr(default_factory=dict)
     _courts: dict[str, Agency] = PrivateAttr(default_factory=dict)
+    _deliveries: dict[str, DeliveryKind] = PrivateAttr(default_factory=dict)
     _derived: dict[str, object] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
@@ -414,6 +418,7 @@ class Standard(_Frozen):
         self._resources = _index(self.resources, lambda r: r.name, "resource type")
         self._conditions = _index(self.conditions, lambda c: c.id, "sharing condition")
         self._courts = {a.court_code: a for a in self.agencies if a.court_code is not None}
+        self._deliveries = _index(self.deliveries, lambda d: d.code, "delivery kind")
 
     def agency_kind(self, code: str) -> AgencyKind:
         """Agency kind by code (``public_security`` ...); ``KeyError`` if unknown."""
@@ -438,6 +443,10 @@ class Standard(_Frozen):
     def condition(self, condition_id: str) -> SharingCondition:
         """Sharing condition by id; ``KeyError`` if unknown."""
         return self._conditions[condition_id]
+
+    def delivery_kind(self, code: str) -> DeliveryKind:
+        """Delivery kind by code (``arrest_request`` ...); ``KeyError`` if unknown."""
+        return self._deliveries[code]
 
     def court_by_code(self, court_code: str) -> Agency | None:
         """The court agency whose 案号 court code (法院代字) is ``court_code``, if any."""

@@ -22,6 +22,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from gateway.app import create_app
+from gateway.deliveries import routes as delivery_routes
 from gateway.exchange import routes as exchange_routes
 from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
 from gateway.policy.decision import Outcome, RequestDecision
@@ -77,8 +78,18 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/sharing/applications/{app_id}/refuse": (frozenset({"POST"}), "sharing:review"),
     "/v1/sharing/applications/{app_id}/revoke": (frozenset({"POST"}), "sharing:review"),
     "/v1/sharing/stats": (frozenset({"GET"}), "audit:read|sharing:review"),
+    # Deliveries (issue 15): every one but the public receipt key is audited through
+    # DeliveryService.handle, which decides content through the PDP before storing it.
+    "/v1/deliveries": (frozenset({"GET", "POST"}), "exchange"),
+    "/v1/deliveries/{delivery_id}": (frozenset({"GET"}), "exchange"),
+    "/v1/deliveries/{delivery_id}/receipt": (frozenset({"POST"}), "exchange"),
+    "/v1/deliveries/stats": (frozenset({"GET"}), "exchange"),
+    "/v1/deliveries/key": (frozenset({"GET"}), "public"),
 }
 DATA_ROUTES = {"/v1/resources/{resource}/{record_id}", "/v1/resources/{resource}"}
+DELIVERY_ROUTES = {p for p, (_, who) in ROUTES.items() if p.startswith("/v1/deliveries")} - {
+    "/v1/deliveries/key"
+}
 
 
 def api_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
@@ -142,10 +153,21 @@ def test_every_route_is_classified_and_data_routes_go_through_handle() -> None:
     assert {p for p in seen if p.startswith("/v1/resources")} == DATA_ROUTES
 
 
+def test_delivery_routes_are_audited_through_the_delivery_service() -> None:
+    app = create_app()
+    seen = set()
+    for path, route in api_routes(app.routes):
+        if path.startswith("/v1/deliveries") and path != "/v1/deliveries/key":
+            seen.add(path)
+            assert route.endpoint.__module__ == delivery_routes.__name__
+            assert "service.handle(request, caller," in inspect.getsource(route.endpoint)
+    assert seen == DELIVERY_ROUTES
+
+
 def test_data_routes_declare_the_exchange_scope() -> None:
     app = create_app()
     for path, route in api_routes(app.routes):
-        if path in DATA_ROUTES:
+        if path in DATA_ROUTES | DELIVERY_ROUTES:
             scopes = {
                 getattr(dep.call, "required_scope", None) for dep in route.dependant.dependencies
             }

@@ -43,6 +43,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from gateway.audit.routes import router as audit_router
 from gateway.auth.routes import router as auth_router
+from gateway.deliveries.routes import router as deliveries_router
 from gateway.exchange.routes import router as exchange_router
 from gateway.health.routes import router as health_router
 from gateway.policy.admin_routes import router as policy_admin_router
@@ -73,6 +74,7 @@ def _route_table() -> FastAPI:
         exchange_router,
         policy_admin_router,
         sharing_router,
+        deliveries_router,
     ):
         app.include_router(router)
     return app
@@ -735,6 +737,7 @@ SAMPLE_PATH = {
     "index": 0,
     "version_id": "sha256:" + "0" * 64,
     "app_id": "00000000-0000-4000-8000-000000000000",
+    "delivery_id": "DL" + "0" * 24,
 }
 
 

@@ -86,6 +86,8 @@ def _definition_for(rel: str) -> str:
         return "codeTableFile"
     if rel.startswith("resources/"):
         return "resourceFile"
+    if rel.startswith("deliveries/"):
+        return "deliveryKindFile"
     return {
         "standard.yaml": "standardFile",
         "agencies.yaml": "agenciesFile",
@@ -103,7 +105,7 @@ def test_schema_is_draft_2020_12(schema_path: Path) -> None:
 def test_shipped_files_conform_to_schema(standard_dir: Path, schema_path: Path) -> None:
     root = jsonschema_rs.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
     files = sorted(p.relative_to(standard_dir).as_posix() for p in standard_dir.rglob("*.yaml"))
-    assert len(files) == 4 + 20 + 11
+    assert len(files) == 4 + 20 + 11 + 10
     for rel in files:
         data = read_yaml(standard_dir / rel).data
         validator = _validator_for(schema_path, _definition_for(rel))
