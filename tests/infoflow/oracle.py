@@ -233,7 +233,10 @@ class Oracle:
         self.stages = {p["code"]: frozenset(p["stages"]) for p in purposes["purposes"]}
         self.permissions: list[dict[str, Any]] = []
         for path in sorted((policy_dir / "permissions").glob("*.yaml")):
-            self.permissions += yaml.safe_load(path.read_text(encoding="utf-8"))["permissions"]
+            # reads only: a file of delivery rules (who sends what to whom) grants no read
+            self.permissions += yaml.safe_load(path.read_text(encoding="utf-8")).get(
+                "permissions", []
+            )
         items = set()
         for path in sorted((policy_dir / "negative_list").glob("*.yaml")):
             for item in yaml.safe_load(path.read_text(encoding="utf-8"))["negative_list"]:
