@@ -240,6 +240,14 @@ class DeliveryService:
             draft.record_ids = [replay["id"]]
             return Answer(201, replay, {"Location": f"/v1/deliveries/{replay['id']}"})
         case = await self.exchange.case_context(headers.case_number, draft, recipient.code, purpose)
+        if case is None or sender.code not in case.handling_agencies:
+            # Only an agency of the case sends in it. Asked before anything the recipient may
+            # see of the case is decided, in the exchange's words for a case the caller does
+            # not handle: whether the case exists is nothing an outsider learns here.
+            raise Forbidden(
+                f"denied: {sender.code} handles no case numbered {headers.case_number!r}",
+                extra={"rule_ids": []},
+            )
         if parsed.record is not None:
             record = parsed.record
         else:
@@ -352,8 +360,7 @@ class DeliveryService:
                 "send the record inline",
                 [{"field": "record_id", "reason": f"not a {parsed.sender.kind} resource"}],
             )
-        if case is None or parsed.sender.code not in case.handling_agencies:
-            raise Forbidden(f"{parsed.sender.code} does not handle the case named in X-Case-Number")
+        assert case is not None  # the sender handles it (checked in create)
         access = self._access(parsed, None, record_id, headers, case, purpose)
         decision = self.policy.current.decide(access)
         if not decision.allowed:

@@ -387,3 +387,24 @@ def test_a_delivery_by_record_id_carries_the_senders_own_record(
     refused = _send(gw, dataset, body, key="by-id", client="jc_other")
     assert refused.status_code == 403, refused.text
     assert _counts(gw) == (1, 1, 1)
+
+
+def test_a_sender_outside_the_case_learns_nothing_of_it(gw: Gateway, dataset: Dataset) -> None:
+    """Another procuratorate names a case it does not handle (one the court handles), then a
+    case number that exists nowhere: the same refusal, nothing stored, both audited."""
+    gw.register("other_procuratorate", "JC640105", ["exchange"])
+    missing = "(2024)宁0104刑初99999号"
+    answers = [
+        _send(gw, dataset, _body(dataset), key=f"k-{i}", client="other_procuratorate",
+              case_number=number)
+        for i, number in enumerate((_case_number(dataset), missing))
+    ]  # fmt: skip
+    for response in answers:
+        assert response.status_code == 403, response.text
+        assert _entry(gw, response)["decision"] == "deny"
+    real, absent = (r.json() for r in answers)
+    assert real["detail"].replace(_case_number(dataset), missing) == absent["detail"]
+    assert {k: v for k, v in real.items() if k not in ("detail", "instance", "request_id")} == {
+        k: v for k, v in absent.items() if k not in ("detail", "instance", "request_id")
+    }
+    assert _counts(gw) == (0, 0, 0)
