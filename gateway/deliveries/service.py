@@ -59,6 +59,7 @@ from gateway.errors import (
     InvalidHeader,
     ServiceUnavailable,
     UnprocessableContent,
+    error_response,
     problem_response,
 )
 from gateway.exchange.request import ExchangeHeaders, parse_headers
@@ -149,15 +150,11 @@ class DeliveryService:
             index = await self.audit.append(draft)
         except AuditUnavailable:
             log.error("audit unavailable: refusing to answer", request_id=draft.request_id)
-            failure = ServiceUnavailable(
-                "the audit log cannot record this request, so nothing is answered or stored"
-            )
-            return problem_response(
-                failure.status,
-                failure.title,
-                failure.detail,
-                slug=failure.slug,
-                instance=request.url.path,
+            return error_response(
+                ServiceUnavailable(
+                    "the audit log cannot record this request, so nothing is answered or stored"
+                ),
+                request.url.path,
             )
         audit_headers = {AUDIT_INDEX_HEADER: str(index)}
         if error is None and answer is not None and answer.commit is not None:

@@ -45,6 +45,7 @@ from gateway.errors import (
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
+    error_response,
     problem_response,
 )
 from gateway.exchange.cursor import CursorSealer
@@ -229,15 +230,11 @@ class ExchangeService:
             index = await self.audit.append(draft)
         except AuditUnavailable:
             log.error("audit unavailable: refusing to release", request_id=draft.request_id)
-            failure = ServiceUnavailable(
-                "the audit log cannot record this request, so nothing is released"
-            )
-            return problem_response(
-                failure.status,
-                failure.title,
-                failure.detail,
-                slug=failure.slug,
-                instance=request.url.path,
+            return error_response(
+                ServiceUnavailable(
+                    "the audit log cannot record this request, so nothing is released"
+                ),
+                request.url.path,
             )
         headers = {AUDIT_INDEX_HEADER: str(index)}
         if outcome.error is not None:
