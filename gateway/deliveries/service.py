@@ -252,6 +252,10 @@ class DeliveryService:
         await self._check_content(parsed, record, headers, case, purpose, draft)
         now = self.clock()
         due = parsed.deadline(record, now)
+        # The delivered document as the standard defines it: without the flags kept for the
+        # gateway's decisions alone (decided on above, never delivered; see recipient.py).
+        decision_only = self.standard.resource(kind.resource).decision_only_fields
+        record = {name: value for name, value in record.items() if name not in decision_only}
         content = parsed.content(record)
         new = NewDelivery(
             id=new_delivery_id(),
@@ -394,9 +398,10 @@ class DeliveryService:
         """The choke point: the content decided for the recipient, as a read by it."""
         resource = self.standard.resource(parsed.kind.resource)
         id_value = record.get(resource.id_field)
+        decision_only = resource.decision_only_fields
         access = self._access(
             parsed,
-            frozenset(record),
+            frozenset(record) - decision_only,
             id_value if isinstance(id_value, str) else None,
             headers,
             case,
@@ -409,7 +414,7 @@ class DeliveryService:
         )
         await self.exchange.subjects.complete(subjects, decision, resource, [record])
         try:
-            verdict = check_for_recipient(pdp, access, record, subjects)
+            verdict = check_for_recipient(pdp, access, record, subjects, decision_only)
         except Forbidden as exc:
             draft.rule_ids = sorted({*draft.rule_ids, *exc.extra.get("rule_ids", [])})
             raise

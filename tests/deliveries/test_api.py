@@ -205,26 +205,51 @@ def test_a_third_party_gets_the_same_404_as_for_a_missing_delivery(
     assert answers[1] == answers[3]
 
 
-def test_refused_content_names_the_field_and_nothing_is_written(
+def _arrest_request(dataset: Dataset, **changes: Any) -> tuple[dict[str, Any], str]:
+    # 提请批准逮捕 of a case under investigation (C00000023, GA640104 and JC640104 handle it).
+    record = {**dataset.case(23).case, **changes}
+    body = {"kind": "arrest_request", "to_agency": "JC640104", "record": record}
+    return body, record["police_case_number"]
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_an_arrest_request_delivers_the_case_without_its_decision_only_flag(
+    gw: Gateway, dataset: Dataset, sealed: bool
+) -> None:
+    """The standard defines the delivered case record without ``has_sealed_juvenile`` (a
+    不予共享 flag kept for the gateway's decisions, ``decision_only``): the flag is decided on,
+    then left out of the content. A sealed case's name and brief reach the procuratorate for
+    审查逮捕 by the judicial case-handling exception (刑事诉讼法 第286条第2款)."""
+    body, number = _arrest_request(dataset, has_sealed_juvenile=sealed)
+    created = _send(
+        gw, dataset, body, key="a-1", client="police", purpose="ARREST_REVIEW", case_number=number
+    )
+    assert created.status_code == 201, created.text
+    delivered = {k: v for k, v in body["record"].items() if k != "has_sealed_juvenile"}
+    content = orjson.dumps({"record": delivered, "attachments": []}, option=orjson.OPT_SORT_KEYS)
+    assert created.json()["content_sha256"] == hashlib.sha256(content).hexdigest()
+    entry = _entry(gw, created)
+    released = entry["fields"]["released"]
+    assert "has_sealed_juvenile" not in released
+    assert {"case_name", "brief"} <= set(released)
+    if sealed:
+        assert "nl.juvenile.sealed-case-details.judicial-case-handling" in entry["rule_ids"]
+    assert _counts(gw) == (1, 1, 1)
+
+
+def test_content_the_negative_list_withholds_is_refused_and_nothing_is_written(
     gw: Gateway, dataset: Dataset
 ) -> None:
-    # 提请批准逮捕 of a case under investigation (C00000023, GA640104 and JC640104 handle it).
-    record = dict(dataset.case(23).case)
-    assert record["has_sealed_juvenile"] is False  # 不予共享: no permission can grant it
-    body = {"kind": "arrest_request", "to_agency": "JC640104", "record": record}
-    number = record["police_case_number"]
+    # A case its owner marks as a work secret is withheld whole (nl.work-secret.case-record):
+    # leaving out the decision-only flag opens nothing else; nothing is stored.
+    body, number = _arrest_request(dataset, work_secret=True)
     refused = _send(
         gw, dataset, body, key="a-1", client="police", purpose="ARREST_REVIEW", case_number=number
     )
     assert refused.status_code == 403, refused.text
-    problem = refused.json()
-    assert problem["field"] == "has_sealed_juvenile"
-    assert "has_sealed_juvenile" in problem["detail"]
-    assert "not stripped" in problem["detail"]
+    assert "nl.work-secret.case-record" in refused.json()["rule_ids"]
     assert _counts(gw) == (0, 0, 0)
     assert _entry(gw, refused)["decision"] == "deny"
-    # Known gap (docs/deliveries.md): the standard requires has_sealed_juvenile in a case
-    # record, so a 提请批准逮捕 carrying a case record cannot be delivered whole today.
 
 
 def test_a_recipient_outside_the_case_is_refused(gw: Gateway, dataset: Dataset) -> None:
