@@ -11,7 +11,8 @@ the body (:func:`gateway.deliveries.request.parse_delivery`), ``Idempotency-Key`
 ``X-Case-Number`` (400), ``X-Purpose`` must be the purpose the sender's kind sends the kind
 under (403), the recipient kind must have a declared purpose (403, 换押 today), the delivery
 rules of the permissions list (:meth:`PolicyEngine.decide_delivery`, 403), a replay of the key
-(the same delivery again, 201) or its conflict (409), then the content decided for the
+(the same delivery again, 201) or its conflict (409), the sender's agency must handle the case
+(403), a per-case limit of the kind (补充侦查以二次为限, 409), then the content decided for the
 recipient as a read by it (:func:`gateway.deliveries.recipient.check_for_recipient`: refused
 with the field named, never stripped, 403), then the deadline (422 naming the date field).
 ``record_id``: the sender's own record, fetched from its agency's system only if the sender's
@@ -75,6 +76,8 @@ log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")
+#: Statuses of a delivery that was never received as made (退回, or never delivered).
+_NOT_COUNTED = ("returned", "failed")
 
 
 @dataclass
@@ -245,6 +248,7 @@ class DeliveryService:
                 f"denied: {sender.code} handles no case numbered {headers.case_number!r}",
                 extra={"rule_ids": []},
             )
+        self._check_per_case_limit(parsed, headers.case_number, case)
         if parsed.record is not None:
             record = parsed.record
         else:
@@ -280,6 +284,31 @@ class DeliveryService:
             return self._store(new, key, parsed.request_sha256, index)
 
         return Answer(201, None, {"Location": f"/v1/deliveries/{new.id}"}, commit)
+
+    def _check_per_case_limit(
+        self, parsed: DeliveryRequest, case_number: str, case: CaseContext
+    ) -> None:
+        """A kind the law limits per case (补充侦查以二次为限) is refused past its count: 409.
+
+        409, not 422: the request is well formed and valid on its own; it conflicts with the
+        case's state (the deliveries already made in it). Counted over the case's numbers (案号
+        and 公安案件编号), so a sender cannot pass the limit by naming the case another way.
+        Returned (退回) and failed deliveries were never received as made, so they do not count.
+        """
+        limit = parsed.kind.per_case
+        if limit is None:
+            return
+        numbers = {n for n in (case_number, case.police_case_number, case.court_case_number) if n}
+        with session_scope(self.factory) as session:
+            made = DeliveryRepository(session).count_of_kind_for_case(
+                parsed.kind.code, numbers, excluding=_NOT_COUNTED
+            )
+        if made >= limit.count:
+            raise Conflict(
+                f"{parsed.kind.name} ({parsed.kind.code}) has been made {made} times in this "
+                f"case: {limit.basis}: {limit.quote}",
+                extra={"limit": limit.count, "made": made, "basis": limit.basis},
+            )
 
     def _replay(self, client_id: str, key: str, sha: str) -> dict[str, Any] | None:
         with session_scope(self.factory) as session:

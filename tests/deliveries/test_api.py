@@ -322,15 +322,67 @@ def test_bad_headers_are_refused_with_nothing_written(
     assert _counts(gw) == (0, 0, 0)
 
 
-def test_custody_transfer_cannot_be_delivered(gw: Gateway, dataset: Dataset) -> None:
-    measure = dataset.case(CASE).coercive_measure
-    record = dict(measure[0]) if measure else {}
-    body = {"kind": "custody_transfer", "to_agency": "GA640104", "record": record}
-    response = _send(gw, dataset, body, client="court", purpose="TRIAL")
-    assert response.status_code in (403, 422), response.text
-    if response.status_code == 403:
-        assert "declares no purpose" in response.json()["detail"]
-    assert _counts(gw) == (0, 0, 0)
+def test_custody_transfer_reaches_the_detention_centre_and_nothing_more(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """换押: the court that took the case sends the 看守所 (GA640104) the 逮捕 record it holds
+    the defendant under (CUSTODY_MANAGEMENT). A bail record is no custody and is refused; the
+    police cannot use the purpose to read the case or its persons."""
+    arrest = dict(dataset.case(CASE).coercive_measure[1])
+    assert arrest["measure_type"] == "ARREST"
+    body = {"kind": "custody_transfer", "to_agency": "GA640104", "record": arrest}
+    created = _send(gw, dataset, body, key="hy-1", client="court", purpose="TRIAL")
+    assert created.status_code == 201, created.text
+    assert "ga.custody-management.coercive-measure" in _entry(gw, created)["rule_ids"]
+    bail = {**arrest, "measure_type": "BAIL", "custody_place": None}
+    refused = _send(gw, dataset, {**body, "record": bail}, key="hy-2", client="court", purpose="TRIAL")
+    assert refused.status_code == 403, refused.text
+    assert _counts(gw) == (1, 1, 1)
+    headers = _headers(gw, "police", "CUSTODY_MANAGEMENT", _case_number(dataset))
+    for path in (
+        "/v1/resources/case/C00000020",
+        "/v1/resources/person?case_id=C00000020",
+        "/v1/resources/indictment?case_id=C00000020",
+    ):
+        assert gw.client.get(path, headers=headers).status_code == 403, path
+    custody = gw.client.get("/v1/resources/coercive_measure?case_id=C00000020", headers=headers)
+    assert custody.status_code == 200, custody.text
+
+
+def test_a_third_supplementary_investigation_in_a_case_is_a_409(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """补充侦查以二次为限 (刑事诉讼法 第175条第3款): the procuratorate returns C00000016 (under
+    审查起诉, GA640104 and JC640104 handle it) to the police twice; a third is refused 409
+    naming the limit, nothing stored. One the police 退回 does not count."""
+    transfer = dict(dataset.case(16).prosecution_transfer[1])
+    number = dataset.case(16).case["police_case_number"]
+
+    def send(i: int) -> Any:
+        record = {**transfer, "opinion": f"第{i}次退回补充侦查"}
+        body = {"kind": "supplementary_investigation", "to_agency": "GA640104", "record": record}
+        return _send(gw, dataset, body, key=f"bc-{i}", case_number=number)
+
+    first = send(1)
+    assert first.status_code == 201, first.text
+    # The police return (退回) the first: it was never received as made.
+    returned = gw.client.post(
+        f"/v1/deliveries/{first.json()['id']}/receipt",
+        json={"decision": "returned", "reason": "文书不全"},
+        headers=_headers(gw, "police", "INVESTIGATION", None),
+    )
+    assert returned.status_code == 200, returned.text
+    for i in (2, 3):
+        assert send(i).status_code == 201
+    third = send(4)
+    assert third.status_code == 409, third.text
+    problem = third.json()
+    assert (problem["limit"], problem["made"]) == (2, 2)
+    assert "补充侦查以二次为限" in problem["detail"]
+    assert _counts(gw)[0] == 3
+    assert _entry(gw, third)["decision"] == "invalid"
+    # A replay of a delivery already made still answers it (the limit counts new ones).
+    assert send(3).status_code == 201
 
 
 def test_listing_pages_and_rejects_bad_queries(gw: Gateway, dataset: Dataset) -> None:
