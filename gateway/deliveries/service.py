@@ -240,7 +240,14 @@ class DeliveryService:
             draft.record_ids = [replay["id"]]
             return Answer(201, replay, {"Location": f"/v1/deliveries/{replay['id']}"})
         case = await self.exchange.case_context(headers.case_number, draft, recipient.code, purpose)
-        if case is None or sender.code not in case.handling_agencies:
+        sender_handles = case is not None and sender.code in case.handling_agencies
+        if case is not None and not sender_handles:
+            # The case was completed with the parties the flow adds for the RECIPIENT; a sender
+            # the flow makes a party (the prison of a 收监回执) is looked up for itself. The
+            # recipient's decision keeps the recipient's view of the case.
+            as_sender = await self.exchange.parties.complete(case, sender.code, sent_under)
+            sender_handles = sender.code in as_sender.handling_agencies
+        if case is None or not sender_handles:
             # Only an agency of the case sends in it. Asked before anything the recipient may
             # see of the case is decided, in the exchange's words for a case the caller does
             # not handle: whether the case exists is nothing an outsider learns here.

@@ -22,8 +22,8 @@ basis) — a catalogue lists what exists; access decisions are made elsewhere. S
      "code_tables": [{"id", "name", "source", "edition"?, "description", "codes": {code: label}}]}
 
 Optional field keys (``code_table`` ... ``basis``, ``refers_to``, ``mirrors``, ``issued_by``)
-are present only when set; ``party`` and ``decision_only`` only when true. A 有条件 field has ``conditions`` (the ids
-of its sharing conditions) and ``condition`` (their names, as one text).
+are present only when set; ``party`` and ``decision_only`` only when true. A 有条件 field has
+``conditions`` (the ids of its sharing conditions) and ``condition`` (their names, as one text).
 """
 
 from __future__ import annotations

@@ -335,7 +335,8 @@ def test_custody_transfer_reaches_the_detention_centre_and_nothing_more(
     assert created.status_code == 201, created.text
     assert "ga.custody-management.coercive-measure" in _entry(gw, created)["rule_ids"]
     bail = {**arrest, "measure_type": "BAIL", "custody_place": None}
-    refused = _send(gw, dataset, {**body, "record": bail}, key="hy-2", client="court", purpose="TRIAL")
+    bail_body = {**body, "record": bail}
+    refused = _send(gw, dataset, bail_body, key="hy-2", client="court", purpose="TRIAL")
     assert refused.status_code == 403, refused.text
     assert _counts(gw) == (1, 1, 1)
     headers = _headers(gw, "police", "CUSTODY_MANAGEMENT", _case_number(dataset))
@@ -383,6 +384,26 @@ def test_a_third_supplementary_investigation_in_a_case_is_a_409(
     assert _entry(gw, third)["decision"] == "invalid"
     # A replay of a delivery already made still answers it (the limit counts new ones).
     assert send(3).status_code == 201
+
+
+def test_a_sender_the_flow_makes_a_party_may_send_and_no_other(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """收监回执: the police's case record does not know the prison (C00000055 went to
+    JY640001); the prison's own execution record makes it a party, so it sends. Another prison
+    is refused in the words for a case it does not handle, nothing stored."""
+    record = dict(dataset.case(55).sentence_execution[0])
+    body = {"kind": "prison_admission", "to_agency": "FY640104", "record": record}
+    number = dataset.case(55).case["court_case_number"]
+    gw.register("other_prison", "JY640002", ["exchange"])
+    refused = _send(gw, dataset, body, key="sj-1", client="other_prison",
+                    purpose="SENTENCE_EXECUTION", case_number=number)  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert "handles no case" in refused.json()["detail"]
+    assert _counts(gw) == (0, 0, 0)
+    created = _send(gw, dataset, body, key="sj-1", client="prison",
+                    purpose="SENTENCE_EXECUTION", case_number=number)  # fmt: skip
+    assert created.status_code == 201, created.text
 
 
 def test_listing_pages_and_rejects_bad_queries(gw: Gateway, dataset: Dataset) -> None:

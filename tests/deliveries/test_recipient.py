@@ -103,7 +103,8 @@ def _case(sealed: bool) -> dict[str, Any]:
     return {
         "case_id": "C1", "police_case_number": "A640104000000202401000001",
         "case_name": "张某盗窃案", "case_category": "050100", "filing_date": "2024-01-02",
-        "division": "640104", "stage": "ARREST_REVIEW", "handling_agencies": ["GA640104", "JC640104"],
+        "division": "640104", "stage": "ARREST_REVIEW",
+        "handling_agencies": ["GA640104", "JC640104"],
         "court_case_number": None, "secrecy_mark": "NONE", "brief": "张某（16岁）盗窃……",
         "has_sealed_juvenile": sealed, "closed_trial": False, "work_secret": False,
     }  # fmt: skip

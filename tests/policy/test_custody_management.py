@@ -12,8 +12,8 @@ from __future__ import annotations
 from itertools import product
 
 from gateway.policy import PolicyEngine
-from gateway.standard import Standard
 from gateway.policy.decision import SubjectRecords
+from gateway.standard import Standard
 from tests.policy.conftest import person, request, shipped, shipped_engine, standard
 
 __all__ = ["shipped", "shipped_engine", "standard"]  # the fixtures used here

@@ -200,7 +200,8 @@ def _problems(standard_copy: Path) -> list[str]:
         ("arrest_request", "第91条第3款", "第91条第3款 等", "String should match pattern"),
         (
             "custody_transfer",
-            "recipients: [public_security]\nrecipient_purposes: {public_security: CUSTODY_MANAGEMENT}",
+            "recipients: [public_security]\n"
+            "recipient_purposes: {public_security: CUSTODY_MANAGEMENT}",
             "recipients: [jc]\nrecipient_purposes: {jc: CUSTODY_MANAGEMENT}",
             "unknown agency",
         ),
