@@ -21,6 +21,7 @@ see docs/deliveries.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -36,38 +37,46 @@ def _headers(client: str, purpose: str, case_number: str | None) -> dict[str, st
     return headers
 
 
-def _deliver(
-    kind: str,
-    client: str,
-    purpose: str,
-    case_number: str,
-    body: dict[str, Any],
-    note: str,
-) -> dict[str, Any]:
-    return {
-        "name": f"deliver-{kind.replace('_', '-')}",
-        "client": client,
-        "method": "POST",
-        "path": "/v1/deliveries",
-        "headers": {**_headers(client, purpose, case_number), "Idempotency-Key": f"demo-{kind}"},
-        "body": {"kind": kind, **body},
-        "expect_status": 201,
-        "saves": kind,
-        "note": note,
-    }
+@dataclass(frozen=True)
+class _Hop:
+    """One delivery and its answer: who sends what, under which purpose, and who answers."""
 
+    kind: str
+    sender: str  # the demo client
+    purpose: str
+    case_number: str
+    body: dict[str, Any]  # to_agency and record or record_id
+    note: str
+    recipient: str  # the demo client that answers
+    answered_under: str
 
-def _answer(kind: str, client: str, purpose: str, note: str) -> dict[str, Any]:
-    return {
-        "name": f"answer-{kind.replace('_', '-')}",
-        "client": client,
-        "method": "POST",
-        "path": f"/v1/deliveries/{{{kind}}}/receipt",
-        "headers": _headers(client, purpose, None),
-        "body": {"decision": "accepted"},
-        "expect_status": 200,
-        "note": note,
-    }
+    def examples(self) -> list[dict[str, Any]]:
+        name = self.kind.replace("_", "-")
+        sent = {
+            "name": f"deliver-{name}",
+            "client": self.sender,
+            "method": "POST",
+            "path": "/v1/deliveries",
+            "headers": {
+                **_headers(self.sender, self.purpose, self.case_number),
+                "Idempotency-Key": f"demo-{self.kind}",
+            },
+            "body": {"kind": self.kind, **self.body},
+            "expect_status": 201,
+            "saves": self.kind,
+            "note": self.note,
+        }
+        answer = {
+            "name": f"answer-{name}",
+            "client": self.recipient,
+            "method": "POST",
+            "path": f"/v1/deliveries/{{{self.kind}}}/receipt",
+            "headers": _headers(self.recipient, self.answered_under, None),
+            "body": {"decision": "accepted"},
+            "expect_status": 200,
+            "note": "签收 by the recipient: the delivery with its signed receipt",
+        }
+        return [sent, answer]
 
 
 def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
@@ -80,8 +89,8 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
     returned = {**transfer, "review_outcome": "RETURNED", "outcome_date": "2025-01-20"}
     arrest = dict(data.case(20).coercive_measure[1])  # 逮捕, 银川市看守所
     commutation = data.case(55).commutation_parole[0]["application_id"]
-    return [
-        _deliver(
+    hops = [
+        _Hop(
             "arrest_request",
             "public_security",
             "ARREST_REVIEW",
@@ -89,27 +98,30 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             {"to_agency": "JC640104", "record_id": "C00000023"},
             "提请批准逮捕: the police send their own case record (record_id, fetched from their "
             "system); the procuratorate must decide within 7 days (刑事诉讼法 第91条第3款)",
+            "procuratorate",
+            "ARREST_REVIEW",
         ),
-        _answer("arrest_request", "procuratorate", "ARREST_REVIEW", "签收: a signed receipt"),
-        _deliver(
+        _Hop(
             "arrest_decision",
             "procuratorate",
             "ARREST_REVIEW",
             investigating,
             {"to_agency": "GA640104", "record_id": "AR0000002301"},
             "批准逮捕决定 back to the police (刑事诉讼法 第90条)",
+            "public_security",
+            "ARREST_REVIEW",
         ),
-        _answer("arrest_decision", "public_security", "ARREST_REVIEW", "签收"),
-        _deliver(
+        _Hop(
             "prosecution_transfer",
             "public_security",
             "INVESTIGATION",
             in_review,
             {"to_agency": "JC640104", "record_id": transfer["transfer_id"]},
             "移送审查起诉 (起诉意见书); due in one month (刑事诉讼法 第172条第1款)",
+            "procuratorate",
+            "PROSECUTION_REVIEW",
         ),
-        _answer("prosecution_transfer", "procuratorate", "PROSECUTION_REVIEW", "签收"),
-        _deliver(
+        _Hop(
             "supplementary_investigation",
             "procuratorate",
             "PROSECUTION_REVIEW",
@@ -117,18 +129,20 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             {"to_agency": "GA640104", "record": returned},
             "退回补充侦查, inline; at most twice a case (刑事诉讼法 第175条第3款): "
             "a third is a 409",
+            "public_security",
+            "INVESTIGATION",
         ),
-        _answer("supplementary_investigation", "public_security", "INVESTIGATION", "签收"),
-        _deliver(
+        _Hop(
             "indictment",
             "procuratorate",
             "PROSECUTION_REVIEW",
             at_trial,
             {"to_agency": "FY640104", "record_id": "IN0000002001"},
             "提起公诉 (起诉书); the court must judge within two months (刑事诉讼法 第208条第1款)",
+            "court",
+            "TRIAL",
         ),
-        _answer("indictment", "court", "TRIAL", "签收 (受理)"),
-        _deliver(
+        _Hop(
             "custody_transfer",
             "court",
             "TRIAL",
@@ -136,9 +150,10 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             {"to_agency": "GA640104", "record": arrest},
             "换押: the court tells the 看守所 it now holds the defendant; the police receive the "
             "逮捕 record only (purpose CUSTODY_MANAGEMENT)",
+            "public_security",
+            "CUSTODY_MANAGEMENT",
         ),
-        _answer("custody_transfer", "public_security", "CUSTODY_MANAGEMENT", "签收"),
-        _deliver(
+        _Hop(
             "judgment_execution",
             "court",
             "SENTENCE_EXECUTION",
@@ -146,35 +161,42 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             {"to_agency": "JY640001", "record_id": "JD0000005501"},
             "判决书与执行通知书 to 银川监狱; due 10 days after the judgment took effect "
             "(刑事诉讼法 第264条第1款): an old case, so it shows as overdue",
+            "prison",
+            "SENTENCE_EXECUTION",
         ),
-        _answer("judgment_execution", "prison", "SENTENCE_EXECUTION", "签收"),
-        _deliver(
+        _Hop(
             "prison_admission",
             "prison",
             "SENTENCE_EXECUTION",
             executing,
             {"to_agency": "FY640104", "record_id": "SE0000005501"},
             "收监回执 back to the court that sent him",
+            "court",
+            "SENTENCE_EXECUTION",
         ),
-        _answer("prison_admission", "court", "SENTENCE_EXECUTION", "签收"),
-        _deliver(
+        _Hop(
             "commutation_parole_proposal",
             "prison",
             "COMMUTATION_PAROLE",
             executing,
             {"to_agency": "FY640100", "record_id": commutation},
             "减刑建议书 to the intermediate court that rules on 刑更 (刑事诉讼法 第273条第2款)",
+            "intermediate_court",
+            "COMMUTATION_PAROLE",
         ),
-        _answer("commutation_parole_proposal", "intermediate_court", "COMMUTATION_PAROLE", "签收"),
-        _deliver(
+        _Hop(
             "community_correction_entry",
             "court",
             "COMMUNITY_CORRECTION",
             executing,
             {"to_agency": "SF640104", "record_id": "JD0000005501"},
             "入矫: the parolee's documents to the 司法局 (社区矫正法 第20条)",
+            "justice",
+            "COMMUNITY_CORRECTION",
         ),
-        _answer("community_correction_entry", "justice", "COMMUNITY_CORRECTION", "签收"),
+    ]
+    return [
+        *(example for hop in hops for example in hop.examples()),
         {
             "name": "receipt-key",
             "client": None,

@@ -44,6 +44,7 @@ from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
 from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
+from gateway.deliveries.limits import check_per_case_limit
 from gateway.deliveries.recipient import check_for_recipient
 from gateway.deliveries.repository import (
     DeliveryRepository,
@@ -76,8 +77,6 @@ log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")
-#: Statuses of a delivery that was never received as made (退回, or never delivered).
-_NOT_COUNTED = ("returned", "failed")
 
 
 @dataclass
@@ -255,7 +254,7 @@ class DeliveryService:
                 f"denied: {sender.code} handles no case numbered {headers.case_number!r}",
                 extra={"rule_ids": []},
             )
-        self._check_per_case_limit(parsed, headers.case_number, case)
+        check_per_case_limit(self.factory, parsed.kind, headers.case_number, case)
         if parsed.record is not None:
             record = parsed.record
         else:
@@ -291,31 +290,6 @@ class DeliveryService:
             return self._store(new, key, parsed.request_sha256, index)
 
         return Answer(201, None, {"Location": f"/v1/deliveries/{new.id}"}, commit)
-
-    def _check_per_case_limit(
-        self, parsed: DeliveryRequest, case_number: str, case: CaseContext
-    ) -> None:
-        """A kind the law limits per case (补充侦查以二次为限) is refused past its count: 409.
-
-        409, not 422: the request is well formed and valid on its own; it conflicts with the
-        case's state (the deliveries already made in it). Counted over the case's numbers (案号
-        and 公安案件编号), so a sender cannot pass the limit by naming the case another way.
-        Returned (退回) and failed deliveries were never received as made, so they do not count.
-        """
-        limit = parsed.kind.per_case
-        if limit is None:
-            return
-        numbers = {n for n in (case_number, case.police_case_number, case.court_case_number) if n}
-        with session_scope(self.factory) as session:
-            made = DeliveryRepository(session).count_of_kind_for_case(
-                parsed.kind.code, numbers, excluding=_NOT_COUNTED
-            )
-        if made >= limit.count:
-            raise Conflict(
-                f"{parsed.kind.name} ({parsed.kind.code}) has been made {made} times in this "
-                f"case: {limit.basis}: {limit.quote}",
-                extra={"limit": limit.count, "made": made, "basis": limit.basis},
-            )
 
     def _replay(self, client_id: str, key: str, sha: str) -> dict[str, Any] | None:
         with session_scope(self.factory) as session:
