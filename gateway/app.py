@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -32,12 +33,14 @@ from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
+from gateway.deliveries.outbox import OutboxPusher
 from gateway.deliveries.receipts import load_receipt_signer
 from gateway.deliveries.routes import router as deliveries_router
 from gateway.deliveries.service import DeliveryService
 from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
+from gateway.exchange.push import adapter_push
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.subjects import SubjectResolver
@@ -153,6 +156,16 @@ def _runtime_on(
         search_upstream_calls=settings.search_upstream_calls,
         subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
     )
+    outbox = OutboxPusher(
+        factory,
+        adapter_push(adapters, standard),
+        audit_writer.append,
+        resource_of=lambda kind: standard.delivery_kind(kind).resource,
+        lease=timedelta(seconds=settings.delivery_push_lease_seconds),
+        base=timedelta(seconds=settings.delivery_push_backoff_seconds),
+        cap=timedelta(seconds=settings.delivery_push_backoff_cap_seconds),
+        max_attempts=settings.delivery_push_max_attempts,
+    )
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -202,7 +215,9 @@ def _runtime_on(
             audit=audit_writer,
             factory=factory,
             signer=_receipt_signer(settings),
+            on_created=outbox.wake,
         ),
+        outbox=outbox,
         anonymous=AnonymousRequests(audit_writer, interval_s=interval, max_keys=max_keys),
         token_failures=FailedTokenRequests(
             audit_writer,
@@ -372,6 +387,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(SQLAlchemyError):
                     await run_in_threadpool(runtime.sharing.grants.refresh)
                 tasks.append(asyncio.create_task(runtime.sharing.grants.follow()))
+            if settings.delivery_push_enabled:
+                interval = settings.delivery_push_interval_seconds
+                tasks.append(asyncio.create_task(runtime.outbox.run(interval)))
             if runtime.policy_imported:
                 await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:
