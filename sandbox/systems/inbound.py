@@ -29,7 +29,7 @@ from xml.etree.ElementTree import Element
 import orjson
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -116,6 +116,12 @@ def inbound_routes(
     inbox = Inbox()
 
     async def receive(request: Request) -> Response:
+        # The body first: a push whose sender dies during a slow= or hang fault is still kept,
+        # as a real system keeps what it read (the sender then knows nothing of the outcome).
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=499)
         early = await gate(request)
         if early is not None:
             return early
@@ -125,7 +131,7 @@ def inbound_routes(
             return error(400, f"missing {KEY_HEADER}")
         earlier = inbox.received.get(key)
         if earlier is None:
-            document = parse_native(await request.body(), spec.xml)
+            document = parse_native(raw, spec.xml)
             if document is None or _at(document, spec.id_path) != key:
                 return error(400, "the document does not parse or names another delivery")
             receipt = f"{spec.receipt_prefix}{len(inbox.received) + 1:08d}"
