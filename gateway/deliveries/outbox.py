@@ -73,6 +73,17 @@ class PushJob:
     def idempotency_key(self) -> str:
         return self.delivery_id
 
+    @classmethod
+    def of(cls, delivery: Delivery) -> PushJob:
+        return cls(
+            delivery.id,
+            delivery.kind,
+            delivery.from_agency,
+            delivery.to_agency,
+            delivery.case_number,
+            delivery.content,
+        )
+
 
 Push = Callable[[PushJob], Awaitable[PushResult]]
 AuditSink = Callable[[EntryDraft], Awaitable[int]]
@@ -143,8 +154,8 @@ class OutboxPusher:
             self._wake.clear()
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("outbox pass failed; trying again")
+            except Exception as exc:  # the database is down, …: the next pass tries again
+                log.error("outbox pass failed; trying again", error=repr(exc)[:300])
             if self._claimed >= self._batch:
                 continue  # a full batch: more may be due now
             with contextlib.suppress(TimeoutError):
@@ -188,16 +199,8 @@ class OutboxPusher:
             self._retry(delivery_id, "the audit log cannot record the push", attempt)
             return 0
         self._event(delivery_id, "push_attempt", {"attempt": attempt}, before)
-        job = PushJob(
-            delivery.id,
-            delivery.kind,
-            delivery.from_agency,
-            delivery.to_agency,
-            delivery.case_number,
-            delivery.content,
-        )
         try:
-            result = await self._push(job)
+            result = await self._push(PushJob.of(delivery))
         except Exception as exc:
             log.warning("delivery push failed", delivery=delivery_id, error=repr(exc)[:200])
             result = PushResult(PushOutcome.RETRY, None, "the push failed")

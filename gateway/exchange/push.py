@@ -47,6 +47,8 @@ def _outcome(exc: AdapterError) -> PushResult:
 def adapter_push(adapters: AgencyAdapters, standard: Standard) -> Push:
     async def push(job: PushJob) -> PushResult:
         recipient = standard.agency(job.to_agency)
+        if not adapters.serves(recipient.kind):
+            return PushResult(PushOutcome.REFUSED, None, "recipient_has_no_adapter")
         content = orjson.loads(job.content)
         delivery = OutboundDelivery(
             id=job.delivery_id,

@@ -69,6 +69,8 @@ class Inbox:
 
 
 def _element(element: Element) -> Any:
+    # The sample systems read XML on their own (not with the gateway's codec): they are the
+    # independent side the gateway's write mapping is tested against.
     children = list(element)
     if not children:
         return (element.text or "").strip()

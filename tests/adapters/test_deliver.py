@@ -215,3 +215,10 @@ def test_the_deliveries_section_is_checked(
     extra = {**raw["deliveries"]["fields"], "surprise": "X"}
     with pytest.raises(ValidationError, match="surprise"):
         AgencyConfig.model_validate({**raw, "deliveries": {**raw["deliveries"], "fields": extra}})
+
+
+async def test_a_recipient_kind_without_an_adapter_is_refused(standard: Standard) -> None:
+    push = adapter_push(AgencyAdapters({}, case_owner="public_security"), standard)
+    content = orjson.dumps({"record": INDICTMENT, "attachments": []})
+    result = await push(PushJob("DL1", "indictment", "JC640104", "FY640104", "x", content))
+    assert (result.outcome, result.error) == (PushOutcome.REFUSED, "recipient_has_no_adapter")

@@ -75,6 +75,7 @@ def store_delivery(
     case_number: str = "A6401040000002021030042",
     attachments: Sequence[dict[str, str]] = (),
     created_at: datetime = T0,
+    purpose: str = "TEST",
 ) -> str:
     """A delivery stored as the service stores one (content: canonical JSON); its id."""
     content = orjson.dumps(
@@ -86,7 +87,7 @@ def store_delivery(
         from_agency=AGENCY[sender],
         to_agency=AGENCY[recipient],
         case_number=case_number,
-        purpose="TEST",
+        purpose=purpose,
         client_id="test",
         operator_id="op",
         content=content,

@@ -110,14 +110,7 @@ def test_a_push_repeated_after_a_crash_is_received_once(
         ]
         delivery = DeliveryRepository(session).get(delivery_id)
         assert delivery is not None
-        job = PushJob(
-            delivery.id,
-            delivery.kind,
-            delivery.from_agency,
-            delivery.to_agency,
-            delivery.case_number,
-            delivery.content,
-        )
+        job = PushJob.of(delivery)
     posts_before = inbox(agency_urls, "court")["posts"]
     portal = gw.client.portal
     assert portal is not None

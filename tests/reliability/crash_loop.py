@@ -649,7 +649,8 @@ def run_backend(backend: str, options: Options, workdir: Path, rng: random.Rando
         final.deliveries_checked = delivered
         log(
             f"{backend} deliveries: {len(deliveries.ids)} sent, {delivered} delivered and "
-            "received once by the court: " + ("OK" if not failures else "FAILED")
+            f"received once by the court ({deliveries.repeated} pushes repeated after a kill): "
+            + ("OK" if not failures else "FAILED")
         )
         log(
             f"{backend} final: {final.entries_checked} entries and {final.proofs_checked} "

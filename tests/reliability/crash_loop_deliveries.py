@@ -44,6 +44,7 @@ class DeliveryLoad:
     record: dict[str, Any]
     ids: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> delivery id
     cut: list[str] = field(default_factory=list)  # keys whose POST got no answer
+    repeated: int = 0  # pushes the court had already received (a kill before the outcome)
 
     @classmethod
     def for_case(cls, seed: int, cases: int, court_case: str) -> DeliveryLoad:
@@ -138,7 +139,9 @@ async def check_deliveries(
             failures.append(f"{len(pending)} deliveries not delivered within {within:g} s")
         inbox = await client.get(court_url + COURT_INBOX, headers={"X-Court-Key": court_secret})
     ours = set(load.ids.values())
-    received = [r for r in inbox.json()["received"] if r["idempotency_key"] in ours]
+    everything = inbox.json()
+    received = [r for r in everything["received"] if r["idempotency_key"] in ours]
+    load.repeated = everything["posts"] - len(everything["received"])
     keys = sorted(r["idempotency_key"] for r in received)
     if keys != sorted(ours):
         failures.append(f"the court holds {len(keys)} of the {len(ours)} deliveries")
