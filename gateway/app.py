@@ -7,7 +7,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -33,14 +32,13 @@ from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.db import create_db_engine, make_session_factory
-from gateway.deliveries.outbox import OutboxPusher
 from gateway.deliveries.receipts import load_receipt_signer
 from gateway.deliveries.routes import router as deliveries_router
 from gateway.deliveries.service import DeliveryService
 from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
-from gateway.exchange.push import adapter_push
+from gateway.exchange.push import outbox_pusher
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.subjects import SubjectResolver
@@ -156,16 +154,7 @@ def _runtime_on(
         search_upstream_calls=settings.search_upstream_calls,
         subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
     )
-    outbox = OutboxPusher(
-        factory,
-        adapter_push(adapters, standard),
-        audit_writer.append,
-        resource_of=lambda kind: standard.delivery_kind(kind).resource,
-        lease=timedelta(seconds=settings.delivery_push_lease_seconds),
-        base=timedelta(seconds=settings.delivery_push_backoff_seconds),
-        cap=timedelta(seconds=settings.delivery_push_backoff_cap_seconds),
-        max_attempts=settings.delivery_push_max_attempts,
-    )
+    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer)
     runtime = Runtime(
         settings=settings,
         engine=engine,

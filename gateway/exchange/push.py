@@ -15,8 +15,11 @@ The adapter's own error text goes to the log only; the result carries a fixed ca
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 import structlog
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import (
     AdapterError,
@@ -24,11 +27,13 @@ from adapters.base import (
     OutboundDelivery,
     UnsupportedOperation,
 )
-from gateway.deliveries.outbox import Push, PushJob, PushOutcome, PushResult
+from gateway.audit.writer import AuditWriter
+from gateway.deliveries.outbox import OutboxPusher, Push, PushJob, PushOutcome, PushResult
 from gateway.exchange.upstream import AgencyAdapters
+from gateway.settings import Settings
 from gateway.standard import Standard
 
-__all__ = ["adapter_push"]
+__all__ = ["adapter_push", "outbox_pusher"]
 
 log = structlog.get_logger(__name__)
 
@@ -83,3 +88,23 @@ def adapter_push(adapters: AgencyAdapters, standard: Standard) -> Push:
         return PushResult(PushOutcome.DELIVERED, delivered.status, None, delivered.receipt_id)
 
     return push
+
+
+def outbox_pusher(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    adapters: AgencyAdapters,
+    standard: Standard,
+    audit: AuditWriter,
+) -> OutboxPusher:
+    """The app's pusher: pushes through the adapters, audited by the app's writer."""
+    return OutboxPusher(
+        factory,
+        adapter_push(adapters, standard),
+        audit.append,
+        resource_of=lambda kind: standard.delivery_kind(kind).resource,
+        lease=timedelta(seconds=settings.delivery_push_lease_seconds),
+        base=timedelta(seconds=settings.delivery_push_backoff_seconds),
+        cap=timedelta(seconds=settings.delivery_push_backoff_cap_seconds),
+        max_attempts=settings.delivery_push_max_attempts,
+    )
