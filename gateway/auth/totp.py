@@ -56,7 +56,7 @@ def verify_totp(
 ) -> int | None:
     """The time step ``code`` is good for, or None (wrong, or that step was used already)."""
     code = code.strip()
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     try:
         key = _key(secret_b32)
