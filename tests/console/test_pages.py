@@ -269,3 +269,22 @@ def test_insecure_cookies_only_when_asked_and_only_on_loopback(tmp_path: object)
     production = Settings(console_insecure_loopback_cookies=True)
     with pytest.raises(SettingsError, match="CONSOLE_INSECURE_LOOPBACK_COOKIES"):
         production.check_production_ready()
+
+
+def test_sign_in_work_and_sign_out_on_each_database(console_any_db: Console) -> None:
+    """On PostgreSQL the gateway runs as the application role: its grants cover the console's
+    tables (a TOTP step recorded, a code marked used, a session ended)."""
+    console = console_any_db
+    secret = console.totp_secrets["zhao"]
+    assert secret is not None
+    from gateway.auth.totp import _key, totp
+
+    zhao = console.browser()
+    done = console.sign_in(zhao, "zhao", totp=totp(_key(secret)))
+    assert done.status_code == 200, done.text
+    page = zhao.get("/console/audit?search=1&decision=allow")
+    assert page.status_code == 200
+    assert 'id="entries"' in page.text
+    signed_out = zhao.post("/console/signout", data={"csrf_token": csrf_of(page.text)})
+    assert signed_out.status_code == 200
+    assert zhao.get("/console/audit", follow_redirects=False).status_code == 303
