@@ -27,7 +27,7 @@ from gateway.errors import GatewayError
 from gateway.policy.admin import Actor, PolicyAdministration
 from gateway.runtime import runtime_of
 
-__all__ = ["router"]
+__all__ = ["Admin", "actor_of", "admin_of", "refused", "router", "version_id_of"]
 
 router = APIRouter(prefix="/console/policies", include_in_schema=False)
 
@@ -36,15 +36,15 @@ _VERSION = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FILE = re.compile(r"^(permissions|negative_list|tests)/[a-z0-9_-]{1,64}\.yaml$")
 
 
-def _actor(found: SignedIn) -> Actor:
+def actor_of(found: SignedIn) -> Actor:
     return Actor(found.user.actor_id, found.user.agency)
 
 
-def _admin(request: Request) -> PolicyAdministration:
+def admin_of(request: Request) -> PolicyAdministration:
     return runtime_of(request).policy_admin
 
 
-async def _refused(request: Request, exc: GatewayError) -> dict[str, Any]:
+async def refused(request: Request, exc: GatewayError) -> dict[str, Any]:
     """Record the service's refusal as the API route class does; what the page shows."""
     await record_refusal(
         request,
@@ -53,10 +53,10 @@ async def _refused(request: Request, exc: GatewayError) -> dict[str, Any]:
         {"action": "refused", "route": route_template(request), "problem": exc.slug},
     )
     errors = exc.extra.get("errors", []) if isinstance(exc.extra, dict) else []
-    return {"status": exc.status, "detail": exc.detail, "errors": errors}
+    return {"status": exc.status, "detail": exc.detail, "errors": errors, "headers": exc.headers}
 
 
-def _version_id(value: str) -> str:
+def version_id_of(value: str) -> str:
     if not _VERSION.fullmatch(value):
         raise ConsoleRefusal(404, "没有这个版本", "版本号的格式应为 sha256:（64 位十六进制）。")
     return value
@@ -64,10 +64,10 @@ def _version_id(value: str) -> str:
 
 @router.get("")
 async def lists_in_force(request: Request, found: Admin) -> Response:
-    admin = _admin(request)
+    admin = admin_of(request)
     engine = admin.holder.current
-    await admin.record_read(_actor(found), "get_version", {"version_id": engine.version})
-    await admin.record_read(_actor(found), "list_versions", {})
+    await admin.record_read(actor_of(found), "get_version", {"version_id": engine.version})
+    await admin.record_read(actor_of(found), "list_versions", {})
     listing = await run_in_threadpool(admin.list_versions)
     policy_set = engine.policy_set
     by_grantee: dict[str, list[Any]] = {}
@@ -88,7 +88,7 @@ async def lists_in_force(request: Request, found: Admin) -> Response:
 
 @router.get("/rules/{rule_id}")
 async def rule_page(request: Request, found: Admin, rule_id: str) -> Response:
-    admin = _admin(request)
+    admin = admin_of(request)
     engine = admin.holder.current
     policy_set = engine.policy_set
     rules: dict[str, Any] = {r.id: r for r in policy_set.permissions}
@@ -97,7 +97,7 @@ async def rule_page(request: Request, found: Admin, rule_id: str) -> Response:
     if rule is None:
         raise ConsoleRefusal(404, "没有这条规则", f"现行清单中没有规则 {rule_id[:80]}。")
     await admin.record_read(
-        _actor(found), "get_version", {"version_id": engine.version, "rule_id": rule_id}
+        actor_of(found), "get_version", {"version_id": engine.version, "rule_id": rule_id}
     )
     location = policy_set.location(rule_id)
     text = rule.model_dump(mode="json", exclude_defaults=True)
@@ -106,7 +106,7 @@ async def rule_page(request: Request, found: Admin, rule_id: str) -> Response:
 
 
 async def _files(request: Request, found: Admin) -> dict[str, str]:
-    admin = _admin(request)
+    admin = admin_of(request)
     version = admin.holder.current.version
     files: dict[str, str] = await run_in_threadpool(admin.store.files, version)
     return files
@@ -114,9 +114,9 @@ async def _files(request: Request, found: Admin) -> dict[str, str]:
 
 @router.get("/propose")
 async def propose_form(request: Request, found: Admin, file: str = "") -> Response:
-    admin = _admin(request)
+    admin = admin_of(request)
     await admin.record_read(
-        _actor(found), "get_version", {"version_id": admin.holder.current.version}
+        actor_of(found), "get_version", {"version_id": admin.holder.current.version}
     )
     files = await _files(request, found)
     editable = sorted(name for name in files if _FILE.fullmatch(name))
@@ -146,18 +146,24 @@ async def propose(request: Request, found: Admin) -> Response:
         context["problem"] = {"detail": "请选择清单文件并填写变更说明（1-2000 字）。", "errors": []}
         return render(request, "propose.html", context, status=422)
     try:
-        result = await _admin(request).submit(_actor(found), {file: text}, comment, "current")
+        result = await admin_of(request).submit(actor_of(found), {file: text}, comment, "current")
     except GatewayError as exc:
-        context["problem"] = await _refused(request, exc)
-        return render(request, "propose.html", context, status=exc.status)
+        context["problem"] = await refused(request, exc)
+        return render(
+            request,
+            "propose.html",
+            context,
+            status=exc.status,
+            headers=context["problem"]["headers"],
+        )
     return render(request, "submitted.html", {"signed_in": found, "result": result}, status=201)
 
 
 @router.get("/versions/{version_id}")
 async def version_page(request: Request, found: Admin, version_id: str) -> Response:
-    admin = _admin(request)
-    version_id = _version_id(version_id)
-    actor = _actor(found)
+    admin = admin_of(request)
+    version_id = version_id_of(version_id)
+    actor = actor_of(found)
     await admin.record_read(actor, "get_version", {"version_id": version_id})
     try:
         version = await run_in_threadpool(admin.get_version, version_id)
@@ -211,18 +217,20 @@ def _text_diff(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]
 @router.post("/versions/{version_id}/review")
 async def review(request: Request, found: Admin, version_id: str) -> Response:
     form = await checked_form(request, found)
-    version_id = _version_id(version_id)
+    version_id = version_id_of(version_id)
     verdict, comment = str(form.get("verdict", "")), str(form.get("comment", ""))
     if verdict not in ("approve", "reject") or not 1 <= len(comment) <= 2000:
         raise ConsoleRefusal(422, "无法审核", "请选择批准或驳回，并填写审核意见（1-2000 字）。")
     try:
-        result = await _admin(request).review(
-            _actor(found), version_id, approve=verdict == "approve", comment=comment
+        result = await admin_of(request).review(
+            actor_of(found), version_id, approve=verdict == "approve", comment=comment
         )
     except GatewayError as exc:
-        problem = await _refused(request, exc)
+        problem = await refused(request, exc)
         context = {"signed_in": found, "version_id": version_id, "problem": problem}
-        return render(request, "reviewed.html", context, status=exc.status)
+        return render(
+            request, "reviewed.html", context, status=exc.status, headers=problem["headers"]
+        )
     return render(request, "reviewed.html", {"signed_in": found, "result": result})
 
 
@@ -231,13 +239,13 @@ async def impact(request: Request, found: Admin, version_id: str) -> Response:
     """An htmx fragment: the replay of recent requests against the version, as a table and
     the data of its chart."""
     await checked_form(request, found)
-    version_id = _version_id(version_id)
-    admin = _admin(request)
-    await admin.record_read(_actor(found), "impact", {"version_id": version_id, "limit": 1000})
+    version_id = version_id_of(version_id)
+    admin = admin_of(request)
+    await admin.record_read(actor_of(found), "impact", {"version_id": version_id, "limit": 1000})
     try:
         result = await admin.impact(version_id, 1000)
     except GatewayError as exc:
-        problem = await _refused(request, exc)
+        problem = await refused(request, exc)
         return render(request, "impact.html", {"problem": problem}, status=200)
     counts: dict[str, int] = {}
     for change in result["changes"]:

@@ -22,6 +22,7 @@ from tests.conftest import STANDARD_TEST_CLIENTS, make_settings, register_client
 
 BASE = "https://testserver"
 PASSWORD = "correct horse battery"
+FILE = "permissions/court.yaml"
 # name → (display name, agency, scopes, totp)
 USERS: dict[str, tuple[str, str, list[str], bool]] = {
     "zhang": ("张管理", "ZF640000", ["policy:admin"], False),
@@ -78,8 +79,7 @@ class Console:
         return client.post("/oauth/authorize", data=form)
 
     def signed_in(self, username: str, totp: str = "") -> TestClient:
-        client = self.browser()
-        client.__enter__()
+        client = self.browser()  # no lifespan of its own: the app's is running
         response = self.sign_in(client, username, totp=totp)
         assert response.status_code == 200, response.text
         assert str(response.url) == f"{BASE}/console/", response.url
@@ -117,3 +117,23 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, html[:500]
     return match.group(1)
+
+
+def propose(client: object, text_value: str, comment: str) -> object:
+    page = client.get(f"/console/policies/propose?file={FILE}")  # type: ignore[attr-defined]
+    return client.post(  # type: ignore[attr-defined]
+        "/console/policies/propose",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "file": FILE,
+            "text": text_value,
+            "comment": comment,
+        },
+    )
+
+
+def current_text(client: object) -> str:
+    page = client.get(f"/console/policies/propose?file={FILE}")  # type: ignore[attr-defined]
+    match = re.search(r"<textarea[^>]*>(.*?)</textarea>", page.text, re.S)
+    assert match
+    return unescape(match.group(1))

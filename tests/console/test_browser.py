@@ -41,9 +41,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]
     tmp = tmp_path_factory.mktemp("console-browser")
     # Plain http on loopback: the explicit development setting drops Secure from the cookies.
     with served_gateway(
-        tmp, console_insecure_loopback_cookies=True, checkpoint_interval_seconds=0.2
+        tmp,
+        before_serving=add_users,
+        console_insecure_loopback_cookies=True,
+        checkpoint_interval_seconds=0.2,
     ) as served:
-        add_users(served.settings)
         yield served
 
 
@@ -203,6 +205,9 @@ def test_propose_review_and_approve_by_a_second_person(watched: Any) -> None:
     li.page.wait_for_load_state("networkidle")
     assert "已批准，并已发布生效" in li.page.locator("#review-result").inner_text()
     li.check("approved")
+    li.goto("/console/policies/history")
+    assert "user:li" in li.page.locator("#versions").inner_text()
+    li.check("history")
 
 
 def _tamper(route: Any) -> None:

@@ -12,9 +12,7 @@ from sqlalchemy import create_engine, text
 from gateway.audit.checkpoint import open_checkpoint, parse_verifier
 from gateway.audit.merkle import leaf_hash, verify_inclusion
 from gateway.console import templating
-from tests.console.conftest import Console, csrf_of
-
-FILE = "permissions/court.yaml"
+from tests.console.conftest import FILE, Console, csrf_of, current_text, propose
 
 
 def _entries(console: Console, where: str) -> list[tuple[object, ...]]:
@@ -93,34 +91,12 @@ def test_sign_out_ends_the_session_for_good(console: Console) -> None:
     assert replay.status_code == 303
 
 
-def _propose(client: object, text_value: str, comment: str) -> object:
-    page = client.get(f"/console/policies/propose?file={FILE}")  # type: ignore[attr-defined]
-    return client.post(  # type: ignore[attr-defined]
-        "/console/policies/propose",
-        data={
-            "csrf_token": csrf_of(page.text),
-            "file": FILE,
-            "text": text_value,
-            "comment": comment,
-        },
-    )
-
-
-def _current_text(client: object) -> str:
-    page = client.get(f"/console/policies/propose?file={FILE}")  # type: ignore[attr-defined]
-    match = re.search(r"<textarea[^>]*>(.*?)</textarea>", page.text, re.S)
-    assert match
-    import html
-
-    return html.unescape(match.group(1))
-
-
 def test_an_invalid_proposal_shows_file_line_and_column(console: Console) -> None:
     admin = console.signed_in("zhang")
-    original = _current_text(admin)
+    original = current_text(admin)
     broken = original.replace("resource: case\n", "resource: no_such_resource\n", 1)
     assert broken != original
-    answer = _propose(admin, broken, "把案件换成不存在的资源")
+    answer = propose(admin, broken, "把案件换成不存在的资源")
     assert answer.status_code == 422
     where = re.search(r'<code class="where">([^<]+)</code>', answer.text)
     assert where, answer.text
@@ -130,10 +106,10 @@ def test_an_invalid_proposal_shows_file_line_and_column(console: Console) -> Non
 
 def test_propose_then_a_second_admin_approves(console: Console) -> None:
     zhang, li = console.signed_in("zhang"), console.signed_in("li")
-    original = _current_text(zhang)
+    original = current_text(zhang)
     changed = original.replace("description: 法院", "description: 人民法院", 1)
     assert changed != original
-    submitted = _propose(zhang, changed, "说明改为人民法院")
+    submitted = propose(zhang, changed, "说明改为人民法院")
     assert submitted.status_code == 201, submitted.text
     version_id = re.search(r"(sha256:[0-9a-f]{64})", submitted.text).group(1)  # type: ignore[union-attr]
     assert "策略测试：通过" in submitted.text
@@ -148,6 +124,7 @@ def test_propose_then_a_second_admin_approves(console: Console) -> None:
     )
     assert own.status_code == 403
     assert "不能审核自己提出的候选版本" in own.text
+    assert own.headers["x-audit-index"].isdigit()
     assert console.client.app.state.runtime.policy.current.version != version_id  # type: ignore[attr-defined]
     # … another administrator can.
     other = li.get(f"/console/policies/versions/{version_id}")
