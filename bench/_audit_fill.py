@@ -184,7 +184,7 @@ class FastSource:
             if k < check:
                 self._check(index, leaf, document, moment)
             digest = sha256(b"\x00" + leaf).digest()
-            append_node([(w.level, w.index, w.hash) for w in frontier_append(digest)])
+            append_node([(w.level, w.index, w.hash) for w in frontier_append(digest) if w.level])
             # SQLAlchemy stores a SQLite DATETIME as the text "YYYY-MM-DD HH:MM:SS.ffffff".
             iso = str(document["time"])
             created = moment if self.postgres else f"{iso[:10]} {iso[11:26]}"

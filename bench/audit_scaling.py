@@ -67,7 +67,7 @@ from bench._common import (
 )
 from gateway.audit.merkle import NodeKey, _inclusion_ranges, _range_keys, inclusion_proof
 from gateway.audit.models import AuditEntry, AuditNode, AuditRuleHit
-from gateway.audit.repository import AuditRepository, EntryFilter, node_keys_match
+from gateway.audit.repository import AuditRepository, EntryFilter, node_select
 from gateway.audit.service import AuditService
 from gateway.db import create_db_engine
 
@@ -135,7 +135,7 @@ def _page_query(filters: EntryFilter, after: int | None) -> Any:
 
 def _node_query(keys: Sequence[NodeKey]) -> Any:
     """The statement ``NodeTable.get_nodes`` runs."""
-    return select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(node_keys_match(keys))
+    return node_select(keys)
 
 
 @dataclass
@@ -200,14 +200,17 @@ def _proof(service: AuditService, index: int, size: int) -> int:
 
 
 def _per_level_node_query(keys: Sequence[NodeKey]) -> Any:
+    return node_select(keys, _per_level_match)
+
+
+def _per_level_match(keys: Sequence[NodeKey]) -> Any:
     by_level: dict[int, list[int]] = {}
     for level, idx in keys:
         by_level.setdefault(level, []).append(idx)
-    condition = or_(*(
+    return or_(*(
         and_(AuditNode.level == level, AuditNode.idx.in_(indexes))
         for level, indexes in by_level.items()
     ))  # fmt: skip
-    return select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(condition)
 
 
 def _rule_join_query(rule: str, after: int) -> Any:
@@ -230,7 +233,7 @@ class PerLevelNodeReader:
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> Mapping[NodeKey, bytes]:
         rows = self.session.execute(_per_level_node_query(keys))
-        return {(row.level, row.idx): row.hash for row in rows}
+        return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
 
 def _proof_per_level(engine: Engine, index: int, size: int) -> int:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SmallInteger,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.audit.merkle import NodeKey
@@ -20,7 +31,7 @@ from gateway.audit.models import (
 )
 from gateway.audit.writer import TREE_HEAD_ID
 
-__all__ = ["AuditRepository", "EntryFilter", "NodeTable", "node_keys_match"]
+__all__ = ["AuditRepository", "EntryFilter", "NodeTable", "node_keys_match", "node_select"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class EntryFilter:
 
 
 def node_keys_match(keys: Sequence[NodeKey]) -> ColumnElement[bool]:
-    """``(level, idx) IN keys`` as an OR of primary-key lookups.
+    """``(level, idx) IN keys`` as an OR of primary-key lookups (interior nodes only).
 
     SQLite plans a row-value ``IN`` as a scan of the whole table (proofs then grow
     linearly with the log); an OR of equalities on the primary key is one index probe
@@ -96,8 +107,36 @@ def node_keys_match(keys: Sequence[NodeKey]) -> ColumnElement[bool]:
     return or_(*(and_(AuditNode.level == level, AuditNode.idx == idx) for level, idx in keys))
 
 
+def node_select(
+    keys: Sequence[NodeKey],
+    match: Callable[[Sequence[NodeKey]], ColumnElement[bool]] = node_keys_match,
+) -> Select[int, int, bytes]:
+    """The stored hashes of ``keys``, as rows ``(level, idx, hash)``, in one statement.
+
+    ``audit_nodes`` holds interior nodes only (level >= 1): a leaf's hash (level 0) is the
+    ``leaf_hash`` of its entry, the same index, so leaf keys are read from ``audit_entries``
+    (by primary key) in the same round trip.
+    """
+    leaves = [idx for level, idx in keys if level == 0]
+    interior = [key for key in keys if key[0] != 0]
+    from_nodes = select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+        match(interior) if interior else false()
+    )
+    if not leaves:
+        return from_nodes
+    from_entries = select(
+        literal(0, SmallInteger).label("level"),
+        AuditEntry.idx.label("idx"),
+        AuditEntry.leaf_hash.label("hash"),
+    ).where(AuditEntry.idx.in_(leaves))
+    if not interior:
+        return from_entries
+    both: Select[int, int, bytes] = select(union_all(from_entries, from_nodes).subquery())
+    return both
+
+
 class NodeTable:
-    """A :class:`~gateway.audit.merkle.NodeReader` over ``audit_nodes``: one query per proof."""
+    """A :class:`~gateway.audit.merkle.NodeReader` over the audit tables: one query per proof."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -105,10 +144,8 @@ class NodeTable:
     def get_nodes(self, keys: Sequence[NodeKey]) -> Mapping[NodeKey, bytes]:
         if not keys:
             return {}
-        rows = self.session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(node_keys_match(keys))
-        )
-        return {(row.level, row.idx): row.hash for row in rows}
+        rows = self.session.execute(node_select(keys))
+        return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
 
 class AuditRepository:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from gateway.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
 from gateway.audit.entry import parse_time
-from gateway.audit.merkle import EMPTY_ROOT, Frontier, NodeWrite, leaf_hash
+from gateway.audit.merkle import EMPTY_ROOT, Frontier, NodeWrite, build_tree, leaf_hash
 from gateway.audit.models import (
     AuditCaseRef,
     AuditCheckpoint,
@@ -309,6 +309,8 @@ def verify_database(
 
 
 def _check_nodes(session: Session, writes: Sequence[NodeWrite], report: VerifyReport) -> None:
+    # Level 0 is each entry's own leaf_hash, checked against its leaf in ``_Walk.add``.
+    writes = [write for write in writes if write.level]
     if not writes:
         return
     keys = [(w.level, w.index) for w in writes]
@@ -320,14 +322,31 @@ def _check_nodes(session: Session, writes: Sequence[NodeWrite], report: VerifyRe
         ):
             stored[(row.level, row.idx)] = bytes(row.hash)
     for write in writes:
-        if stored.get((write.level, write.index)) != write.hash:
-            first_leaf = write.index << write.level
-            report.fail(
-                f"node ({write.level}, {write.index}) is missing or wrong "
-                f"(covers entries from {first_leaf})",
-                first_leaf,
-            )
-            return
+        found = stored.get((write.level, write.index))
+        if found == write.hash:
+            continue
+        first, last = write.index << write.level, ((write.index + 1) << write.level) - 1
+        named = report.first_bad_index
+        at = first
+        if found is not None and named is not None and first <= named <= last:
+            # The node may only restate a leaf already found not to hash to its stored hash:
+            # then the stored hashes of its range still build it, and that entry is the answer.
+            hashes = session.execute(
+                select(AuditEntry.leaf_hash)
+                .where(AuditEntry.idx.between(first, last))
+                .order_by(AuditEntry.idx)
+            ).scalars()
+            store, _ = build_tree(bytes(h) for h in hashes)
+            if store.get_nodes([(write.level, 0)]).get((write.level, 0)) == found:
+                at = named
+        # Otherwise the stored node commits to hashes its range no longer has: some entry in
+        # it changed, with its stored hash (a leaf hash is stored once, in its entry).
+        report.fail(
+            f"node ({write.level}, {write.index}) is missing or wrong "
+            f"(covers entries {first} to {last})",
+            at,
+        )
+        return
 
 
 def _case_refs(document: dict[str, Any]) -> set[str]:

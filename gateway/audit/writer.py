@@ -261,7 +261,8 @@ class AuditWriter:
                         refused.append((pending, exc))
                         continue
                     digest = leaf_hash(leaf)
-                    nodes.extend(frontier.append(digest))
+                    # Level 0 (the leaf hash) is not stored twice: audit_entries holds it.
+                    nodes.extend(w for w in frontier.append(digest) if w.level)
                     entries.append(entry_row(index, draft, leaf, digest))
                     hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
                     refs.extend((number, index) for number in sorted(draft.case_refs()))

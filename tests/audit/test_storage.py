@@ -17,7 +17,7 @@ CHANGES = {
         "DELETE FROM audit_entries WHERE idx = 2",
     ),
     "audit_nodes": (
-        "UPDATE audit_nodes SET hash = hash WHERE level = 0 AND idx = 0",  # even a no-op
+        "UPDATE audit_nodes SET hash = hash WHERE level = 1 AND idx = 0",  # even a no-op
         "DELETE FROM audit_nodes WHERE level = 1",
     ),
     "audit_checkpoints": (

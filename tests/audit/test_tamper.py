@@ -100,8 +100,9 @@ def test_a_rewritten_leaf_with_its_hash(log: AuditLog) -> None:
             {"l": leaf, "h": leaf_hash(leaf)},
         )
     )
-    # The stored Merkle nodes still hold the old leaf hash.
-    _fails_at(log.verify(), 5, "node (0, 5) is missing or wrong")
+    # The stored Merkle node over entries 4 and 5 still commits to the old leaf hash. The
+    # leaf hash is stored once (in the entry), so the change is located to that pair.
+    _fails_at(log.verify(), 4, "node (1, 2) is missing or wrong (covers entries 4 to 5)")
 
 
 def test_a_rewritten_leaf_with_every_node_recomputed(log: AuditLog) -> None:
@@ -177,13 +178,14 @@ def test_an_extra_entry_at_the_end(log: AuditLog) -> None:
         f"INSERT INTO audit_entries ({columns}) VALUES ({', '.join(':' + c for c in values)})",  # noqa: S608
         **values,
     )
-    _fails_at(log.verify(), SIZE, f"node (0, {SIZE}) is missing or wrong")
+    # Entry 23 completes node (1, 11) over entries 22 and 23, which is not stored.
+    _fails_at(log.verify(), SIZE - 1, "node (1, 11) is missing or wrong (covers entries 22 to 23)")
 
     # Also with its nodes and rule hit stored: the tree head still says 23.
     frontier = Frontier.from_bytes(
         bytes(log.scalar("SELECT frontier FROM audit_tree_head WHERE id = 1"))
     )
-    for write in frontier.append(leaf_hash(leaf)):  # (0, 23), (1, 11), (2, 5), (3, 2)
+    for write in frontier.append(leaf_hash(leaf))[1:]:  # (1, 11), (2, 5), (3, 2); not (0, 23)
         log.execute(
             "INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)",
             l=write.level,
@@ -219,7 +221,9 @@ def test_two_entries_swapped(log: AuditLog) -> None:
         "UPDATE audit_entries SET idx = 3 WHERE idx = 4",
         "UPDATE audit_entries SET idx = 4 WHERE idx = -1",
     )
-    _fails_at(log.verify(), 3, "entry 3: the leaf names index 4")
+    # Entries 3 and 4 moved with their stored hashes: node (1, 1) over entries 2 and 3 no longer
+    # matches, so the log is trusted up to entry 2, the start of the smallest stored subtree.
+    _fails_at(log.verify(), 2, "entry 3: the leaf names index 4", "node (1, 1) is missing or wrong")
 
 
 def test_two_leaves_swapped_with_their_hashes_and_nodes(log: AuditLog) -> None:
@@ -338,7 +342,7 @@ def test_a_changed_merkle_node(log: AuditLog) -> None:
     log.tamper(
         ("UPDATE audit_nodes SET hash = :h WHERE level = 2 AND idx = 1", {"h": b"\x00" * 32})
     )
-    _fails_at(log.verify(), 4, "node (2, 1) is missing or wrong (covers entries from 4)")
+    _fails_at(log.verify(), 4, "node (2, 1) is missing or wrong (covers entries 4 to 7)")
 
 
 def test_a_deleted_merkle_node(log: AuditLog) -> None:

@@ -22,7 +22,7 @@ from gateway.audit.entry import (
     entry_document,
 )
 from gateway.audit.leaf import LeafEncodingError, leaf_bytes
-from gateway.audit.merkle import Frontier
+from gateway.audit.merkle import Frontier, leaf_hash
 from gateway.audit.repository import EntryFilter
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from tests.audit.conftest import AuditLog, exchange_draft, migrate
@@ -118,8 +118,9 @@ def test_leaf_is_canonical_json_of_the_entry_document(audit_log: AuditLog) -> No
     assert row.upstream_latency_us == 1007
     hits = audit_log.rows("SELECT rule_id FROM audit_rule_hits WHERE idx = :i", i=index)
     assert sorted(h.rule_id for h in hits) == ["a-rule", "z-rule"]
-    node = audit_log.scalar("SELECT hash FROM audit_nodes WHERE level = 0 AND idx = :i", i=index)
-    assert bytes(node) == bytes(row.leaf_hash)
+    # The leaf hash is stored once, in the entry: audit_nodes holds interior nodes only.
+    assert bytes(row.leaf_hash) == leaf_hash(bytes(row.leaf))
+    assert audit_log.scalar("SELECT COUNT(*) FROM audit_nodes WHERE level = 0") == 0
 
 
 def test_tree_is_kept_incrementally(audit_log: AuditLog) -> None:
@@ -136,8 +137,9 @@ def test_tree_is_kept_incrementally(audit_log: AuditLog) -> None:
         row = audit_log.rows("SELECT size, frontier FROM audit_tree_head WHERE id = 1")[0]
         assert row.size == len(leaves)
         assert Frontier.from_bytes(bytes(row.frontier)) == expected
-    # 20 leaves: complete nodes 20 at level 0, 10 at 1, 5 at 2, 2 at 3, 1 at 4.
-    assert audit_log.scalar("SELECT COUNT(*) FROM audit_nodes") == 20 + 10 + 5 + 2 + 1
+    # 20 leaves: complete interior nodes 10 at level 1, 5 at 2, 2 at 3, 1 at 4 (the 20 leaf
+    # hashes are the entries' own leaf_hash, not stored twice).
+    assert audit_log.scalar("SELECT COUNT(*) FROM audit_nodes") == 10 + 5 + 2 + 1
 
 
 def test_an_appended_entry_is_visible_to_other_connections(audit_log: AuditLog) -> None:
