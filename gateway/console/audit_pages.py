@@ -33,7 +33,7 @@ from gateway.errors import GatewayError, UnprocessableContent
 from gateway.responses import JSONResponse
 from gateway.runtime import runtime_of
 
-__all__ = ["router"]
+__all__ = ["FILTER_NAMES", "Regulator", "filters_of", "record_query", "router"]
 
 router = APIRouter(prefix="/console/audit", include_in_schema=False)
 
@@ -67,7 +67,7 @@ def _in_beijing(moment: datetime | None) -> datetime | None:
     return moment
 
 
-async def _filters(form: dict[str, str]) -> EntryFilter:
+async def filters_of(form: dict[str, str]) -> EntryFilter:
     values = {k: v.strip() for k, v in form.items() if k in FILTER_NAMES and v.strip()}
     try:
         parsed = ConsoleFilters.model_validate(values)
@@ -89,7 +89,7 @@ async def _filters(form: dict[str, str]) -> EntryFilter:
     )
 
 
-async def _record(request: Request, found: SignedIn) -> int:
+async def record_query(request: Request, found: SignedIn) -> int:
     return await append_query_entry(
         request, found.user.actor_id, found.user.agency, 200, Decision.ALLOW
     )
@@ -102,7 +102,7 @@ async def trail(request: Request, found: Regulator) -> Response:
     if not any(form.get(k) for k in FILTER_NAMES) and "search" not in request.query_params:
         return render(request, "audit.html", context)
     try:
-        filters = await _filters(form)
+        filters = await filters_of(form)
         after = None
         if form.get("cursor"):
             after = decode_cursor(form["cursor"][:512], kind="audit").get("a")
@@ -115,8 +115,9 @@ async def trail(request: Request, found: Regulator) -> Response:
     views, next_after = await run_in_threadpool(
         lambda: runtime.audit_service.entries(filters, after=after, limit=PAGE_SIZE)
     )
-    context["audit_index"] = await _record(request, found)
+    context["audit_index"] = await record_query(request, found)
     context["entries"] = [v.as_json() for v in views]
+    context["export_query"] = {k: v for k, v in form.items() if k in FILTER_NAMES and v}
     if next_after is not None:
         context["next_query"] = {
             **{k: v for k, v in form.items() if k != "cursor"},
@@ -140,7 +141,7 @@ async def entry_page(request: Request, found: Regulator, index: str) -> Response
     except GatewayError as exc:
         await refuse(request, exc, AuditKind.AUDIT_QUERY, "没有这条记录")
         raise
-    await _record(request, found)
+    await record_query(request, found)
     context = {"signed_in": found, "entry": view.as_json(), "index": number}
     return render(request, "entry.html", context)
 
@@ -166,7 +167,7 @@ async def proof(request: Request, found: Regulator, index: str) -> Response:
     except GatewayError as exc:
         await refuse(request, exc, AuditKind.AUDIT_QUERY, "无法取得证明")
         raise
-    await _record(request, found)
+    await record_query(request, found)
     return JSONResponse(
         {
             "index": number,

@@ -9,6 +9,7 @@ from gateway.audit.aggregate import FailedSignIns
 from gateway.auth.authorize import router as authorize_router
 from gateway.auth.users import USER_PREFIX
 from gateway.console.audit_pages import router as audit_pages_router
+from gateway.console.audit_stats import router as audit_stats_router
 from gateway.console.control_pages import router as control_pages_router
 from gateway.console.guard import install_console_handlers
 from gateway.console.pages import router as pages_router
@@ -43,6 +44,7 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(pages_router)
     app.include_router(policy_pages_router)
     app.include_router(control_pages_router)
+    app.include_router(audit_stats_router)
     app.include_router(audit_pages_router)
     app.mount(
         "/console/static",

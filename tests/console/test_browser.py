@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint_body
 from tests.conftest import IN_CI
 from tests.console.conftest import PASSWORD, add_users
 from tests.served import ServedGateway, served_gateway
@@ -219,6 +220,37 @@ def _tamper(route: Any) -> None:
     route.fulfill(response=response, body=json.dumps(body))
 
 
+def _signer_with_plus() -> CheckpointSigner:
+    """A checkpoint key whose base64 has a "+" (about one in five; the parser once split on it)."""
+    while True:
+        signer = CheckpointSigner.generate("zhengfa-gateway.local/audit")
+        if "+" in signer.verifier_text().split("+", 2)[2]:
+            return signer
+
+
+def _resign(route: Any) -> None:
+    """The same tree head, signed by another key whose text has a "+" in its base64."""
+    response = route.fetch()
+    body = response.json()
+    origin, size, root, _ = parse_checkpoint_body(body["checkpoint"].split("\n\n")[0] + "\n")
+    signer = _signer_with_plus()
+    body["checkpoint"] = signer.sign_checkpoint(origin, size, root)
+    body["verifier_key"] = signer.verifier_text()
+    route.fulfill(response=response, body=json.dumps(body))
+
+
+def test_any_verifier_key_text_is_read(watched: Any) -> None:
+    wang = watched()
+    wang.sign_in("wang")
+    wang.page.wait_for_timeout(600)  # the checkpointer signs every 0.2 s
+    wang.page.route("**/console/audit/entries/1/proof", _resign)
+    wang.goto("/console/audit/entries/1")
+    result = wang.page.locator("#proof-result")
+    result.and_(wang.page.locator(":not([data-state='pending'])")).wait_for(timeout=20_000)
+    assert result.get_attribute("data-state") == "ok", result.inner_text()
+    assert "+" in wang.page.locator("#verifier-key").inner_text().split("+", 2)[2]
+
+
 def test_audit_query_and_the_proof_checked_in_the_browser(watched: Any) -> None:
     wang = watched()
     wang.sign_in("wang")
@@ -229,11 +261,19 @@ def test_audit_query_and_the_proof_checked_in_the_browser(watched: Any) -> None:
     wang.page.wait_for_load_state("networkidle")
     assert wang.page.locator("#entries tbody tr").count() >= 1
     wang.check("audit")
+    wang.goto("/console/audit/stats")
+    wang.page.locator("#requests-chart svg").wait_for(timeout=20_000)
+    wang.page.locator("#denials-chart svg").wait_for(timeout=20_000)
+    wang.check("stats")
     wang.page.wait_for_timeout(600)  # the checkpointer signs every 0.2 s
     wang.goto("/console/audit/entries/1")
     result = wang.page.locator("#proof-result")
     result.and_(wang.page.locator(":not([data-state='pending'])")).wait_for(timeout=20_000)
-    assert result.get_attribute("data-state") == "ok", result.inner_text()
+    assert result.get_attribute("data-state") == "ok", (
+        result.inner_text(),
+        wang.page.locator("#checkpoint-note").inner_text(),
+        wang.page.locator("#verifier-key").inner_text(),
+    )
     assert "校验通过" in result.inner_text()
     assert wang.page.locator("#check-signature").get_attribute("data-state") == "ok"
     wang.check("entry-verified")
@@ -243,7 +283,8 @@ def test_audit_query_and_the_proof_checked_in_the_browser(watched: Any) -> None:
     tampered.page.route("**/console/audit/entries/1/proof", _tamper)
     tampered.goto("/console/audit/entries/1")
     failed = tampered.page.locator("#proof-result")
-    failed.and_(tampered.page.locator("[data-state='failed']")).wait_for(timeout=20_000)
+    failed.and_(tampered.page.locator(":not([data-state='pending'])")).wait_for(timeout=20_000)
+    assert failed.get_attribute("data-state") == "failed", failed.inner_text()
     assert "校验失败" in failed.inner_text()
     # The signature is still good: it is the entry that does not belong to the signed tree.
     assert tampered.page.locator("#check-signature").get_attribute("data-state") == "ok"

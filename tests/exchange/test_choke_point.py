@@ -112,6 +112,8 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/console/policies/freeze": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/stats": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/export": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/entries/{index}": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/entries/{index}/proof": (frozenset({"GET"}), "console session: audit:read"),
 }

@@ -32,12 +32,13 @@
   }
 
   // Verifier key text: <name>+<8 hex of key hash>+<base64(0x01 || 32-byte public key)>
+  // The name has no "+", the hash is 8 hex digits; the base64 key may contain "+" itself.
   function parseVerifier(text) {
-    const parts = text.trim().split("+");
-    if (parts.length !== 3) throw new Error("公钥格式不正确");
-    const raw = b64(parts[2]);
+    const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+=*)$/.exec(text.trim());
+    if (!match) throw new Error("公钥格式不正确");
+    const raw = b64(match[3]);
     if (raw.length !== 33 || raw[0] !== 0x01) throw new Error("不是 Ed25519 公钥");
-    return { name: parts[0], hash: parseInt(parts[1], 16) >>> 0, key: raw.slice(1) };
+    return { name: match[1], hash: parseInt(match[2], 16) >>> 0, key: raw.slice(1) };
   }
 
   async function verifyNote(noteText, verifier) {
