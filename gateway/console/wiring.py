@@ -11,6 +11,7 @@ from gateway.auth.users import USER_PREFIX
 from gateway.console.audit_pages import router as audit_pages_router
 from gateway.console.audit_stats import router as audit_stats_router
 from gateway.console.control_pages import router as control_pages_router
+from gateway.console.explain_page import router as explain_page_router
 from gateway.console.guard import install_console_handlers
 from gateway.console.pages import router as pages_router
 from gateway.console.parts import ConsoleParts
@@ -44,6 +45,7 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(pages_router)
     app.include_router(policy_pages_router)
     app.include_router(control_pages_router)
+    app.include_router(explain_page_router)
     app.include_router(audit_stats_router)
     app.include_router(audit_pages_router)
     app.mount(

@@ -206,6 +206,11 @@ def test_propose_review_and_approve_by_a_second_person(watched: Any) -> None:
     li.page.wait_for_load_state("networkidle")
     assert "已批准，并已发布生效" in li.page.locator("#review-result").inner_text()
     li.check("approved")
+    li.goto("/console/policies/explain")
+    with li.page.expect_navigation():
+        li.page.get_by_role("button", name="解释").click()
+    li.page.locator("#explained").wait_for(timeout=20_000)
+    li.check("explain")
     li.goto("/console/policies/history")
     assert "user:li" in li.page.locator("#versions").inner_text()
     li.check("history")

@@ -71,3 +71,37 @@ def test_rollback_of_a_version_in_force_is_refused(console: Console) -> None:
         _post(zhang, "/console/policies/rollback", {"version_id": "x", "comment": "c"}).status_code
         == 404
     )
+
+
+def test_explain_a_hypothetical_request(console: Console) -> None:
+    zhang = console.signed_in("zhang")
+    page = zhang.get("/console/policies/explain")
+    assert page.status_code == 200
+    assert "FY640104" in page.text
+    token = csrf_of(page.text)
+    form = {
+        "csrf_token": token,
+        "version": "current",
+        "request": (
+            '{"requester_agency": "FY640104", "resource": "judgment", '
+            '"purpose": "PRIOR_RECORD_CHECK", "filters": {"defendant_id": "P-001"}}'
+        ),
+        "records": '[{"judgment_id": "J-1", "case_id": "C-2019-050", "defendant_id": "P-001"}]',
+        "subjects": "",
+    }
+    done = zhang.post("/console/policies/explain", data=form)
+    assert done.status_code == 200, done.text
+    assert 'id="explained"' in done.text
+    assert "PRIOR_RECORD_CHECK" in done.text
+    bad_json = zhang.post("/console/policies/explain", data={**form, "request": "{"})
+    assert bad_json.status_code == 422
+    assert "JSON 不正确" in bad_json.text
+    unknown = zhang.post(
+        "/console/policies/explain",
+        data={**form, "request": form["request"].replace("FY640104", "XX000000")},
+    )
+    assert unknown.status_code == 422
+    assert unknown.headers["x-audit-index"].isdigit()
+    assert "XX000000" in unknown.text
+    regulator = console.signed_in("wang")
+    assert regulator.post("/console/policies/explain", data=form).status_code == 403

@@ -109,6 +109,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
         "console session: policy:admin",
     ),
     "/console/policies/history": (frozenset({"GET"}), "console session: policy:admin"),
+    "/console/policies/explain": (frozenset({"GET", "POST"}), "console session: policy:admin"),
     "/console/policies/freeze": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
