@@ -6,12 +6,14 @@ query entry before anything is answered."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from gateway.audit.alerts import find_alerts
 from gateway.audit.entry import AuditKind
 from gateway.console.audit_pages import FILTER_NAMES, Regulator, filters_of, record_query
 from gateway.console.guard import refuse
@@ -20,6 +22,8 @@ from gateway.errors import GatewayError, UnprocessableContent
 from gateway.runtime import runtime_of
 
 __all__ = ["router"]
+
+_DEFAULT_WINDOW = timedelta(hours=24)
 
 router = APIRouter(prefix="/console/audit", include_in_schema=False)
 
@@ -104,3 +108,52 @@ async def export(request: Request, found: Regulator) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+def _threshold(form: dict[str, str]) -> tuple[float, int]:
+    try:
+        threshold = float(form.get("threshold") or 0.5)
+        min_requests = int(form.get("min_requests") or 20)
+    except ValueError:
+        threshold, min_requests = -1.0, 0
+    if not (0 <= threshold <= 1 and 1 <= min_requests <= 1_000_000):
+        raise UnprocessableContent(
+            "阈值为 0 到 1，最少请求数为 1 到 1000000",
+            [{"field": "threshold", "reason": "out of range"}],
+        )
+    return threshold, min_requests
+
+
+@router.get("/alerts")
+async def alerts(request: Request, found: Regulator) -> Response:
+    """Callers whose refused or empty-result share crosses a threshold (probing), as
+    ``GET /v1/audit/alerts`` finds them (default: the last 24 hours)."""
+    names = ("since", "until", "threshold", "min_requests")
+    form = {k: v for k, v in request.query_params.items() if k in names}
+    try:
+        threshold, min_requests = _threshold(form)
+        window = await filters_of({k: v for k, v in form.items() if k in ("since", "until")})
+    except GatewayError as exc:
+        await refuse(request, exc, AuditKind.AUDIT_QUERY, "查询条件有误")
+        raise
+    start = window.since or datetime.now(UTC) - _DEFAULT_WINDOW
+    engine = runtime_of(request).engine
+    found_alerts = await run_in_threadpool(
+        lambda: find_alerts(
+            engine,
+            since=start,
+            until=window.until,
+            threshold=threshold,
+            min_requests=min_requests,
+        )
+    )
+    context = {
+        "signed_in": found,
+        "form": form,
+        "alerts": found_alerts,
+        "since": start,
+        "threshold": threshold,
+        "min_requests": min_requests,
+        "audit_index": await record_query(request, found),
+    }
+    return render(request, "alerts.html", context)

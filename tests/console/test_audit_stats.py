@@ -57,3 +57,31 @@ def test_export_csv_and_jsonl(console: Console) -> None:
     assert _queries(console).count("/console/audit/export") == 2
     assert wang.get("/console/audit/export?format=xml").status_code == 422
     assert zhang.get("/console/audit/export").status_code == 403
+
+
+def test_alerts_name_a_probing_caller(console: Console) -> None:
+    from gateway.audit.entry import AuditKind, Decision, EntryDraft
+
+    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
+    for _ in range(3):  # a caller refused three times out of three
+        runtime.audit_writer.append_blocking(
+            EntryDraft(
+                kind=AuditKind.EXCHANGE,
+                client_id="probe-client",
+                requester_agency="GA640104",
+                decision=Decision.DENY,
+                status=403,
+                resource="person",
+                purpose="INVESTIGATION",
+            )
+        )
+    wang = console.signed_in("wang")
+    page = wang.get("/console/audit/alerts?threshold=0.5&min_requests=3")
+    assert page.status_code == 200, page.text
+    assert "probe-client" in page.text
+    assert "GA640104" in page.text
+    assert "/console/audit/alerts" in _queries(console)
+    assert "probe-client" not in wang.get("/console/audit/alerts?min_requests=4").text
+    bad = wang.get("/console/audit/alerts?threshold=2")
+    assert bad.status_code == 422
+    assert bad.headers["x-audit-index"].isdigit()

@@ -270,6 +270,8 @@ def test_audit_query_and_the_proof_checked_in_the_browser(watched: Any) -> None:
     wang.page.locator("#requests-chart svg").wait_for(timeout=20_000)
     wang.page.locator("#denials-chart svg").wait_for(timeout=20_000)
     wang.check("stats")
+    wang.goto("/console/audit/alerts")
+    wang.check("alerts")
     wang.page.wait_for_timeout(600)  # the checkpointer signs every 0.2 s
     wang.goto("/console/audit/entries/1")
     result = wang.page.locator("#proof-result")

@@ -114,6 +114,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/stats": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/alerts": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/export": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/entries/{index}": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/entries/{index}/proof": (frozenset({"GET"}), "console session: audit:read"),
