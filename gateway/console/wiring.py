@@ -17,6 +17,7 @@ from gateway.console.pages import router as pages_router
 from gateway.console.parts import ConsoleParts
 from gateway.console.policy_pages import router as policy_pages_router
 from gateway.console.sessions import SessionStore
+from gateway.console.sharing_pages import router as sharing_pages_router
 from gateway.console.templating import STATIC_DIR
 from gateway.runtime import Runtime
 
@@ -48,6 +49,7 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(explain_page_router)
     app.include_router(audit_stats_router)
     app.include_router(audit_pages_router)
+    app.include_router(sharing_pages_router)
     app.mount(
         "/console/static",
         StaticFiles(directory=STATIC_DIR, check_dir=False),

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.auth.keys import KeyStore
 from gateway.auth.users import UserService
-from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.db import create_db_engine, make_session_factory, session_scope, utcnow
 from gateway.migrate import upgrade
 from gateway.settings import Settings
+from gateway.sharing.models import SharingApplication
+from gateway.sharing.repository import SharingRepository
 from tests.conftest import STANDARD_TEST_CLIENTS, make_settings, register_client
 
 BASE = "https://testserver"
@@ -29,6 +35,8 @@ USERS: dict[str, tuple[str, str, list[str], bool]] = {
     "li": ("李复核", "ZF640000", ["policy:admin"], False),
     "wang": ("王监督", "JC640000", ["audit:read"], False),
     "zhao": ("赵双因素", "ZF640000", ["audit:read"], True),
+    "sun": ("孙审核", "GA640104", ["sharing:review"], False),
+    "zhou": ("周审核", "FY640104", ["sharing:review"], False),
 }
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
@@ -137,3 +145,40 @@ def current_text(client: object) -> str:
     match = re.search(r"<textarea[^>]*>(.*?)</textarea>", page.text, re.S)
     assert match
     return unescape(match.group(1))
+
+
+def insert_application(factory: sessionmaker[Session], *, overdue: bool = False) -> str:
+    """A pending conditional-sharing application of the court (FY640104) to the police
+    (GA640104), as the sharing service stores one."""
+    now = utcnow()
+    app_id = str(uuid.uuid4())
+    SharingRepository(factory).insert(
+        SharingApplication(
+            id=app_id,
+            created_at=now - timedelta(days=10 if overdue else 0),
+            requester_agency="FY640104",
+            client_id="court-system",
+            operator_id="op-1",
+            owner_agency="GA640104",
+            resource="person",
+            fields=json.dumps(["phone"]),
+            record_ids=None,
+            purpose="TRIAL",
+            case_number="（2025）宁0104刑初1号",
+            case_id="C-2025-001",
+            reason="核实被告人联系方式",
+            days=30,
+            status="pending",
+            due_at=now + (timedelta(days=-1) if overdue else timedelta(days=5)),
+        )
+    )
+    return app_id
+
+
+def add_users_and_an_application(settings: Settings) -> None:
+    add_users(settings)
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        insert_application(make_session_factory(engine))
+    finally:
+        engine.dispose()

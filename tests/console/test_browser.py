@@ -22,7 +22,7 @@ import pytest
 
 from gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint_body
 from tests.conftest import IN_CI
-from tests.console.conftest import PASSWORD, add_users
+from tests.console.conftest import PASSWORD, add_users_and_an_application
 from tests.served import ServedGateway, served_gateway
 
 CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -43,7 +43,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]
     # Plain http on loopback: the explicit development setting drops Secure from the cookies.
     with served_gateway(
         tmp,
-        before_serving=add_users,
+        before_serving=add_users_and_an_application,
         console_insecure_loopback_cookies=True,
         checkpoint_interval_seconds=0.2,
     ) as served:
@@ -307,3 +307,17 @@ def test_a_regulator_is_refused_the_admin_pages(watched: Any) -> None:
     assert "无权访问" in wang.page.locator("h1").inner_text()
     wang.errors.clear()  # the browser logs the 403 itself
     wang.check("forbidden")
+
+
+def test_a_reviewer_answers_an_application(watched: Any) -> None:
+    sun = watched()
+    sun.sign_in("sun")
+    sun.goto("/console/sharing")
+    assert "FY640104 申请 person" in sun.page.locator("main").inner_text()
+    sun.check("sharing")
+    sun.page.get_by_label("意见或拒绝理由").first.fill("与本案无关")
+    with sun.page.expect_navigation():
+        sun.page.get_by_role("button", name="拒绝").first.click()
+    sun.page.wait_for_load_state("networkidle")
+    assert "已拒绝" in sun.page.locator("main").inner_text()
+    sun.check("sharing-refused")

@@ -112,6 +112,8 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/console/policies/explain": (frozenset({"GET", "POST"}), "console session: policy:admin"),
     "/console/policies/freeze": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
+    "/console/sharing": (frozenset({"GET"}), "console session: sharing:review"),
+    "/console/sharing/{app_id}/answer": (frozenset({"POST"}), "console session: sharing:review"),
     "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/stats": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/alerts": (frozenset({"GET"}), "console session: audit:read"),
