@@ -29,7 +29,9 @@ __all__ = [
     "Adapter",
     "AdapterError",
     "AdapterHealth",
+    "Delivered",
     "MappingError",
+    "OutboundDelivery",
     "Page",
     "StandardRecord",
     "UnsupportedOperation",
@@ -114,6 +116,32 @@ class Page:
 
 
 @dataclass(frozen=True)
+class OutboundDelivery:
+    """A delivery (协同办案) as the gateway pushes it: the standard side of the write mapping.
+
+    ``record`` is the standard record of ``resource``; each attachment is
+    ``{"name", "media_type", "content_base64"}``. ``id`` is also the idempotency key.
+    """
+
+    id: str
+    kind: str
+    from_agency: str
+    to_agency: str
+    case_number: str
+    resource: str
+    record: Mapping[str, Any]
+    attachments: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The agency system took the delivery: its HTTP status and its own receipt number."""
+
+    status: int
+    receipt_id: str | None
+
+
+@dataclass(frozen=True)
 class AdapterHealth:
     ok: bool
     latency_ms: float | None = None
@@ -150,12 +178,13 @@ class Adapter(ABC):
     async def health(self) -> AdapterHealth:
         """Whether the agency system answers now."""
 
-    async def deliver(self, document_type: str, document: Mapping[str, Any]) -> str:
-        """Deliver a document (e.g. 判决书 to the prison) and return the receiver's receipt id.
+    async def deliver(self, delivery: OutboundDelivery) -> Delivered:
+        """Push a delivery to the agency's inbound endpoint, in its native format.
 
-        Reserved for document flows; adapters that do not receive documents keep this default.
+        Raises the adapter errors above (an answer of 4xx is an ``UpstreamProtocolError``
+        with that ``upstream_status``); adapters of agencies that receive nothing keep this.
         """
-        raise UnsupportedOperation(f"{self.agency} does not accept {document_type} deliveries")
+        raise UnsupportedOperation(f"{self.agency} accepts no deliveries")
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook; most adapters hold a client)
         """Release connections. Called once at shutdown."""

@@ -21,6 +21,8 @@ __all__ = [
     "BasicAuth",
     "CircuitConfig",
     "ConnectionConfig",
+    "DeliveriesConfig",
+    "DeliveryAttachmentsConfig",
     "EnvelopeConfig",
     "FetchConfig",
     "FieldMapConfig",
@@ -164,6 +166,58 @@ class ResourceMapConfig(_Strict):
         return self
 
 
+#: What every inbound-delivery document names (the standard side of ``deliveries.fields``).
+DELIVERY_FIELDS = frozenset({"delivery_id", "kind", "from_agency", "to_agency", "case_number"})
+#: The standard side of ``deliveries.attachments.fields``.
+ATTACHMENT_FIELDS = frozenset({"name", "media_type", "content_base64"})
+
+FieldMaps = dict[str, str | FieldMapConfig]
+
+
+class DeliveryAttachmentsConfig(_Strict):
+    path: str = Field(description="native path of the list of attachments")
+    fields: FieldMaps
+
+    @model_validator(mode="after")
+    def _all_fields(self) -> DeliveryAttachmentsConfig:
+        missing = sorted(ATTACHMENT_FIELDS - set(self.fields))
+        if missing or set(self.fields) - ATTACHMENT_FIELDS:
+            raise ValueError(f"attachment fields must be exactly {sorted(ATTACHMENT_FIELDS)}")
+        return self
+
+
+class DeliveriesConfig(_Strict):
+    """The write side: how a delivery (协同办案) is pushed to this agency's inbound endpoint.
+
+    The document is built from the delivery's own fields (``fields``: delivery id, kind,
+    sender, recipient, case number), the record at ``record_path`` written with the write
+    mapping of its resource (``records`` here, else the read mapping of ``resources`` read
+    backwards) and the attachments. ``idempotency_header`` carries the delivery id, so a
+    repeated push is recognised by the agency system; ``receipt_path`` is where its answer
+    names its own receipt number.
+    """
+
+    path: str
+    method: Literal["POST", "PUT"] = "POST"
+    idempotency_header: str = "Idempotency-Key"
+    root: str | None = Field(default=None, description="XML: the document element")
+    fields: FieldMaps
+    record_path: str
+    attachments: DeliveryAttachmentsConfig | None = None
+    records: dict[str, FieldMaps] = {}
+    receipt_path: str
+
+    @model_validator(mode="after")
+    def _all_fields(self) -> DeliveriesConfig:
+        missing = sorted(DELIVERY_FIELDS - set(self.fields))
+        if missing:
+            raise ValueError(f"deliveries.fields must map {missing}")
+        unknown = sorted(set(self.fields) - DELIVERY_FIELDS)
+        if unknown:
+            raise ValueError(f"deliveries.fields: unknown delivery fields {unknown}")
+        return self
+
+
 class AgencyConfig(_Strict):
     agency: str
     title: str
@@ -172,7 +226,14 @@ class AgencyConfig(_Strict):
     auth: AuthConfig = NoAuth()
     envelope: EnvelopeConfig | None = None
     resources: dict[str, ResourceMapConfig]
+    deliveries: DeliveriesConfig | None = None
     source_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _xml_root(self) -> AgencyConfig:
+        if self.format == "xml" and self.deliveries is not None and not self.deliveries.root:
+            raise ValueError("deliveries.root: an XML agency names the document element")
+        return self
 
     def with_overrides(self, base_url: str | None) -> AgencyConfig:
         if base_url is None:

@@ -14,16 +14,19 @@ import orjson
 from adapters.base import (
     Adapter,
     AdapterHealth,
+    Delivered,
     MappingError,
+    OutboundDelivery,
     Page,
     StandardRecord,
     UnsupportedOperation,
     UpstreamProtocolError,
 )
 from adapters.config import AgencyConfig, AgencyConfigError
+from adapters.delivery_writer import DeliveryWriter
 from adapters.mapping import CompiledResourceMap, get_path
 from adapters.transports.codecs import DecodeError, decode_body
-from adapters.transports.http import UpstreamHttp, UpstreamResponse
+from adapters.transports.http import Outgoing, UpstreamHttp, UpstreamResponse
 
 __all__ = ["MappedAdapter"]
 
@@ -57,6 +60,11 @@ class MappedAdapter(Adapter):
         }
         self.http = UpstreamHttp(
             config.agency, config.connection, config.auth, secrets, transport=transport
+        )
+        self.writer = (
+            DeliveryWriter(config.agency, config.format, config.deliveries, self.maps)
+            if config.deliveries is not None
+            else None
         )
 
     def _map(self, resource: str) -> CompiledResourceMap:
@@ -177,6 +185,40 @@ class MappedAdapter(Adapter):
         records = records[:page_size]
         next_after = str(records[-1][id_field]) if has_more and records else None
         return Page(records=records, next_after=next_after, upstream_status=response.status)
+
+    async def deliver(self, delivery: OutboundDelivery) -> Delivered:
+        """POST the native document; 2xx with an OK envelope is delivered, anything else raises.
+
+        The delivery id goes in the file's ``idempotency_header``: the agency system answers a
+        repeated push with its first receipt and stores nothing twice.
+        """
+        writer = self.writer
+        if writer is None:
+            raise UnsupportedOperation(f"{self.agency} accepts no deliveries")
+        config = writer.config
+        media = "application/xml" if self.config.format == "xml" else "application/json"
+        out = Outgoing(
+            config.method,
+            writer.body(delivery),
+            {config.idempotency_header: delivery.id, "Content-Type": f"{media}; charset=utf-8"},
+        )
+        response = await self.http.send(config.path, out)
+        if not 200 <= response.status < 300:
+            raise UpstreamProtocolError(
+                self.agency,
+                f"agency system answered HTTP {response.status} to a delivery",
+                upstream_status=response.status,
+            )
+        body = self._decode(response)
+        receipt = get_path(body, config.receipt_path) if body is not None else None
+        receipt_id = receipt if isinstance(receipt, str) and receipt else None
+        if receipt_id is None:
+            raise UpstreamProtocolError(
+                self.agency,
+                f"the answer to a delivery names no receipt at {config.receipt_path!r}",
+                upstream_status=response.status,
+            )
+        return Delivered(response.status, receipt_id)
 
     async def health(self) -> AdapterHealth:
         started = time.perf_counter()

@@ -33,7 +33,13 @@ from typing import Any
 from adapters.base import MappingError, StandardRecord
 from adapters.config import FieldMapConfig, ResourceMapConfig
 
-__all__ = ["CompiledResourceMap", "compile_resource_map", "get_path"]
+__all__ = [
+    "CompiledFieldMap",
+    "CompiledResourceMap",
+    "compile_resource_map",
+    "get_path",
+    "set_path",
+]
 
 _MISSING = object()
 
@@ -237,17 +243,19 @@ def _set_path(target: dict[str, Any], path: str, value: Any) -> bool:
     return isinstance(child, dict) and _set_path(child, rest, value)
 
 
-class CompiledResourceMap:
-    """One resource's mapping, compiled: ``to_standard(native)`` and native filter values."""
+class CompiledFieldMap:
+    """A compiled table of field mappings (standard name -> native path and rules).
 
-    def __init__(self, agency: str, resource: str, config: ResourceMapConfig) -> None:
+    ``name`` names it in errors: a resource, or an agency's delivery document.
+    """
+
+    def __init__(self, agency: str, name: str, fields: Mapping[str, str | FieldMapConfig]) -> None:
         self.agency = agency
-        self.resource = resource
-        self.config = config
+        self.resource = name
         self.fields: list[_CompiledField] = []
-        for name, spec in config.fields.items():
+        for field_name, spec in fields.items():
             field_spec = spec if isinstance(spec, FieldMapConfig) else FieldMapConfig(source=spec)
-            self.fields.append(_compile_field(name, field_spec))
+            self.fields.append(_compile_field(field_name, field_spec))
         self._by_name = {f.name: f for f in self.fields}
 
     def to_standard(self, native: Any) -> StandardRecord:
@@ -270,9 +278,14 @@ class CompiledResourceMap:
                 ) from exc
         return record
 
-    def to_native(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The write mapping: ``record`` (standard form) as the agency's native record."""
-        native: dict[str, Any] = {}
+    def to_native(
+        self, record: Mapping[str, Any], into: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The write mapping: ``record`` (standard form) as the agency's native record.
+
+        With ``into``, the fields are written into that object (a document's header).
+        """
+        native: dict[str, Any] = {} if into is None else into
         for compiled in self.fields:
             value = record.get(compiled.name)
             if value is None:
@@ -292,6 +305,19 @@ class CompiledResourceMap:
         if compiled is None:
             return value
         return str(compiled.to_native(value))
+
+
+class CompiledResourceMap(CompiledFieldMap):
+    """One resource's mapping, compiled: ``to_standard(native)`` and native filter values."""
+
+    def __init__(self, agency: str, resource: str, config: ResourceMapConfig) -> None:
+        super().__init__(agency, resource, config.fields)
+        self.config = config
+
+
+def set_path(target: dict[str, Any], path: str, value: Any) -> bool:
+    """Put ``value`` at the native ``path`` of ``target``; ``False`` if another is there."""
+    return _set_path(target, path, value)
 
 
 def compile_resource_map(

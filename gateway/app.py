@@ -39,6 +39,7 @@ from gateway.deliveries.service import DeliveryService
 from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
 from gateway.exchange.cursor import CursorSealer
+from gateway.exchange.push import outbox_pusher
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.subjects import SubjectResolver
@@ -154,6 +155,7 @@ def _runtime_on(
         search_upstream_calls=settings.search_upstream_calls,
         subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
     )
+    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer)
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -203,7 +205,9 @@ def _runtime_on(
             audit=audit_writer,
             factory=factory,
             signer=_receipt_signer(settings),
+            on_created=outbox.wake,
         ),
+        outbox=outbox,
         anonymous=AnonymousRequests(audit_writer, interval_s=interval, max_keys=max_keys),
         token_failures=FailedTokenRequests(
             audit_writer,
@@ -376,6 +380,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(SQLAlchemyError):
                     await run_in_threadpool(runtime.sharing.grants.refresh)
                 tasks.append(asyncio.create_task(runtime.sharing.grants.follow()))
+            if settings.delivery_push_enabled:
+                interval = settings.delivery_push_interval_seconds
+                tasks.append(asyncio.create_task(runtime.outbox.run(interval)))
             if runtime.policy_imported:
                 await runtime.policy_admin.record_initial_import()
             if runtime.external_keys is not None:

@@ -27,6 +27,7 @@ from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.console.parts import ConsoleParts
+from gateway.deliveries.outbox import OutboxPusher
 from gateway.deliveries.service import DeliveryService
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.upstream import AgencyAdapters
@@ -62,6 +63,8 @@ class Runtime:
     adapters: AgencyAdapters
     exchange: ExchangeService
     deliveries: DeliveryService
+    # Pushes stored deliveries to the recipients' systems (started by the app's lifespan).
+    outbox: OutboxPusher
     anonymous: AnonymousRequests
     token_failures: FailedTokenRequests
     secret_checker: SecretChecker

@@ -150,6 +150,19 @@ class Settings(BaseSettings):
     sharing_max_days: Annotated[int, Field(ge=1, le=366)] = 90
     sharing_follow_interval_seconds: Annotated[float, Field(gt=0, le=2)] = 1.0
 
+    # Deliveries (协同办案): the outbox pusher sends each stored delivery to the recipient's
+    # system. It polls every interval and is woken at once when a delivery is created; a
+    # failed push is retried after backoff * 2^(attempt-1) (at most the cap) until max
+    # attempts, then the delivery is failed. A claimed row is leased for lease seconds: a
+    # worker killed mid-push leaves it to another after that. Disabled: nothing is pushed
+    # (tests that drive the pusher themselves).
+    delivery_push_enabled: bool = True
+    delivery_push_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    delivery_push_backoff_seconds: Annotated[float, Field(gt=0, le=600)] = 2.0
+    delivery_push_backoff_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    delivery_push_max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+    delivery_push_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
+
     # Candidate policy tests, impact replays and explains run in a process of their own with
     # these limits (422 beyond).
     policy_eval_cpu_seconds: Annotated[int, Field(ge=1, le=600)] = 5

@@ -42,9 +42,18 @@ from adapters.config import (
 from adapters.transports.aiohttp_client import AiohttpSession, basic_authorization
 from adapters.transports.circuit import CircuitBreaker, CircuitState
 
-__all__ = ["UpstreamHttp", "UpstreamResponse"]
+__all__ = ["Outgoing", "UpstreamHttp", "UpstreamResponse"]
 
 _RETRYABLE_STATUS = frozenset({502, 503})
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A request with a body (a delivery pushed to the agency): method, bytes, headers."""
+
+    method: str
+    body: bytes
+    headers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -172,10 +181,17 @@ class UpstreamHttp:
             self.agency, f"{size} exceeds the {limit}-byte limit", upstream_status=status
         )
 
-    async def _once_httpx(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
+    async def _once_httpx(
+        self, path: str, params: Mapping[str, str] | None, out: Outgoing | None = None
+    ) -> UpstreamResponse:
         started = time.perf_counter()
         assert self.client is not None
-        async with self.client.stream("GET", path, params=params) as response:
+        stream = (
+            self.client.stream("GET", path, params=params)
+            if out is None
+            else self.client.stream(out.method, path, content=out.body, headers=dict(out.headers))
+        )
+        async with stream as response:
             return await self._collect(
                 response.status_code,
                 response.headers.get("content-length"),
@@ -184,11 +200,20 @@ class UpstreamHttp:
                 started,
             )
 
-    async def _once_aiohttp(self, path: str, params: Mapping[str, str] | None) -> UpstreamResponse:
+    async def _once_aiohttp(
+        self, path: str, params: Mapping[str, str] | None, out: Outgoing | None = None
+    ) -> UpstreamResponse:
         started = time.perf_counter()
         assert self.session is not None
         url = self.session.url(path, params)
-        async with self.session.session.get(url, allow_redirects=False) as response:
+        request = (
+            self.session.session.get(url, allow_redirects=False)
+            if out is None
+            else self.session.session.request(
+                out.method, url, data=out.body, headers=out.headers, allow_redirects=False
+            )
+        )
+        async with request as response:
             return await self._collect(
                 response.status,
                 response.headers.get("Content-Length"),
@@ -227,6 +252,19 @@ class UpstreamHttp:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> UpstreamResponse:
         """GET with the agency's deadline; retries connection failures and 502/503 only."""
+        return await self._call(path, params, None)
+
+    async def send(self, path: str, out: Outgoing) -> UpstreamResponse:
+        """A request with a body, as :meth:`get` (deadline, retries, circuit breaker).
+
+        Retrying it is safe only because what is sent carries an idempotency key the agency
+        system recognises (deliveries send the delivery id).
+        """
+        return await self._call(path, None, out)
+
+    async def _call(
+        self, path: str, params: Mapping[str, str] | None, out: Outgoing | None
+    ) -> UpstreamResponse:
         if not self.breaker.allow():
             raise UpstreamUnavailable(
                 self.agency,
@@ -243,7 +281,7 @@ class UpstreamHttp:
                 while True:
                     attempt += 1
                     try:
-                        response = await self._once(path, params)
+                        response = await self._once(path, params, out)
                     except _UNREACHABLE as exc:
                         if _timed_out(exc):
                             raise

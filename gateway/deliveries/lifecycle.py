@@ -34,11 +34,12 @@ from gateway.deliveries.models import Delivery, DeliveryEvent
 from gateway.deliveries.receipts import Receipt, sign_receipt
 from gateway.deliveries.repository import OPEN_STATUSES, DeliveryRepository
 from gateway.errors import Conflict, Forbidden, NotFound, UnprocessableContent
-from gateway.standard.delivery_kinds import DeliveryKind
+from gateway.standard.delivery_kinds import DeliveryKind, Extension
 
 __all__ = [
     "MAX_REASON",
     "check_answer",
+    "check_extension",
     "delivery_document",
     "not_found",
     "record_answer",
@@ -163,17 +164,14 @@ def record_answer(
     return True
 
 
-def record_extension(
+def check_extension(
     repo: DeliveryRepository,
     delivery: Delivery,
     kind: DeliveryKind,
     record: dict[str, object],
     code: str,
-    *,
-    at: datetime,
-    audit_index: int | None,
-) -> datetime:
-    """Extend ``delivery``'s deadline by extension ``code``; the new ``due_at``."""
+) -> tuple[datetime, Extension]:
+    """The deadline after extension ``code`` of ``delivery``, and the extension; or the 422."""
     if delivery.due_at is None:
         raise UnprocessableContent(
             "this delivery has no statutory deadline", [{"field": "extension", "reason": code}]
@@ -184,15 +182,27 @@ def record_extension(
         if e.type == "extended"
     ]
     try:
-        new, extension = extend(kind, record, delivery.created_at, delivery.due_at, code, applied)
+        return extend(kind, record, delivery.created_at, delivery.due_at, code, applied)
     except DeadlineError as exc:
         raise UnprocessableContent(str(exc), [{"field": "extension", "reason": str(exc)}]) from None
+
+
+def record_extension(
+    repo: DeliveryRepository,
+    delivery: Delivery,
+    kind: DeliveryKind,
+    record: dict[str, object],
+    code: str,
+    *,
+    at: datetime,
+    audit_index: int | None,
+    reason: str | None = None,
+) -> datetime:
+    """Extend ``delivery``'s deadline by extension ``code``; the new ``due_at``."""
+    new, extension = check_extension(repo, delivery, kind, record, code)
     delivery.due_at = new
-    repo.add_event(
-        delivery.id,
-        "extended",
-        at,
-        {"extension": code, "basis": extension.basis, "due_at": _time(new)},
-        audit_index,
-    )
+    detail: dict[str, object] = {"extension": code, "basis": extension.basis, "due_at": _time(new)}
+    if reason is not None:
+        detail["reason"] = reason
+    repo.add_event(delivery.id, "extended", at, detail, audit_index)
     return new

@@ -13,12 +13,17 @@ Contracts of :class:`OutboxPusher`:
   lost and nothing is received twice.
 * Backoff: ``base * 2^(attempts-1)``, at most ``cap``. The database holds the state, so a
   restarted pusher continues where the last one stopped.
+* :meth:`OutboxPusher.run` is the background task of the app: a pass of ``run_once`` every
+  ``interval``, or at once after :meth:`OutboxPusher.wake` (a delivery was just created); a
+  pass that fails (the database is down) is logged and tried again at the next one.
 * The pusher itself never decides what may be sent: it pushes only deliveries that were created
   through the delivery route, which passed the policy decision point.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +55,7 @@ class PushResult:
     outcome: PushOutcome
     status: int | None = None
     error: str | None = None
+    receipt: str | None = None  # the recipient system's own receipt number, when delivered
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,17 @@ class PushJob:
     @property
     def idempotency_key(self) -> str:
         return self.delivery_id
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> PushJob:
+        return cls(
+            delivery.id,
+            delivery.kind,
+            delivery.from_agency,
+            delivery.to_agency,
+            delivery.case_number,
+            delivery.content,
+        )
 
 
 Push = Callable[[PushJob], Awaitable[PushResult]]
@@ -124,6 +141,25 @@ class OutboxPusher:
         self._cap = cap
         self._max_attempts = max_attempts
         self._batch = batch
+        self._wake = asyncio.Event()
+        self._claimed = 0
+
+    def wake(self) -> None:
+        """Push now rather than at the next interval (call from the event loop's thread)."""
+        self._wake.set()
+
+    async def run(self, interval: float) -> None:
+        """Push due deliveries every ``interval`` seconds, or when woken, until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception as exc:  # the database is down, …: the next pass tries again
+                log.error("outbox pass failed; trying again", error=repr(exc)[:300])
+            if self._claimed >= self._batch:
+                continue  # a full batch: more may be due now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
 
     def backoff(self, attempts: int) -> timedelta:
         delay: timedelta = self._base * (2 ** max(0, attempts - 1))
@@ -133,6 +169,7 @@ class OutboxPusher:
         """Push every due delivery once; the number delivered."""
         with session_scope(self._factory) as session:
             ids = DeliveryRepository(session).claim_due(self._clock(), self._lease, self._batch)
+        self._claimed = len(ids)
         delivered = 0
         for delivery_id in ids:
             delivered += await self._one(delivery_id)
@@ -162,16 +199,8 @@ class OutboxPusher:
             self._retry(delivery_id, "the audit log cannot record the push", attempt)
             return 0
         self._event(delivery_id, "push_attempt", {"attempt": attempt}, before)
-        job = PushJob(
-            delivery.id,
-            delivery.kind,
-            delivery.from_agency,
-            delivery.to_agency,
-            delivery.case_number,
-            delivery.content,
-        )
         try:
-            result = await self._push(job)
+            result = await self._push(PushJob.of(delivery))
         except Exception as exc:
             log.warning("delivery push failed", delivery=delivery_id, error=repr(exc)[:200])
             result = PushResult(PushOutcome.RETRY, None, "the push failed")
@@ -212,7 +241,10 @@ class OutboxPusher:
                 .values(status=new_status)
                 .execution_options(synchronize_session=False)
             )
-            repo.add_event(delivery.id, event, self._clock(), {"status": result.status}, index)
+            detail: dict[str, object] = {"status": result.status}
+            if result.receipt is not None:
+                detail["receipt"] = result.receipt
+            repo.add_event(delivery.id, event, self._clock(), detail, index)
             if new_status == "delivered":
                 repo.push_done(delivery.id)
             else:

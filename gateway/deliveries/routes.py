@@ -15,6 +15,7 @@ from gateway.auth.deps import audited_scope
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
 from gateway.deliveries import queries
+from gateway.deliveries.extensions import extend_delivery
 from gateway.deliveries.service import DeliveryService
 from gateway.errors import GatewayError, problem_responses
 from gateway.exchange.request import ExchangeHeaders
@@ -169,3 +170,22 @@ async def answer_delivery(request: Request, caller: Caller, delivery_id: str) ->
         return await service.answer(delivery_id, body, who, draft)
 
     return await service.handle(request, caller, "answer", work)
+
+
+@router.post(
+    "/v1/deliveries/{delivery_id}/extensions",
+    summary="Extend the statutory deadline by an extension the law allows (by the duty-bearer)",
+    responses=_responses({409: "already answered"}),
+    openapi_extra={
+        "parameters": _HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+    },
+)
+async def extend_deadline(request: Request, caller: Caller, delivery_id: str) -> Response:
+    service = _service(request)
+    body = await request.body()
+
+    async def work(who: Principal, headers: ExchangeHeaders, draft: Any) -> Any:
+        return extend_delivery(service, delivery_id, body, who, draft)
+
+    return await service.handle(request, caller, "extend", work)

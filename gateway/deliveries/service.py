@@ -102,7 +102,9 @@ class DeliveryService:
         factory: sessionmaker[Session],
         signer: Callable[[], CheckpointSigner],
         clock: Callable[[], datetime] = _utcnow,
+        on_created: Callable[[], None] = lambda: None,
     ) -> None:
+        self.on_created = on_created  # wakes the outbox pusher: the push follows at once
         self.standard = standard
         self.policy = policy
         self.exchange = exchange
@@ -273,7 +275,9 @@ class DeliveryService:
         draft.action = {**draft.action, "delivery": new.id}
 
         def commit(index: int) -> dict[str, Any]:
-            return self._store(new, key, parsed.request_sha256, index)
+            stored = self._store(new, key, parsed.request_sha256, index)
+            self.on_created()
+            return stored
 
         return Answer(201, None, {"Location": f"/v1/deliveries/{new.id}"}, commit)
 

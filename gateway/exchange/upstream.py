@@ -12,7 +12,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from adapters.base import Adapter, AdapterHealth, Page, StandardRecord
+from adapters.base import (
+    Adapter,
+    AdapterHealth,
+    Delivered,
+    OutboundDelivery,
+    Page,
+    StandardRecord,
+)
 from gateway.policy.decision import Outcome, RequestDecision
 
 __all__ = ["AgencyAdapters", "Clearance", "UpstreamCall"]
@@ -151,6 +158,15 @@ class AgencyAdapters:
             call.latency_us = int((time.perf_counter() - started) * 1_000_000)
         call.status = page.upstream_status
         return page
+
+    async def deliver(self, agency: str, delivery: OutboundDelivery) -> Delivered:
+        """Push a stored delivery to the system of agency kind ``agency``.
+
+        No clearance: the outbox pushes only deliveries stored by the delivery service after the
+        policy decision point allowed them and the content was decided for the recipient
+        (gateway/deliveries/service.py); nothing is read here.
+        """
+        return await self._adapters[agency].deliver(delivery)
 
     async def health(self) -> dict[str, AdapterHealth]:
         return {name: await adapter.health() for name, adapter in self._adapters.items()}

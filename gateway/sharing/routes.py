@@ -1,9 +1,10 @@
 """Conditional-sharing routes (``/v1/sharing``).
 
 Applicants hold ``exchange``; the owning agency's reviewers hold ``sharing:review`` (never
-with ``exchange``); regulators (``audit:read``) see every application and the statistics.
-Every refusal of an identified caller is an audit entry of kind ``sharing`` whose problem
-carries ``X-Audit-Index``.
+with ``exchange``); regulators (``audit:read``) see every application and every agency's
+statistics, a reviewer its own agency's. Every read and every step is an audit entry of kind
+``sharing`` written before the answer (``gateway.sharing.reads``), and so is every refusal of
+an identified caller; answers and problems carry ``X-Audit-Index``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gateway.audit.entry import AuditKind
@@ -23,9 +23,9 @@ from gateway.errors import Forbidden, GatewayError, ServiceUnavailable, problem_
 from gateway.exchange.request import parse_headers
 from gateway.responses import JSONResponse
 from gateway.runtime import Runtime
+from gateway.sharing import reads
 from gateway.sharing.documents import ApplyBody, ApproveBody, RefuseBody, RevokeBody
 from gateway.sharing.service import SharingService
-from gateway.sharing.stats import sharing_stats
 
 __all__ = ["router"]
 
@@ -135,13 +135,15 @@ async def list_applications(
         Literal["pending", "approved", "refused", "revoked", "expired", "overdue"] | None,
         Query(),
     ] = None,
-) -> dict[str, Any]:
-    return await run_in_threadpool(_service(runtime).list, caller, role, status)
+) -> Response:
+    document, index = await reads.list_applications(_service(runtime), caller, role, status)
+    return JSONResponse(document, headers={"X-Audit-Index": str(index)})
 
 
 @router.get("/applications/{app_id}", summary="One application", responses=_PROBLEMS)
-async def get_application(runtime: RuntimeDep, caller: Reader, app_id: AppId) -> dict[str, Any]:
-    return await run_in_threadpool(_service(runtime).get, caller, app_id)
+async def get_application(runtime: RuntimeDep, caller: Reader, app_id: AppId) -> Response:
+    document, index = await reads.read_application(_service(runtime), caller, app_id)
+    return JSONResponse(document, headers={"X-Audit-Index": str(index)})
 
 
 @router.post("/applications/{app_id}/approve", summary="Approve: a grant", responses=_PROBLEMS)
@@ -167,10 +169,9 @@ async def revoke(
 
 @router.get(
     "/stats",
-    summary="Per owning agency: counts, answer times, overdue, refusals",
+    summary="Per owning agency (a reviewer: its own): counts, answer times, overdue, refusals",
     responses=_PROBLEMS,
 )
-async def stats(runtime: RuntimeDep, caller: Overseer) -> dict[str, Any]:
-    service = _service(runtime)
-    rows = await run_in_threadpool(service.repository.list_rows)
-    return sharing_stats(rows, service.now())
+async def stats(runtime: RuntimeDep, caller: Overseer) -> Response:
+    document, index = await reads.read_stats(_service(runtime), caller)
+    return JSONResponse(document, headers={"X-Audit-Index": str(index)})

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox.generator import Dataset, Record
 from sandbox.index import DatasetIndex
 from sandbox.systems.auth import Authenticator
+from sandbox.systems.inbound import InboundSpec, fault_route, inbound_routes
 from sandbox.systems.search import UnsupportedFilterError, search
 
 NativeRecord = dict[str, object]
@@ -73,6 +74,7 @@ class SystemSpec:
     max_limit: int
     after_param: str = "after"
     error_headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    inbound: InboundSpec | None = None  # where it receives deliveries (sandbox/NATIVE.md)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,9 @@ class Faults:
 def parse_faults(request: Request) -> Faults:
     """Read ``X-Sandbox-Fault`` / ``_fault`` (unknown or malformed switches are ignored)."""
     raw = request.headers.getlist(FAULT_HEADER) + request.query_params.getlist(FAULT_PARAM)
+    sticky = getattr(request.app.state, "sticky_fault", None)  # PUT /_sandbox/fault
+    if sticky:
+        raw.append(sticky)
     faults = Faults()
     for token in ",".join(raw).split(","):
         name, _, value = token.strip().partition("=")
@@ -230,6 +235,14 @@ def build_app(
         return Response(orjson.dumps(body), media_type="application/json")
 
     routes: list[BaseRoute] = [Route("/health", health, methods=["GET"]), *extra_routes]
+    if spec.inbound is not None:
+
+        async def inbound_gate(request: Request) -> Response | None:
+            return (await gate(request))[1]
+
+        routes.extend(inbound_routes(spec.inbound, inbound_gate, error, renderer.media_type))
+    if faults_enabled:
+        routes.append(fault_route())
     for res in spec.resources:
         routes.extend(routes_for(res))
     app = Starlette(routes=routes)

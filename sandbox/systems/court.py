@@ -25,6 +25,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
+from sandbox.systems.inbound import InboundSpec
 
 API_KEY_HEADER: Final = "X-Court-Key"
 VERDICT_CODES: Final = {"GUILTY": "1", "NOT_GUILTY": "2", "EXEMPT": "3"}
@@ -119,7 +120,23 @@ RENDERER: Final = Renderer(
     page=_page,
     error=lambda status, message: _bytes(_document(status, message)),
 )
-SPEC: Final = SystemSpec("court", RESOURCES, RENDERER, "count", 20, 100)
+
+
+def _receipt(receipt: str) -> bytes:
+    root = _document(0, "ok")
+    ET.SubElement(root, "QSBH").text = receipt
+    return _bytes(root)
+
+
+#: 送达接收: <SD><SDBH>delivery id</SDBH>…<WSNR>record</WSNR><FJ><WJ>…</WJ></FJ></SD>.
+INBOUND: Final = InboundSpec(
+    path="/court/deliveries",
+    xml=True,
+    id_path=("SD", "SDBH"),
+    answer=_receipt,
+    receipt_prefix="FYQS",
+)
+SPEC: Final = SystemSpec("court", RESOURCES, RENDERER, "count", 20, 100, inbound=INBOUND)
 
 
 def create_app(

@@ -23,6 +23,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
+from sandbox.systems.inbound import InboundSpec
 
 API_KEY_HEADER: Final = "X-Sfj-Token"
 TYPE_CODES: Final = {
@@ -75,6 +76,17 @@ RENDERER: Final = Renderer(
 )
 
 
+#: 送达接收: {"送达编号", "文书类型", "发送单位", "接收单位", "案号", "文书内容", "附件"}; the
+#: answer names the 签收编号 (NATIVE.md).
+INBOUND: Final = InboundSpec(
+    path="/sqjz/api/sdjs",
+    xml=False,
+    id_path=("送达编号",),
+    answer=lambda receipt: json_bytes({"status": "success", "data": {"签收编号": receipt}}),
+    receipt_prefix="SFQS",
+)
+
+
 def spec(dataset: Dataset) -> SystemSpec:
     """The justice system description (its converter needs the dataset)."""
     resource = NativeResource(
@@ -84,7 +96,7 @@ def spec(dataset: Dataset) -> SystemSpec:
         correction_converter(dataset),
         set_field("矫正类别", "99"),
     )
-    return SystemSpec("justice", (resource,), RENDERER, "num", 20, 100)
+    return SystemSpec("justice", (resource,), RENDERER, "num", 20, 100, inbound=INBOUND)
 
 
 def create_app(

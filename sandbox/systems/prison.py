@@ -25,6 +25,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
+from sandbox.systems.inbound import InboundSpec
 
 STATUS_CODES: Final = {"IN_CUSTODY": "ZY", "RELEASED": "SF", "PAROLED": "JS"}
 KIND_CODES: Final = {"COMMUTATION": "JX", "PAROLE": "JS"}
@@ -90,6 +91,17 @@ RENDERER: Final = Renderer(
 )
 
 
+#: Inbound documents: {"delivery_no", "doc_type", "sender_code", "receiver_code", "case_no",
+#: "document", "files"}; the answer names the receipt_no (NATIVE.md).
+INBOUND: Final = InboundSpec(
+    path="/prison/api/inbound-documents",
+    xml=False,
+    id_path=("delivery_no",),
+    answer=lambda receipt: json_bytes({"success": True, "result": {"receipt_no": receipt}}),
+    receipt_prefix="JYQS",
+)
+
+
 def spec(dataset: Dataset) -> SystemSpec:
     """The prison system description (its execution converter needs the dataset)."""
     resources = (
@@ -116,6 +128,7 @@ def spec(dataset: Dataset) -> SystemSpec:
         100,
         1000,
         error_headers={401: {"WWW-Authenticate": 'Basic realm="prison"'}},
+        inbound=INBOUND,
     )
 
 

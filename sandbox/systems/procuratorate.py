@@ -6,9 +6,11 @@ decision codes, nested defendant objects, RFC 7807 problem errors, OAuth 2.0 cli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.generator import Dataset, Record
@@ -26,6 +28,7 @@ from sandbox.systems.common import (
     strings,
     text,
 )
+from sandbox.systems.inbound import InboundSpec
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 DECISION_CODES: Final = {"APPROVED": 1, "DISAPPROVED": 2}
@@ -98,6 +101,32 @@ RENDERER: Final = Renderer(
     page=_page,
     error=_error,
 )
+#: The documentType of a 移送审查起诉 (起诉意见书): received, the case is under 审查起诉 here.
+PROSECUTION_TRANSFER: Final = "YSSC"
+CASES_PATH: Final = "/api/v2/cases"
+
+
+def _received(request: Request, document: Any) -> None:
+    """A received 移送审查起诉 moves its case to PROSECUTION_REVIEW (NATIVE.md)."""
+    if document.get("documentType") != PROSECUTION_TRANSFER:
+        return
+    content = document.get("content")
+    case_id = content.get("caseId") if isinstance(content, dict) else None
+    if isinstance(case_id, str):
+        request.app.state.stages[case_id] = ("PROSECUTION_REVIEW", document.get("deliveryId"))
+
+
+#: Inbound deliveries: {"deliveryId", "documentType", "senderCode", "receiverCode",
+#: "caseNumber", "content", "attachments"}; answered 201 {"receiptNo"} (NATIVE.md).
+INBOUND: Final = InboundSpec(
+    path="/api/v2/inbound-deliveries",
+    xml=False,
+    id_path=("deliveryId",),
+    answer=lambda receipt: json_bytes({"receiptNo": receipt}),
+    receipt_prefix="JCQS",
+    status=201,
+    on_received=_received,
+)
 SPEC: Final = SystemSpec(
     "procuratorate",
     RESOURCES,
@@ -106,7 +135,29 @@ SPEC: Final = SystemSpec(
     50,
     200,
     error_headers={401: {"WWW-Authenticate": 'Bearer error="invalid_token"'}},
+    inbound=INBOUND,
 )
+
+
+def _case_route(dataset: Dataset, oauth: OAuthServer) -> Route:
+    """``GET /api/v2/cases/{caseId}``: the case's stage as this procuratorate sees it."""
+
+    async def case(request: Request) -> Response:
+        problem = oauth.check(request)
+        if problem is not None:
+            headers = dict(SPEC.error_headers[401])
+            return Response(
+                _error(401, problem), 401, headers=headers, media_type="application/json"
+            )
+        case_id = request.path_params["case_id"]
+        record = dataset.get("case", case_id)
+        if record is None:
+            return Response(_error(404, "not found"), 404, media_type="application/json")
+        stage, by = request.app.state.stages.get(case_id, (text(record, "stage"), None))
+        body = {"caseId": case_id, "stage": stage, "stageChangedBy": by}
+        return Response(json_bytes(body), media_type="application/json")
+
+    return Route(CASES_PATH + "/{case_id}", case, methods=["GET"])
 
 
 def create_app(
@@ -127,7 +178,8 @@ def create_app(
         oauth.check,
         faults_enabled=faults_enabled,
         index_limit=index_limit,
-        extra_routes=[token_route],
+        extra_routes=[token_route, _case_route(dataset, oauth)],
     )
     app.state.oauth = oauth
+    app.state.stages = {}
     return app

@@ -27,6 +27,7 @@ from sandbox.systems.common import (
     strings,
     text,
 )
+from sandbox.systems.inbound import InboundSpec
 
 API_KEY_HEADER: Final = "X-Api-Key"
 STAGE_CODES: Final = {
@@ -220,7 +221,16 @@ RENDERER: Final = Renderer(
     page=_page,
     error=lambda status, msg: json_bytes({"code": status, "msg": msg, "data": None}),
 )
-SPEC: Final = SystemSpec("public_security", RESOURCES, RENDERER, "rows", 20, 500)
+#: 送达接收: a delivery is {"SDBH": <delivery id>, "WSLX", "FSDWDM", "JSDWDM", "AJBH", "WSNR",
+#: "FJ"}; the answer names the 签收编号 (NATIVE.md).
+INBOUND: Final = InboundSpec(
+    path="/api/v1/sdjs",
+    xml=False,
+    id_path=("SDBH",),
+    answer=lambda receipt: json_bytes({"code": 0, "msg": "ok", "data": {"QSBH": receipt}}),
+    receipt_prefix="GAQS",
+)
+SPEC: Final = SystemSpec("public_security", RESOURCES, RENDERER, "rows", 20, 500, inbound=INBOUND)
 
 
 def create_app(

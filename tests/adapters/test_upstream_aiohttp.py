@@ -370,9 +370,9 @@ def count_attempts(http: UpstreamHttp) -> list[str]:
     attempts: list[str] = []
     once = http._once
 
-    async def counted(path: str, params: Any) -> Any:
+    async def counted(path: str, params: Any, out: Any = None) -> Any:
         attempts.append(path)
-        return await once(path, params)
+        return await once(path, params, out)
 
     http._once = counted
     return attempts

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from adapters.base import MappingError
-from adapters.config import AgencyConfig, ResourceMapConfig
-from adapters.mapping import CompiledResourceMap
+from adapters.config import AgencyConfig, FieldMapConfig, ResourceMapConfig
+from adapters.mapping import CompiledFieldMap, CompiledResourceMap
+from gateway.standard import Standard
 from sandbox.generator import Dataset
 from sandbox.systems import AGENCY_KINDS, system_spec
 
@@ -99,3 +100,41 @@ def test_two_fields_writing_different_values_at_one_path_are_refused() -> None:
     nested = _map({"a": "X", "b": "X.Y"})
     with pytest.raises(MappingError):
         nested.to_native({"id": "1", "a": "v", "b": "w"})
+
+
+@pytest.mark.parametrize("kind", AGENCY_KINDS)
+def test_delivery_record_tables_round_trip(
+    kind: str, agency_configs: dict[str, AgencyConfig], sandbox_dataset: Dataset
+) -> None:
+    """What an agency's delivery tables write reads back as the record (nothing lost)."""
+    deliveries = agency_configs[kind].deliveries
+    assert deliveries is not None
+    for resource, fields in deliveries.records.items():
+        mapping = CompiledFieldMap(kind, resource, fields)
+        records = _records(sandbox_dataset, resource)
+        assert records, resource
+        for record in records:
+            present = {k: v for k, v in record.items() if v is not None}
+            assert mapping.to_standard(mapping.to_native(record)) == present, (kind, resource)
+
+
+def test_every_kind_can_be_written_for_every_recipient(
+    agency_configs: dict[str, AgencyConfig], standard: Standard
+) -> None:
+    """Each recipient kind of each delivery kind has a document type code and a record table."""
+    for delivery_kind in standard.deliveries:
+        for recipient in delivery_kind.recipients:
+            config = agency_configs[recipient]
+            deliveries = config.deliveries
+            assert deliveries is not None, recipient
+            kind_field = deliveries.fields["kind"]
+            assert isinstance(kind_field, FieldMapConfig)
+            assert delivery_kind.code in (kind_field.codes or {}).values(), (
+                delivery_kind.code,
+                recipient,
+            )
+            resource = delivery_kind.resource
+            assert resource in deliveries.records or resource in config.resources, (
+                delivery_kind.code,
+                recipient,
+            )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,9 +15,8 @@ from gateway.audit.entry import AuditKind, EntryDraft
 from gateway.audit.writer import AuditUnavailable
 from gateway.db import session_scope
 from gateway.deliveries.outbox import OutboxPusher, PushJob, PushOutcome, PushResult
-from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
-
-T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+from gateway.deliveries.repository import DeliveryRepository
+from tests.deliveries.push_helpers import Clock, store_delivery
 
 
 class Killed(BaseException):
@@ -56,33 +57,15 @@ class Audit:
         return len(self.entries) - 1
 
 
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def _delivery(factory: sessionmaker[Session]) -> str:
-    content = b'{"record":{"case_id":"C1"}}'
-    new = NewDelivery(
-        id=new_delivery_id(),
-        kind="arrest_request",
-        from_agency="GA640104",
-        to_agency="JC640104",
-        case_number="A6401040000002021030042",
+    return store_delivery(
+        factory,
+        "arrest_request",
+        "public_security",
+        "procuratorate",
+        {"case_id": "C1"},
         purpose="ARREST_REVIEW",
-        client_id="police",
-        operator_id="op",
-        content=content,
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        created_at=T0,
-        due_at=None,
     )
-    with session_scope(factory) as session:
-        DeliveryRepository(session).create(new, key=new.id, request_sha256="0" * 64, audit_index=0)
-    return new.id
 
 
 def _pusher(
@@ -208,3 +191,57 @@ async def test_an_answer_that_came_first_stays(delivery_db: sessionmaker[Session
     assert await _pusher(delivery_db, recipient, audit, clock).run_once() == 1
     status, events, state = _state(delivery_db, delivery_id)
     assert (status, state, events[-1]) == ("accepted", "done", "delivered")
+
+
+async def _until(done: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds * 100)):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {seconds} s")
+
+
+async def test_the_background_loop_drains_full_batches_and_wakes_at_once(
+    delivery_db: sessionmaker[Session],
+) -> None:
+    ids = [_delivery(delivery_db) for _ in range(5)]
+    recipient, audit = Recipient(), Audit()
+    # Pushes counted from the first call: a poll interval far longer than the test.
+    pusher = OutboxPusher(delivery_db, recipient.push, audit.append, batch=2)
+    task = asyncio.create_task(pusher.run(interval=60))
+    try:
+        await _until(lambda: len(recipient.received) == 5)  # passes of 2, 2, 1: no waiting
+        assert sorted(recipient.received) == sorted(ids)
+        await asyncio.sleep(0.05)
+        late = _delivery(delivery_db)
+        pusher.wake()  # as the delivery service does after a 201
+        await _until(lambda: late in recipient.received)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert task.cancelled()
+
+
+async def test_a_failing_pass_does_not_stop_the_loop(
+    delivery_db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipient, audit = Recipient(), Audit()
+    pusher = OutboxPusher(delivery_db, recipient.push, audit.append)
+    real = pusher.run_once
+    failures = [RuntimeError("the database is down")]
+
+    async def flaky() -> int:
+        if failures:
+            raise failures.pop()
+        return await real()
+
+    monkeypatch.setattr(pusher, "run_once", flaky)
+    delivery_id = _delivery(delivery_db)
+    task = asyncio.create_task(pusher.run(interval=0.01))
+    try:
+        await _until(lambda: delivery_id in recipient.received)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -83,6 +83,7 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/deliveries": (frozenset({"GET", "POST"}), "exchange"),
     "/v1/deliveries/{delivery_id}": (frozenset({"GET"}), "exchange"),
     "/v1/deliveries/{delivery_id}/receipt": (frozenset({"POST"}), "exchange"),
+    "/v1/deliveries/{delivery_id}/extensions": (frozenset({"POST"}), "exchange"),
     "/v1/deliveries/stats": (frozenset({"GET"}), "exchange"),
     "/v1/deliveries/key": (frozenset({"GET"}), "public"),
     # The web console (issue 17): pages for people, with a console session (never a token).

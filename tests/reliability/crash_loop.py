@@ -17,7 +17,9 @@ random moment, restarts it and checks:
   set-up (pinned, compared with ``GET /v1/audit/key``);
 * the stored indices are contiguous from 0 and the tree head's size is their count;
 * ``gateway audit verify`` (a separate process) passes, given every checkpoint note
-  fetched so far as kept outside the database (catches truncation).
+  fetched so far as kept outside the database (catches truncation);
+* deliveries sent meanwhile, pushed to a slow court system, survive the kills: each is
+  delivered, and received by the court exactly once (tests/reliability/crash_loop_deliveries.py).
 
 Prints a summary and exits 1 if any check failed. Not part of CI (see
 tests/reliability/test_crash_loop.py for a quick one-round run of the same machinery).
@@ -54,6 +56,8 @@ from sqlalchemy import create_engine, text
 from bench.e2e.system import free_port, free_port_run
 from gateway.audit.checkpoint import Verifier, open_checkpoint, parse_verifier
 from gateway.audit.merkle import ProofError, leaf_hash, verify_inclusion
+from tests.reliability import crash_loop_deliveries
+from tests.reliability.crash_loop_deliveries import DeliveryLoad, check_deliveries, slow_court
 
 AGENCY_KINDS = ("public_security", "procuratorate", "court", "prison", "justice")
 SANDBOX_SEED, SANDBOX_CASES = 2021, 300
@@ -63,6 +67,7 @@ POSTGRES_URL = os.environ.get(
 COURT_CASE = "(2024)宁0104刑初465号"  # case C00000020 of seed 2021: at trial, FY640104 handles it
 CLIENTS = {  # name: (agency, scopes)
     "court": ("FY640104", "exchange"),
+    "procuratorate": ("JC640104", "exchange"),  # sends the deliveries
     "police-xixia": ("GA640105", "exchange"),
     "regulator": ("ZF640000", "audit:read"),
 }
@@ -164,6 +169,7 @@ class RoundResult:
     entries_checked: int = 0
     log_size: int = 0
     checkpoint_size: int = 0
+    deliveries_checked: int = 0  # final only: delivered and received once by the court
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -202,6 +208,7 @@ class Deployment:
             "GATEWAY_RATE_LIMIT_BURST": "100000",
             "GATEWAY_UPSTREAM_URLS": json.dumps(upstream_urls),
             "GATEWAY_UPSTREAM_SECRETS": json.dumps(upstream_secrets),
+            **crash_loop_deliveries.ENV,
         }
         self.credentials: dict[str, tuple[str, str]] = {}
         self.verify_in_process = False
@@ -296,6 +303,7 @@ def sandbox_systems(base_port: int, secrets_: dict[str, str], workdir: Path) -> 
             str(SANDBOX_CASES),
             "--log-level",
             "warning",
+            "--faults",  # the court's slow pushes (crash_loop_deliveries.slow_court)
         ],
         env=env,
         stdout=logfile,
@@ -328,6 +336,7 @@ async def load_and_kill(
     max_requests: int,
     max_seconds: float,
     rng: random.Random,
+    deliveries: DeliveryLoad | None = None,
 ) -> None:
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
@@ -377,7 +386,11 @@ async def load_and_kill(
             deployment.kill()
             killed.set()
 
-        await asyncio.gather(killer(), *(worker() for _ in range(concurrency)))
+        senders = []
+        if deliveries is not None:
+            token = tokens["procuratorate"]
+            senders.append(deliveries.send(client, deployment.base_url, token, killed))
+        await asyncio.gather(killer(), *senders, *(worker() for _ in range(concurrency)))
 
 
 # --- checks after a restart --------------------------------------------------------------
@@ -598,6 +611,8 @@ def run_backend(backend: str, options: Options, workdir: Path, rng: random.Rando
         log(f"{backend}: set up in {workdir}; verifier key {deployment.verifier_text}")
         received: list[Received] = []
         rounds: list[RoundResult] = []
+        deliveries = DeliveryLoad.for_case(SANDBOX_SEED, SANDBOX_CASES, COURT_CASE)
+        stack.enter_context(slow_court(urls["court"]))
         restart_s = deployment.start()
         for number in range(1, options.rounds + 1):
             result = RoundResult(number, backend, restart_s=restart_s)
@@ -610,6 +625,7 @@ def run_backend(backend: str, options: Options, workdir: Path, rng: random.Rando
                     max_requests=options.max_requests,
                     max_seconds=options.max_seconds,
                     rng=rng,
+                    deliveries=deliveries,
                 )
             )
             restart_s = deployment.start()
@@ -626,6 +642,16 @@ def run_backend(backend: str, options: Options, workdir: Path, rng: random.Rando
         # Last: everything received over all rounds, once more, then a clean stop.
         final = RoundResult(0, backend)
         check_log(deployment, final, received, notes_dir, check_from_round=0)
+        failures, delivered = asyncio.run(
+            settle_deliveries(deployment, deliveries, urls["court"], upstream_secrets["court"])
+        )
+        final.failures.extend(failures)
+        final.deliveries_checked = delivered
+        log(
+            f"{backend} deliveries: {len(deliveries.ids)} sent, {delivered} delivered and "
+            f"received once by the court ({deliveries.repeated} pushes repeated after a kill): "
+            + ("OK" if not failures else "FAILED")
+        )
         log(
             f"{backend} final: {final.entries_checked} entries and {final.proofs_checked} "
             f"proofs of all rounds re-checked: "
@@ -633,6 +659,14 @@ def run_backend(backend: str, options: Options, workdir: Path, rng: random.Rando
         )
         deployment.stop()
     return Summary(backend, rounds, final)
+
+
+async def settle_deliveries(
+    deployment: Deployment, deliveries: DeliveryLoad, court_url: str, court_secret: str
+) -> tuple[list[str], int]:
+    async with httpx2.AsyncClient(timeout=30) as client:
+        token = (await deployment.tokens(client))["procuratorate"]
+    return await check_deliveries(deliveries, deployment.base_url, token, court_url, court_secret)
 
 
 def run(options: Options) -> list[Summary]:

@@ -1,6 +1,7 @@
 """One quick round of the crash loop (tests/reliability/crash_loop.py) on SQLite: the
 gateway as a process under load, ``kill -9``, restart, and every check of the full run
-(20 rounds per backend: ``python -m tests.reliability.crash_loop --rounds 20``).
+(20 rounds per backend: ``python -m tests.reliability.crash_loop --rounds 20``), deliveries
+included (pushed to a slow court system while the gateway is killed).
 
 To stay quick it uses the sample systems this test session already runs (in threads)
 instead of starting ``serve-all``, and runs ``gateway audit verify`` in this process.
@@ -40,3 +41,5 @@ def test_one_round_of_kill_9_keeps_the_audit_log_whole(
     assert result.statuses[200] > 0, output  # the kill came under load, after some answers
     assert result.proofs_checked == result.statuses[200]
     assert summary.final.proofs_checked == result.statuses[200]
+    # Deliveries sent under the same load were pushed across the kill, each received once.
+    assert summary.final.deliveries_checked > 0, output
