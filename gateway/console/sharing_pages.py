@@ -1,8 +1,9 @@
 """The reviewers' conditional-sharing inbox (scope ``sharing:review``): the applications to
 the reviewer's agency with their deadlines, and approve or refuse with a reason.
 
-The page calls :class:`~gateway.sharing.service.SharingService` (``list``, ``approve``,
-``refuse``) as the API's ``/v1/sharing/applications`` routes do, with the person as the caller
+The page calls :mod:`gateway.sharing.reads` (``list_applications``, audited) and
+:class:`~gateway.sharing.service.SharingService` (``approve``, ``refuse``) as the API's
+``/v1/sharing/applications`` routes do, with the person as the caller
 (``user:NAME`` of their agency): the owning-agency and self-review rules are the service's,
 and every answer and refusal is an audit entry (kind ``sharing``) as through the API.
 """
@@ -14,7 +15,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from gateway.audit.entry import AuditKind
@@ -26,6 +26,7 @@ from gateway.console.sessions import SignedIn
 from gateway.console.templating import render
 from gateway.errors import GatewayError
 from gateway.runtime import runtime_of
+from gateway.sharing import reads
 from gateway.sharing.documents import ApproveBody, RefuseBody
 from gateway.sharing.service import SharingService
 
@@ -73,7 +74,9 @@ async def _refused(request: Request, exc: GatewayError) -> Response:
 @router.get("")
 async def inbox(request: Request, found: Reviewer, status: str = "pending") -> Response:
     chosen = status if status in STATUSES else "pending"
-    listing = await run_in_threadpool(_service(request).list, _caller(found), "review", chosen)
+    # As GET /v1/sharing/applications?role=review: the listing is an audit entry naming the
+    # applications shown, written before the page leaves.
+    listing, _ = await reads.list_applications(_service(request), _caller(found), "review", chosen)
     context = {
         "signed_in": found,
         "applications": listing["applications"],

@@ -54,6 +54,7 @@ def test_the_owning_agency_reviews_with_deadlines(console: Console) -> None:
         engine.dispose()
     actions = [(r[0], r[1], json.loads(bytes(r[2]))["action"]["action"]) for r in rows]
     assert ("user:sun", 200, "approve") in actions
+    assert ("user:sun", 200, "list") in actions  # the inbox itself, as the API's listing
     assert ("user:sun", 409, "refused") in actions
     assert any(a[0] == "user:sun" and a[2] == "refuse" for a in actions)
 
