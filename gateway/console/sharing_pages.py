@@ -27,7 +27,7 @@ from gateway.console.templating import render
 from gateway.errors import GatewayError
 from gateway.runtime import runtime_of
 from gateway.sharing import reads
-from gateway.sharing.documents import ApproveBody, RefuseBody
+from gateway.sharing.documents import ApproveBody, RefuseBody, RevokeBody
 from gateway.sharing.service import SharingService
 
 __all__ = ["router"]
@@ -104,6 +104,9 @@ async def answer(request: Request, found: Reviewer, app_id: str) -> Response:
                 comment=str(form.get("reason", "")), days=int(str(form.get("days", "0")) or 0)
             )
             result = await service.approve(_caller(found), app_id, body.comment, body.days)
+        elif verdict == "revoke":
+            body = RevokeBody(reason=str(form.get("reason", "")))
+            result = await service.revoke(_caller(found), app_id, body.reason)
         elif verdict == "refuse":
             body = RefuseBody(reason=str(form.get("reason", "")))
             result = await service.refuse(_caller(found), app_id, body.reason)

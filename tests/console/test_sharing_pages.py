@@ -38,6 +38,13 @@ def test_the_owning_agency_reviews_with_deadlines(console: Console) -> None:
     approved = _answer(sun, approve_id, verdict="approve", reason="同意", days="10")
     assert approved.status_code == 200, approved.text
     assert "已批准" in approved.text
+    granted = sun.get("/console/sharing?status=approved").text
+    assert approve_id in granted
+    assert "立即撤销授权" in granted
+    revoked = _answer(sun, approve_id, verdict="revoke", reason="案件已撤销")
+    assert revoked.status_code == 200, revoked.text
+    assert "已撤销" in revoked.text
+    assert _answer(sun, approve_id, verdict="revoke", reason="再撤").status_code == 409
     assert _answer(sun, refuse_id, verdict="refuse", reason="").status_code == 422
     refused = _answer(sun, refuse_id, verdict="refuse", reason="与本案无关")
     assert refused.status_code == 200
