@@ -17,9 +17,11 @@ from gateway.audit.alerts import find_alerts
 from gateway.audit.entry import AuditKind
 from gateway.console.audit_pages import FILTER_NAMES, Regulator, filters_of, record_query
 from gateway.console.guard import refuse
+from gateway.console.sharing_pages import principal_of
 from gateway.console.templating import render
 from gateway.errors import GatewayError, UnprocessableContent
 from gateway.runtime import runtime_of
+from gateway.sharing import reads
 
 __all__ = ["router"]
 
@@ -81,6 +83,11 @@ async def stats(request: Request, found: Regulator) -> Response:
     context["requests_chart"] = _chart(rows, group, "count")
     context["denials_chart"] = _chart(rows, group, "denied")
     context["export_query"] = {k: v for k, v in form.items() if k in FILTER_NAMES and v}
+    sharing = runtime_of(request).sharing
+    if sharing is not None:
+        # Conditional sharing by owning agency (answers, overdue, refusals), as
+        # GET /v1/sharing/stats answers a regulator: every agency, an audit entry of its own.
+        context["sharing"], _ = await reads.read_stats(sharing, principal_of(found))
     return render(request, "stats.html", context)
 
 

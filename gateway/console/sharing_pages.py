@@ -30,7 +30,7 @@ from gateway.sharing import reads
 from gateway.sharing.documents import ApproveBody, RefuseBody, RevokeBody
 from gateway.sharing.service import SharingService
 
-__all__ = ["router"]
+__all__ = ["principal_of", "router"]
 
 router = APIRouter(prefix="/console/sharing", include_in_schema=False)
 
@@ -46,7 +46,7 @@ STATUSES = {
 }
 
 
-def _caller(found: SignedIn) -> Principal:
+def principal_of(found: SignedIn) -> Principal:
     """The person as the sharing service's caller (no token: a console session)."""
     user = found.user
     return Principal(user.actor_id, user.agency, user.scopes, "console", 0, "", user.username)
@@ -76,7 +76,9 @@ async def inbox(request: Request, found: Reviewer, status: str = "pending") -> R
     chosen = status if status in STATUSES else "pending"
     # As GET /v1/sharing/applications?role=review: the listing is an audit entry naming the
     # applications shown, written before the page leaves.
-    listing, _ = await reads.list_applications(_service(request), _caller(found), "review", chosen)
+    listing, _ = await reads.list_applications(
+        _service(request), principal_of(found), "review", chosen
+    )
     context = {
         "signed_in": found,
         "applications": listing["applications"],
@@ -103,13 +105,13 @@ async def answer(request: Request, found: Reviewer, app_id: str) -> Response:
             body: Any = ApproveBody(
                 comment=str(form.get("reason", "")), days=int(str(form.get("days", "0")) or 0)
             )
-            result = await service.approve(_caller(found), app_id, body.comment, body.days)
+            result = await service.approve(principal_of(found), app_id, body.comment, body.days)
         elif verdict == "revoke":
             body = RevokeBody(reason=str(form.get("reason", "")))
-            result = await service.revoke(_caller(found), app_id, body.reason)
+            result = await service.revoke(principal_of(found), app_id, body.reason)
         elif verdict == "refuse":
             body = RefuseBody(reason=str(form.get("reason", "")))
-            result = await service.refuse(_caller(found), app_id, body.reason)
+            result = await service.refuse(principal_of(found), app_id, body.reason)
         else:
             raise ConsoleRefusal(422, "无法审核", "请选择批准或拒绝。")
     except (ValueError, ValidationError):

@@ -9,7 +9,7 @@ import json
 
 from sqlalchemy import create_engine, text
 
-from tests.console.conftest import Console
+from tests.console.conftest import Console, insert_application
 
 
 def _queries(console: Console) -> list[str]:
@@ -38,6 +38,7 @@ def test_stats_by_agency_over_time_with_charts(console: Console) -> None:
     assert "ZF640000" in page.text
     assert "JC640000" in page.text
     assert "/console/audit/stats" in _queries(console)
+    assert 'id="sharing-stats"' in page.text or "尚无申请" in page.text
     bad = wang.get("/console/audit/stats?group=nope")
     assert bad.status_code == 422
     assert bad.headers["x-audit-index"].isdigit()
@@ -85,3 +86,13 @@ def test_alerts_name_a_probing_caller(console: Console) -> None:
     bad = wang.get("/console/audit/alerts?threshold=2")
     assert bad.status_code == 422
     assert bad.headers["x-audit-index"].isdigit()
+
+
+def test_stats_show_overdue_sharing_answers(console: Console) -> None:
+    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
+    insert_application(runtime.session_factory, overdue=True)
+    page = console.signed_in("wang").get("/console/audit/stats")
+    assert page.status_code == 200
+    row = page.text.split('id="sharing-stats"')[1].split("</tr>")[1]
+    assert "GA640104" in row
+    assert "<td>1</td><td>0</td><td>1</td>" in row  # one application, none answered, 1 overdue
