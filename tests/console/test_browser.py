@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint_body
+from gateway.console.templating import missing_assets
 from tests.conftest import IN_CI
 from tests.console.conftest import PASSWORD, add_users_and_an_application
 from tests.served import ServedGateway, served_gateway
@@ -36,6 +37,12 @@ pytestmark = pytest.mark.slow
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
     if not CHROMIUM.is_file():
         message = f"no chromium at {CHROMIUM} (apt-get install chromium; make test installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    missing = missing_assets()
+    if missing:
+        message = f"the console's assets are not built ({missing}): run scripts/console-assets.sh"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
