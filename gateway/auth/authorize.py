@@ -53,13 +53,14 @@ def _redirect_uri(runtime: Runtime) -> str:
     return runtime.settings.issuer + CONSOLE_REDIRECT_PATH
 
 
-def _check_params(runtime: Runtime, params: dict[str, str]) -> Response | None:
+def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) -> Response | None:
     """Refuse a request that is not the console's; errors the client may see go back to it."""
     if params.get("client_id") != CONSOLE_CLIENT_ID or params.get("redirect_uri") != _redirect_uri(
         runtime
     ):
         # RFC 6749 §4.1.2.1: never redirect to an unverified URI.
-        return _page(params, 400, "无效的登录请求", "登录请求的客户端或回调地址无效。")
+        context = {"heading": "无效的登录请求", "message": "登录请求的客户端或回调地址无效。"}
+        return render(request, "message.html", context, status=400)
     error = None
     if params.get("response_type") != "code":
         error = "unsupported_response_type"
@@ -73,15 +74,6 @@ def _check_params(runtime: Runtime, params: dict[str, str]) -> Response | None:
         return None
     query = urlencode({"error": error, "state": params.get("state", "")})
     return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
-
-
-def _page(params: dict[str, str], status: int, heading: str, message: str) -> Response:
-    return Response(
-        f"<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>{heading}</title>"
-        f"<h1>{heading}</h1><p>{message}</p></html>",
-        status_code=status,
-        media_type="text/html",
-    )
 
 
 def _form_params(source: Any) -> dict[str, str]:
@@ -123,7 +115,7 @@ def _signin_page(
 async def authorize_page(request: Request) -> Response:
     runtime = runtime_of(request)
     params = _form_params(request.query_params)
-    refused = _check_params(runtime, params)
+    refused = _check_params(request, runtime, params)
     return refused or _signin_page(request, runtime, params)
 
 
@@ -166,7 +158,7 @@ async def sign_in(request: Request) -> Response:
     failures = runtime.console.sign_in_failures
     form = await request.form()
     params = _form_params(form)
-    refused = _check_params(runtime, params)
+    refused = _check_params(request, runtime, params)
     if refused is not None:
         return refused
     given = form.get("csrf_token")
