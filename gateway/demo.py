@@ -54,6 +54,8 @@ DEMO_CLIENTS: dict[str, tuple[str, list[str]]] = {
     "public_security": ("GA640104", [Scope.EXCHANGE]),
     "procuratorate": ("JC640104", [Scope.EXCHANGE]),
     "court": ("FY640104", [Scope.EXCHANGE]),
+    # 银川市中级人民法院: rules on 减刑、假释 (刑更) and answers the demo's 减刑建议书.
+    "intermediate_court": ("FY640100", [Scope.EXCHANGE]),
     "prison": ("JY640001", [Scope.EXCHANGE]),
     "justice": ("SF640104", [Scope.EXCHANGE]),
     "committee": ("ZF640000", [Scope.EXCHANGE]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from gateway.demo_deliveries import delivery_examples
 from sandbox.generator import DEFAULT_SEED, Dataset
 
 __all__ = ["demo_examples"]
@@ -292,6 +293,7 @@ def demo_examples() -> list[dict[str, Any]]:
             "X-Purpose removed by the client: 400 (set headers to {})",
         )
         | {"headers": {"X-Operator-Id": "court-officer-01"}},
+        *delivery_examples(data),
         {
             "name": "regulator-checkpoint",
             "client": "regulator",

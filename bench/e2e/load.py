@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import secrets
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,11 +55,30 @@ def _lua_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# A POST whose every request carries a new Idempotency-Key (a repeated key is a replay, which
+# answers without deciding or storing anything: not the path measured). ``prefix`` is new for
+# each wrk run, so a warm-up's keys never come back in the measured run.
+_UNIQUE_KEY = """
+local sent = 0
+request = function()
+  sent = sent + 1
+  wrk.headers["Idempotency-Key"] = %s .. sent
+  return wrk.format()
+end
+"""
+
+
 def wrk_script(headers: Mapping[str, str], *, receipts: bool = False,
-               delay_ms: float | None = None) -> str:  # fmt: skip
-    lines = ['wrk.method = "GET"']
+               delay_ms: float | None = None, post: bytes | None = None) -> str:  # fmt: skip
+    """The wrk script: GET with ``headers``; with ``post``, POST that body, each request with
+    its own ``Idempotency-Key``."""
+    lines = [f'wrk.method = "{"GET" if post is None else "POST"}"']
     lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
+    if post is not None:
+        lines.append(f"wrk.body = {_lua_string(post.decode('utf-8'))}")
     script = "\n".join(lines) + "\n" + _DONE
+    if post is not None:
+        script += _UNIQUE_KEY % _lua_string(f"bench-{secrets.token_hex(6)}-")
     if receipts:
         script += _RECEIPTS
     if delay_ms is not None:
@@ -85,10 +105,14 @@ class ClosedLoop:
 
 def closed_loop(wrk: str, url: str, headers: Mapping[str, str], *, connections: int,
                 seconds: float, cores: str | None, workdir: Path, receipts: Path | None = None,
-                delay_ms: float | None = None) -> ClosedLoop:  # fmt: skip
-    """``wrk`` with ``connections`` connections on one thread for ``seconds``."""
+                delay_ms: float | None = None,
+                post: bytes | None = None) -> ClosedLoop:  # fmt: skip
+    """``wrk`` with ``connections`` connections on one thread for ``seconds`` (``post``: a
+    POST of that body, see :func:`wrk_script`)."""
     script = workdir / "wrk.lua"
-    script.write_text(wrk_script(headers, receipts=receipts is not None, delay_ms=delay_ms))
+    script.write_text(
+        wrk_script(headers, receipts=receipts is not None, delay_ms=delay_ms, post=post)
+    )
     command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout",
                "10s", "-s", str(script), url]  # fmt: skip
     if receipts is not None:

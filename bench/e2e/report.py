@@ -119,6 +119,7 @@ def render(payload: dict[str, Any]) -> str:
             ],
         ),
     ]
+    lines += _delivery_lines(payload["paths"])
     if payload.get("soak"):
         lines += ["", _soak_table(payload["soak"])]
     for result in payload["paths"].values():
@@ -127,6 +128,23 @@ def render(payload: dict[str, Any]) -> str:
             lines += ["", f"Where the CPU goes: {result['name']} (py-spy, GIL-holding samples)",
                       "", markdown_table(["component", "share of samples"], rows)]  # fmt: skip
     return "\n".join(lines)
+
+
+def _delivery_lines(paths: dict[str, Any]) -> list[str]:
+    """CPU per delivery vs the authenticated POST pass-through of the same run (issue 15)."""
+    floor = paths.get("c-post")
+    lines = []
+    for key, result in paths.items():
+        if floor is None or not key.endswith("-delivery"):
+            continue
+        ratio = result["cpu_us_per_request"] / max(1e-9, floor["cpu_us_per_request"])
+        lines.append(
+            f"Delivery (`POST /v1/deliveries`, record inline, {result['name']}): "
+            f"{_f(result['cpu_us_per_request'])} µs CPU per delivery vs "
+            f"{_f(floor['cpu_us_per_request'])} µs per authenticated POST pass-through: "
+            f"{ratio:.1f}×."
+        )
+    return ["", *lines] if lines else []
 
 
 def all_clean(payload: dict[str, Any]) -> bool:

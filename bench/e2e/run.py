@@ -48,6 +48,7 @@ from bench._common import (
 )
 from bench.e2e import flame, report
 from bench.e2e.audit_check import check_audit
+from bench.e2e.deliveries import DELIVERY_SENDER, delivery_request, post_floor
 from bench.e2e.load import closed_loop, open_loop
 from bench.e2e.servers import (
     GatewayDeployment,
@@ -105,6 +106,7 @@ class PathResult:
 class Target:
     url: str
     headers: dict[str, str]
+    post: bytes | None = None  # a POST of this body, each with its own Idempotency-Key
 
 
 def example_request(name: str = EXAMPLE) -> dict[str, Any]:
@@ -146,6 +148,13 @@ def record_upstream(
                 answer = httpx2.get(base + example["path"], headers=headers, timeout=10)
                 if answer.status_code != example["expect_status"]:
                     raise RuntimeError(f"recording: {answer.status_code} {answer.text[:300]}")
+                if agency == DELIVERY_SENDER:  # what a delivery asks the systems, recorded too
+                    extra, body = delivery_request()
+                    sent = httpx2.post(base + "/v1/deliveries", content=body, timeout=10,
+                                       headers={**headers, **extra, "Idempotency-Key": "rec"},
+                                       )  # fmt: skip
+                    if sent.status_code != 201:
+                        raise RuntimeError(f"recording: {sent.status_code} {sent.text[:300]}")
             finally:
                 server.stop()
     finally:
@@ -174,17 +183,19 @@ def _measure(key: str, server: Server, target: Target, args: argparse.Namespace,
     log(f"{key}: {server.name}: warm-up, then {args.seconds:.0f} s at {args.connections} "
         "connections")  # fmt: skip
     closed_loop(tools["wrk"], target.url, target.headers, connections=args.connections,
-                seconds=args.warmup, cores=LOAD_CORES, workdir=workdir)  # fmt: skip
+                seconds=args.warmup, cores=LOAD_CORES, workdir=workdir,
+                post=target.post)  # fmt: skip
     own_before, all_before = cpu_seconds(server.own_pids()), cpu_seconds(server.pids())
     peak = closed_loop(tools["wrk"], target.url, target.headers, connections=args.connections,
-                       seconds=args.seconds, cores=LOAD_CORES, workdir=workdir)  # fmt: skip
+                       seconds=args.seconds, cores=LOAD_CORES, workdir=workdir,
+                       post=target.post)  # fmt: skip
     own_cpu = cpu_seconds(server.own_pids()) - own_before
     all_cpu = cpu_seconds(server.pids()) - all_before
     result.max = peak.as_json()
     result.cpu_us_per_request = own_cpu / max(1, peak.requests) * 1e6
     if server.others is not None:
         result.db_cpu_us_per_request = (all_cpu - own_cpu) / max(1, peak.requests) * 1e6
-    for share in args.loads:
+    for share in args.loads if target.post is None else ():  # see bench/e2e/deliveries.py
         rate = peak.rate * share
         run = open_loop(tools["h2load"], target.url, target.headers, rate=rate,
                         seconds=args.open_seconds, cores=LOAD_CORES, workdir=workdir)  # fmt: skip
@@ -238,14 +249,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ) as bare:
                     bare.name = f"(c) bare FastAPI pass-through, {client}"
                     results[key] = measure(key, bare, _at(native, port, fetch.path))
+            if agency == DELIVERY_SENDER:
+                results["c-post"] = post_floor(upstream_urls[fetch.agency], fetch.path,
+                                               measure, workdir)  # fmt: skip
+            else:
+                log(f"the delivery path is sent by {DELIVERY_SENDER}: skipped for {agency}")
             for backend in args.backends:
                 for workers in (1, 2):
                     key = f"d-{backend}-{workers}w"
                     profile = args if args.profile and backend == "sqlite" else None
+                    deliveries: dict[str, PathResult] = {}
                     results[key] = _gateway_path(
                         key, backend, workers, example, agency, secrets, upstream_urls, measure,
-                        workdir, profile,
+                        workdir, profile, deliveries,
                     )  # fmt: skip
+                    results.update(deliveries)
             soak = None
             if args.soak_seconds > 0:
                 gateway = results[f"d-{args.backends[0]}-1w"]
@@ -306,7 +324,9 @@ def _profile(server: Server, target: Target, args: argparse.Namespace,
 def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any], agency: str,
                   secrets: dict[str, str], upstream_urls: dict[str, str],
                   measure: Callable[[str, Server, Target], PathResult],
-                  workdir: Path, profile: argparse.Namespace | None) -> PathResult:  # fmt: skip
+                  workdir: Path, profile: argparse.Namespace | None,
+                  deliveries: dict[str, PathResult]) -> PathResult:  # fmt: skip
+    """The gateway's read path; with one worker also its delivery path (into ``deliveries``)."""
     with _database(backend) as url:
         deployment = prepare_gateway(workdir / key, url, agency, secrets)
         port = free_port()
@@ -320,10 +340,18 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
             result = measure(key, server, target)
             if profile is not None and workers == 1:
                 result.flame = _profile(server, target, profile, workdir / f"{key}.spy")
+            if workers == 1 and agency == DELIVERY_SENDER:
+                extra, body = delivery_request()
+                token = target.headers["Authorization"]
+                posting = Target(base + "/v1/deliveries", {**extra, "Authorization": token}, body)
+                server.name = server.name + ", delivery"
+                deliveries[key + "-delivery"] = measure(key + "-delivery", server, posting)
         finally:
             server.stop()
         log(f"{key}: verifying the audit log")
         result.audit = check_audit(url, deployment.data_dir, None).as_json()
+        if key + "-delivery" in deliveries:  # the same log: the reads' and deliveries' entries
+            deliveries[key + "-delivery"].audit = result.audit
     return result
 
 

@@ -45,8 +45,8 @@ def start_nginx(name: str, nginx: str, conf_text: str, root: Path, cores: str | 
 
 
 def start_passthrough(client: str, upstream: str, port: int, cores: str | None,
-                      log: Path) -> Server:  # fmt: skip
-    env = {**os.environ, "BENCH_UPSTREAM": upstream, "BENCH_CLIENT": client}
+                      log: Path, token: str = "") -> Server:  # fmt: skip
+    env = {**os.environ, "BENCH_UPSTREAM": upstream, "BENCH_CLIENT": client, "BENCH_TOKEN": token}
     process = _popen(
         [str(BIN / "uvicorn"), "bench.e2e.passthrough:app", "--host", "127.0.0.1",
          "--port", str(port), "--loop", "uvloop", "--http", "httptools",
@@ -78,6 +78,7 @@ class GatewayDeployment:
             "GATEWAY_UPSTREAM_SECRETS": json.dumps(self.upstream_secrets),
             # One token for the whole run, the soak included.
             "GATEWAY_TOKEN_TTL_SECONDS": "7200",
+            "GATEWAY_TOKEN_MAX_LIFETIME_SECONDS": "7200",  # at least the TTL (settings check)
             "GATEWAY_LOG_LEVEL": "WARNING",
             "GATEWAY_WORKERS": str(workers),
         }

@@ -4,7 +4,9 @@ nginx, so that the upstream costs almost nothing and the figures measure the pro
 Recording: the real sample systems (``python -m sandbox serve-all``) run behind a
 small recording proxy; the gateway is pointed at the proxy and answers the benchmark request
 once; every native request it made and the answer it got are kept. nginx then serves each
-recorded answer from a file at its exact path (``location =``), whatever the query string.
+recorded answer from a file at its exact path (``location =``), whatever the query string;
+a path recorded with several query strings (a delivery resolves its own case by number beside
+the read's) answers each of them with its own recorded answer.
 """
 
 from __future__ import annotations
@@ -113,28 +115,44 @@ def nginx_upstream_conf(recording: Recording, ports: dict[str, int], root: Path)
     servers = []
     for agency in recording.agencies():
         locations = []
-        seen: set[str] = set()
+        by_path: dict[str, list[Exchange]] = {}
         for exchange in recording.exchanges:
-            if exchange.agency != agency or exchange.path in seen:
+            if exchange.agency != agency:
                 continue
             if exchange.method != "GET" or exchange.status != 200:
                 raise RuntimeError(
                     f"the benchmark request made a {exchange.method} {exchange.path} → "
                     f"{exchange.status} call to {agency}; only 200 answers to GET are replayed"
                 )
-            seen.add(exchange.path)
-            name = hashlib.sha256(f"{agency} {exchange.path}".encode()).hexdigest()[:16]
-            body_file = root / f"{name}.body"
-            body_file.write_bytes(exchange.body)
+            by_path.setdefault(exchange.path, []).append(exchange)
+        for path, answers in by_path.items():
+            files = []
+            for exchange in answers:
+                key = f"{agency} {path}?{exchange.query}"
+                name = hashlib.sha256(key.encode()).hexdigest()[:16] + ".body"
+                (root / name).write_bytes(exchange.body)
+                files.append((exchange.query, name))
+            # The first answer for any query string; another recorded query gets its own.
+            choose = "".join(
+                f"      if ($args = {_quote(query)}) {{ set $answer /{name}; }}\n"
+                for query, name in dict(files[1:]).items()
+                if query != answers[0].query
+            )
             locations.append(
-                f"    location = {_quote(exchange.path)} {{\n"
-                f"      default_type {_quote(exchange.content_type)};\n"
-                f"      alias {_quote(str(body_file))};\n"
+                f"    location = {_quote(path)} {{\n"
+                f"      default_type {_quote(answers[0].content_type)};\n"
+                f"      root {_quote(str(root))};\n"
+                f"      set $answer /{files[0][1]};\n{choose}"
+                f"      rewrite ^ $answer break;\n"
                 f"    }}"
             )
         servers.append(
             f"  server {{\n    listen 127.0.0.1:{ports[agency]} reuseport backlog=4096;\n"
-            f"    access_log off;\n" + "\n".join(locations) + "\n  }"
+            # A POST (the POST pass-through's floor) gets the same file: nginx refuses POST to
+            # a static file with 405, turned here into the recorded answer ($uri is the file's
+            # name by then, served from the server's root).
+            f"    access_log off;\n    root {_quote(str(root))};\n"
+            f"    error_page 405 =200 $uri;\n" + "\n".join(locations) + "\n  }"
         )
     return _nginx_main(root, "\n".join(servers), extra="    open_file_cache max=64;\n")
 

@@ -9,6 +9,13 @@ changed. Otherwise it raises :class:`~gateway.errors.Forbidden` (403) naming the
 where one field is the cause, the field (``extra["field"]``, every such field in
 ``extra["fields"]``). The sender owns the record, so naming the field tells it nothing new.
 A delivery never carries what the recipient may not receive, and nothing is silently removed.
+
+``decision_only`` names the record's flags that the standard keeps for the gateway's decisions
+alone (``FieldSpec.decision_only``, e.g. ``case.has_sealed_juvenile``): the policy decides on
+the whole record, flags included (a negative-list condition reads them), but they are no part
+of the delivered document, so they need not (and, being 不予共享, could not) reach the
+recipient. The caller leaves them out of the content. Any other field the decision withholds
+or masks still refuses the delivery with the field named.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ def check_for_recipient(
     access: AccessRequest,
     record: Mapping[str, Any],
     subjects: SubjectRecords | None = None,
+    decision_only: frozenset[str] = frozenset(),
 ) -> RecordDecision:
     """The record's decision for the recipient, if it goes whole; else the 403 (see above)."""
     who = access.requester_agency
@@ -50,12 +58,13 @@ def check_for_recipient(
             f"{verdict.reason or 'the record is withheld'}",
             extra={"rule_ids": rules},
         )
+    delivered = {name: value for name, value in record.items() if name not in decision_only}
     blocked = {
         name
-        for name, value in record.items()
+        for name, value in delivered.items()
         if value is not None and (name not in verdict.record or verdict.record[name] != value)
     }
-    blocked |= (verdict.withheld_fields | verdict.masked_fields) & set(record)
+    blocked |= (verdict.withheld_fields | verdict.masked_fields) & set(delivered)
     if blocked:
         fields = sorted(blocked)
         raise Forbidden(

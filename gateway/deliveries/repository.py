@@ -22,7 +22,7 @@ Contracts:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -178,16 +178,20 @@ class DeliveryRepository:
             .order_by(DeliveryEvent.seq)
         ).all()
 
-    def count_of_kind_for_case(self, kind: str, case_number: str) -> int:
-        """Deliveries of ``kind`` for ``case_number`` (per-case limits such as 补充侦查 ≤ 2)."""
-        return (
-            self.session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.kind == kind, Delivery.case_number == case_number)
-            )
-            or 0
+    def count_of_kind_for_case(
+        self, kind: str, case_numbers: Collection[str], *, excluding: Collection[str] = ()
+    ) -> int:
+        """Deliveries of ``kind`` under any of ``case_numbers`` (one case's 案号 and 公安案件编号:
+        per-case limits such as 补充侦查 ≤ 2), not counting those whose status is in
+        ``excluding``."""
+        query = (
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.kind == kind, Delivery.case_number.in_(list(case_numbers)))
         )
+        if excluding:
+            query = query.where(Delivery.status.not_in(list(excluding)))
+        return self.session.scalar(query) or 0
 
     def page(
         self,

@@ -11,7 +11,8 @@ the body (:func:`gateway.deliveries.request.parse_delivery`), ``Idempotency-Key`
 ``X-Case-Number`` (400), ``X-Purpose`` must be the purpose the sender's kind sends the kind
 under (403), the recipient kind must have a declared purpose (403, 换押 today), the delivery
 rules of the permissions list (:meth:`PolicyEngine.decide_delivery`, 403), a replay of the key
-(the same delivery again, 201) or its conflict (409), then the content decided for the
+(the same delivery again, 201) or its conflict (409), the sender's agency must handle the case
+(403), a per-case limit of the kind (补充侦查以二次为限, 409), then the content decided for the
 recipient as a read by it (:func:`gateway.deliveries.recipient.check_for_recipient`: refused
 with the field named, never stripped, 403), then the deadline (422 naming the date field).
 ``record_id``: the sender's own record, fetched from its agency's system only if the sender's
@@ -43,6 +44,7 @@ from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
 from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
+from gateway.deliveries.limits import check_per_case_limit
 from gateway.deliveries.recipient import check_for_recipient
 from gateway.deliveries.repository import (
     DeliveryRepository,
@@ -239,7 +241,14 @@ class DeliveryService:
             draft.record_ids = [replay["id"]]
             return Answer(201, replay, {"Location": f"/v1/deliveries/{replay['id']}"})
         case = await self.exchange.case_context(headers.case_number, draft, recipient.code, purpose)
-        if case is None or sender.code not in case.handling_agencies:
+        sender_handles = case is not None and sender.code in case.handling_agencies
+        if case is not None and not sender_handles:
+            # The case was completed with the parties the flow adds for the RECIPIENT; a sender
+            # the flow makes a party (the prison of a 收监回执) is looked up for itself. The
+            # recipient's decision keeps the recipient's view of the case.
+            as_sender = await self.exchange.parties.complete(case, sender.code, sent_under)
+            sender_handles = sender.code in as_sender.handling_agencies
+        if case is None or not sender_handles:
             # Only an agency of the case sends in it. Asked before anything the recipient may
             # see of the case is decided, in the exchange's words for a case the caller does
             # not handle: whether the case exists is nothing an outsider learns here.
@@ -247,6 +256,7 @@ class DeliveryService:
                 f"denied: {sender.code} handles no case numbered {headers.case_number!r}",
                 extra={"rule_ids": []},
             )
+        check_per_case_limit(self.factory, parsed.kind, headers.case_number, case)
         if parsed.record is not None:
             record = parsed.record
         else:
@@ -254,6 +264,10 @@ class DeliveryService:
         await self._check_content(parsed, record, headers, case, purpose, draft)
         now = self.clock()
         due = parsed.deadline(record, now)
+        # The delivered document as the standard defines it: without the flags kept for the
+        # gateway's decisions alone (decided on above, never delivered; see recipient.py).
+        decision_only = self.standard.resource(kind.resource).decision_only_fields
+        record = {name: value for name, value in record.items() if name not in decision_only}
         content = parsed.content(record)
         new = NewDelivery(
             id=new_delivery_id(),
@@ -398,9 +412,10 @@ class DeliveryService:
         """The choke point: the content decided for the recipient, as a read by it."""
         resource = self.standard.resource(parsed.kind.resource)
         id_value = record.get(resource.id_field)
+        decision_only = resource.decision_only_fields
         access = self._access(
             parsed,
-            frozenset(record),
+            frozenset(record) - decision_only,
             id_value if isinstance(id_value, str) else None,
             headers,
             case,
@@ -413,7 +428,7 @@ class DeliveryService:
         )
         await self.exchange.subjects.complete(subjects, decision, resource, [record])
         try:
-            verdict = check_for_recipient(pdp, access, record, subjects)
+            verdict = check_for_recipient(pdp, access, record, subjects, decision_only)
         except Forbidden as exc:
             draft.rule_ids = sorted({*draft.rule_ids, *exc.extra.get("rule_ids", [])})
             raise

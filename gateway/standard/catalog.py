@@ -18,12 +18,12 @@ basis) — a catalogue lists what exists; access decisions are made elsewhere. S
                                 "grade", "sharing", "condition", "conditions", "basis",
                                 "personal_info", "sensitive", "required", "filterable",
                                 "refers_to", "mirrors": {"via", "field"}, "party",
-                                "issued_by"}]}],
+                                "issued_by", "decision_only"}]}],
      "code_tables": [{"id", "name", "source", "edition"?, "description", "codes": {code: label}}]}
 
 Optional field keys (``code_table`` ... ``basis``, ``refers_to``, ``mirrors``, ``issued_by``)
-are present only when set; ``party`` only when true. A 有条件 field has ``conditions`` (the ids
-of its sharing conditions) and ``condition`` (their names, as one text).
+are present only when set; ``party`` and ``decision_only`` only when true. A 有条件 field has
+``conditions`` (the ids of its sharing conditions) and ``condition`` (their names, as one text).
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def _field(standard: Standard, spec: FieldSpec) -> dict[str, object]:
         out["mirrors"] = {"via": spec.mirrors.via, "field": spec.mirrors.field}
     if spec.party:
         out["party"] = True
+    if spec.decision_only:
+        out["decision_only"] = True
     return out
 
 

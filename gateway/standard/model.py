@@ -232,7 +232,9 @@ class FieldSpec(_Frozen):
     ``personal_info``. ``conditions`` (共享条件, ids of the standard's sharing conditions) are
     required for, and only allowed on, 有条件 fields: such a field is released only under a
     permission that ``satisfies`` one of them. ``basis`` (legal basis) is required for 不予共享
-    fields.
+    fields. ``decision_only`` (only on a 不予共享 boolean): a flag the owner keeps for the
+    gateway's decisions alone; it is a policy input, not part of the document a delivery
+    carries (see ``delivered_fields``).
 
     ``party`` (on ``agency_code`` and ``case_number`` fields): the agency the value names (for a
     案号: its issuing court) handles the case of the record, so the flow makes it a party of
@@ -268,6 +270,7 @@ class FieldSpec(_Frozen):
     mirrors: Mirror | None = None
     party: StrictBool = False
     issued_by: _Name | None = None
+    decision_only: StrictBool = False
 
     @field_validator("pattern")
     @classmethod
@@ -318,6 +321,10 @@ class FieldSpec(_Frozen):
             problems.append("a 不予共享 field cannot be filterable")
         if self.refers_to is not None and self.type is not FieldType.STRING:
             problems.append("refers_to is only allowed on string fields (record ids)")
+        if self.decision_only and not (
+            self.sharing is SharingClass.NOT_SHARED and self.type is FieldType.BOOLEAN
+        ):
+            problems.append("decision_only is only for 不予共享 boolean fields (policy flags)")
         if self.refers_to is not None and self.mirrors is not None:
             problems.append("a field either refers to a subject or mirrors one of its fields")
         if problems:
@@ -371,6 +378,11 @@ class ResourceType(_Frozen):
     def filterable_fields(self) -> tuple[str, ...]:
         """Names of fields usable as request filters."""
         return tuple(spec.name for spec in self.fields if spec.filterable)
+
+    @property
+    def decision_only_fields(self) -> frozenset[str]:
+        """Flags the gateway decides by that are no part of a delivered document."""
+        return frozenset(spec.name for spec in self.fields if spec.decision_only)
 
     @property
     def references(self) -> tuple[FieldSpec, ...]:

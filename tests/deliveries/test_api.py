@@ -205,26 +205,51 @@ def test_a_third_party_gets_the_same_404_as_for_a_missing_delivery(
     assert answers[1] == answers[3]
 
 
-def test_refused_content_names_the_field_and_nothing_is_written(
+def _arrest_request(dataset: Dataset, **changes: Any) -> tuple[dict[str, Any], str]:
+    # 提请批准逮捕 of a case under investigation (C00000023, GA640104 and JC640104 handle it).
+    record = {**dataset.case(23).case, **changes}
+    body = {"kind": "arrest_request", "to_agency": "JC640104", "record": record}
+    return body, record["police_case_number"]
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_an_arrest_request_delivers_the_case_without_its_decision_only_flag(
+    gw: Gateway, dataset: Dataset, sealed: bool
+) -> None:
+    """The standard defines the delivered case record without ``has_sealed_juvenile`` (a
+    不予共享 flag kept for the gateway's decisions, ``decision_only``): the flag is decided on,
+    then left out of the content. A sealed case's name and brief reach the procuratorate for
+    审查逮捕 by the judicial case-handling exception (刑事诉讼法 第286条第2款)."""
+    body, number = _arrest_request(dataset, has_sealed_juvenile=sealed)
+    created = _send(
+        gw, dataset, body, key="a-1", client="police", purpose="ARREST_REVIEW", case_number=number
+    )
+    assert created.status_code == 201, created.text
+    delivered = {k: v for k, v in body["record"].items() if k != "has_sealed_juvenile"}
+    content = orjson.dumps({"record": delivered, "attachments": []}, option=orjson.OPT_SORT_KEYS)
+    assert created.json()["content_sha256"] == hashlib.sha256(content).hexdigest()
+    entry = _entry(gw, created)
+    released = entry["fields"]["released"]
+    assert "has_sealed_juvenile" not in released
+    assert {"case_name", "brief"} <= set(released)
+    if sealed:
+        assert "nl.juvenile.sealed-case-details.judicial-case-handling" in entry["rule_ids"]
+    assert _counts(gw) == (1, 1, 1)
+
+
+def test_content_the_negative_list_withholds_is_refused_and_nothing_is_written(
     gw: Gateway, dataset: Dataset
 ) -> None:
-    # 提请批准逮捕 of a case under investigation (C00000023, GA640104 and JC640104 handle it).
-    record = dict(dataset.case(23).case)
-    assert record["has_sealed_juvenile"] is False  # 不予共享: no permission can grant it
-    body = {"kind": "arrest_request", "to_agency": "JC640104", "record": record}
-    number = record["police_case_number"]
+    # A case its owner marks as a work secret is withheld whole (nl.work-secret.case-record):
+    # leaving out the decision-only flag opens nothing else; nothing is stored.
+    body, number = _arrest_request(dataset, work_secret=True)
     refused = _send(
         gw, dataset, body, key="a-1", client="police", purpose="ARREST_REVIEW", case_number=number
     )
     assert refused.status_code == 403, refused.text
-    problem = refused.json()
-    assert problem["field"] == "has_sealed_juvenile"
-    assert "has_sealed_juvenile" in problem["detail"]
-    assert "not stripped" in problem["detail"]
+    assert "nl.work-secret.case-record" in refused.json()["rule_ids"]
     assert _counts(gw) == (0, 0, 0)
     assert _entry(gw, refused)["decision"] == "deny"
-    # Known gap (docs/deliveries.md): the standard requires has_sealed_juvenile in a case
-    # record, so a 提请批准逮捕 carrying a case record cannot be delivered whole today.
 
 
 def test_a_recipient_outside_the_case_is_refused(gw: Gateway, dataset: Dataset) -> None:
@@ -297,15 +322,88 @@ def test_bad_headers_are_refused_with_nothing_written(
     assert _counts(gw) == (0, 0, 0)
 
 
-def test_custody_transfer_cannot_be_delivered(gw: Gateway, dataset: Dataset) -> None:
-    measure = dataset.case(CASE).coercive_measure
-    record = dict(measure[0]) if measure else {}
-    body = {"kind": "custody_transfer", "to_agency": "GA640104", "record": record}
-    response = _send(gw, dataset, body, client="court", purpose="TRIAL")
-    assert response.status_code in (403, 422), response.text
-    if response.status_code == 403:
-        assert "declares no purpose" in response.json()["detail"]
+def test_custody_transfer_reaches_the_detention_centre_and_nothing_more(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """换押: the court that took the case sends the 看守所 (GA640104) the 逮捕 record it holds
+    the defendant under (CUSTODY_MANAGEMENT). A bail record is no custody and is refused; the
+    police cannot use the purpose to read the case or its persons."""
+    arrest = dict(dataset.case(CASE).coercive_measure[1])
+    assert arrest["measure_type"] == "ARREST"
+    body = {"kind": "custody_transfer", "to_agency": "GA640104", "record": arrest}
+    created = _send(gw, dataset, body, key="hy-1", client="court", purpose="TRIAL")
+    assert created.status_code == 201, created.text
+    assert "ga.custody-management.coercive-measure" in _entry(gw, created)["rule_ids"]
+    bail = {**arrest, "measure_type": "BAIL", "custody_place": None}
+    bail_body = {**body, "record": bail}
+    refused = _send(gw, dataset, bail_body, key="hy-2", client="court", purpose="TRIAL")
+    assert refused.status_code == 403, refused.text
+    assert _counts(gw) == (1, 1, 1)
+    headers = _headers(gw, "police", "CUSTODY_MANAGEMENT", _case_number(dataset))
+    for path in (
+        "/v1/resources/case/C00000020",
+        "/v1/resources/person?case_id=C00000020",
+        "/v1/resources/indictment?case_id=C00000020",
+    ):
+        assert gw.client.get(path, headers=headers).status_code == 403, path
+    custody = gw.client.get("/v1/resources/coercive_measure?case_id=C00000020", headers=headers)
+    assert custody.status_code == 200, custody.text
+
+
+def test_a_third_supplementary_investigation_in_a_case_is_a_409(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """补充侦查以二次为限 (刑事诉讼法 第175条第3款): the procuratorate returns C00000016 (under
+    审查起诉, GA640104 and JC640104 handle it) to the police twice; a third is refused 409
+    naming the limit, nothing stored. One the police 退回 does not count."""
+    transfer = dict(dataset.case(16).prosecution_transfer[1])
+    number = dataset.case(16).case["police_case_number"]
+
+    def send(i: int) -> Any:
+        record = {**transfer, "opinion": f"第{i}次退回补充侦查"}
+        body = {"kind": "supplementary_investigation", "to_agency": "GA640104", "record": record}
+        return _send(gw, dataset, body, key=f"bc-{i}", case_number=number)
+
+    first = send(1)
+    assert first.status_code == 201, first.text
+    # The police return (退回) the first: it was never received as made.
+    returned = gw.client.post(
+        f"/v1/deliveries/{first.json()['id']}/receipt",
+        json={"decision": "returned", "reason": "文书不全"},
+        headers=_headers(gw, "police", "INVESTIGATION", None),
+    )
+    assert returned.status_code == 200, returned.text
+    for i in (2, 3):
+        assert send(i).status_code == 201
+    third = send(4)
+    assert third.status_code == 409, third.text
+    problem = third.json()
+    assert (problem["limit"], problem["made"]) == (2, 2)
+    assert "补充侦查以二次为限" in problem["detail"]
+    assert _counts(gw)[0] == 3
+    assert _entry(gw, third)["decision"] == "invalid"
+    # A replay of a delivery already made still answers it (the limit counts new ones).
+    assert send(3).status_code == 201
+
+
+def test_a_sender_the_flow_makes_a_party_may_send_and_no_other(
+    gw: Gateway, dataset: Dataset
+) -> None:
+    """收监回执: the police's case record does not know the prison (C00000055 went to
+    JY640001); the prison's own execution record makes it a party, so it sends. Another prison
+    is refused in the words for a case it does not handle, nothing stored."""
+    record = dict(dataset.case(55).sentence_execution[0])
+    body = {"kind": "prison_admission", "to_agency": "FY640104", "record": record}
+    number = dataset.case(55).case["court_case_number"]
+    gw.register("other_prison", "JY640002", ["exchange"])
+    refused = _send(gw, dataset, body, key="sj-1", client="other_prison",
+                    purpose="SENTENCE_EXECUTION", case_number=number)  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert "handles no case" in refused.json()["detail"]
     assert _counts(gw) == (0, 0, 0)
+    created = _send(gw, dataset, body, key="sj-1", client="prison",
+                    purpose="SENTENCE_EXECUTION", case_number=number)  # fmt: skip
+    assert created.status_code == 201, created.text
 
 
 def test_listing_pages_and_rejects_bad_queries(gw: Gateway, dataset: Dataset) -> None:

@@ -97,3 +97,59 @@ def test_a_recipient_outside_the_case_is_refused(shipped_engine: PolicyEngine) -
     with pytest.raises(Forbidden, match="may not receive this person") as info:
         check_for_recipient(shipped_engine, access, record)
     assert "field" not in info.value.extra
+
+
+def _case(sealed: bool) -> dict[str, Any]:
+    return {
+        "case_id": "C1", "police_case_number": "A640104000000202401000001",
+        "case_name": "张某盗窃案", "case_category": "050100", "filing_date": "2024-01-02",
+        "division": "640104", "stage": "ARREST_REVIEW",
+        "handling_agencies": ["GA640104", "JC640104"],
+        "court_case_number": None, "secrecy_mark": "NONE", "brief": "张某（16岁）盗窃……",
+        "has_sealed_juvenile": sealed, "closed_trial": False, "work_secret": False,
+    }  # fmt: skip
+
+
+FLAGS = frozenset({"has_sealed_juvenile"})  # case.has_sealed_juvenile is decision_only
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_a_decision_only_flag_decides_but_is_no_part_of_the_delivered_case(
+    shipped_engine: PolicyEngine, sealed: bool
+) -> None:
+    """提请批准逮捕 (ARREST_REVIEW): the flag is never released to anyone (不予共享), yet the
+    delivery passes, because the flag is no part of the delivered document; with the flag set,
+    the case name and brief still reach the procuratorate by the judicial case-handling
+    exception of 刑事诉讼法 第286条第2款 (nl.juvenile.sealed-case-details)."""
+    record = _case(sealed)
+    access = request("JC640104", "case", "ARREST_REVIEW", fields=set(record) - FLAGS)
+    with pytest.raises(Forbidden) as info:  # without the standard's definition: refused
+        check_for_recipient(shipped_engine, access, record)
+    assert info.value.extra["field"] == "has_sealed_juvenile"
+    verdict = check_for_recipient(shipped_engine, access, record, decision_only=FLAGS)
+    assert "has_sealed_juvenile" not in verdict.record
+    assert {k: verdict.record[k] for k in ("case_name", "brief")} == {
+        "case_name": record["case_name"],
+        "brief": record["brief"],
+    }
+    if sealed:
+        exception = "nl.juvenile.sealed-case-details.judicial-case-handling"
+        assert exception in verdict.rule_ids
+
+
+def test_a_field_the_negative_list_withholds_is_still_refused_with_the_field_named(
+    shipped_engine: PolicyEngine,
+) -> None:
+    """The flag is decided on: for a recipient outside the judicial exception (the committee's
+    supervised case), a sealed case's name and brief are withheld, so the delivery is refused
+    naming them, and never stripped; the same case unsealed goes whole."""
+    access = request(
+        "ZF640000", "case", "OVERSIGHT", approval_reference="宁政法督〔2024〕1号",
+        fields=set(_case(True)) - FLAGS,
+    )  # fmt: skip
+    assert check_for_recipient(shipped_engine, access, _case(False), decision_only=FLAGS)
+    with pytest.raises(Forbidden) as info:
+        check_for_recipient(shipped_engine, access, _case(True), decision_only=FLAGS)
+    assert set(info.value.extra["fields"]) == {"brief", "case_name"}
+    assert info.value.extra["field"] in info.value.detail
+    assert "nl.juvenile.sealed-case-details" in info.value.extra["rule_ids"]

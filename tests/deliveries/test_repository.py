@@ -166,7 +166,12 @@ def test_keyset_pages_by_role_and_filters(delivery_db: sessionmaker[Session]) ->
         assert [d.id for d in late] == [made[1]]
         # No deadline, never overdue.
         assert repo.page("JC640104", "outbound", overdue_at=T0 + timedelta(days=999)) == []
-        assert repo.count_of_kind_for_case("arrest_request", "A6401040000002021030042") == 5
+        number = "A6401040000002021030042"
+        assert repo.count_of_kind_for_case("arrest_request", [number]) == 5
+        assert repo.count_of_kind_for_case("arrest_request", [number, "other"]) == 5
+        assert repo.count_of_kind_for_case("arrest_request", ["other"]) == 0
+        assert repo.count_of_kind_for_case("indictment", [number]) == 0
+        assert repo.count_of_kind_for_case("arrest_request", [number], excluding=["accepted"]) == 4
 
 
 def test_outbox_leases_retries_and_gives_up(delivery_db: sessionmaker[Session]) -> None:

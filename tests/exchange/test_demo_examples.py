@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from gateway.audit.checkpoint import parse_verifier
+from gateway.deliveries.receipts import open_receipt
 from gateway.demo import DEMO_CLIENTS
 from gateway.demo_examples import demo_examples
 from tests.conftest import Gateway
@@ -23,14 +26,25 @@ def test_every_demo_example_gets_its_expected_status(
     owners = {e["path"].split("/")[3].split("?")[0] for e in exchange}
     assert len(owners) >= 5  # at least five resource types
     runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
+    saved: dict[str, str] = {}
+    receipts: list[str] = []
     for example in sorted(examples, key=lambda e: e["client"] == "regulator"):
         if example["client"] == "regulator":
             runtime.checkpointer.checkpoint_now()
         headers = dict(example["headers"])
         if example["client"] is not None:
             headers.update(gateway.auth(example["client"]))
-        response = gateway.client.request(example["method"], example["path"], headers=headers)
+        response = gateway.client.request(
+            example["method"],
+            example["path"].format(**saved),
+            headers=headers,
+            json=example.get("body"),
+        )
         assert response.status_code == example["expect_status"], (example["name"], response.text)
+        if "saves" in example:
+            saved[example["saves"]] = response.json()["id"]
+        if example["path"].endswith("/receipt"):
+            receipts.append(response.json()["receipt"])
         if example["path"].startswith("/v1/resources/"):
             assert "X-Audit-Index" in response.headers
         if "expect_masked" in example:
@@ -46,3 +60,26 @@ def test_every_demo_example_gets_its_expected_status(
         if e["expect_status"] == 200
     }
     assert served == {"public_security", "procuratorate", "court", "prison", "justice"}
+    _every_kind_delivered_and_receipted(gateway, examples, receipts)
+
+
+def _every_kind_delivered_and_receipted(
+    gateway: Gateway, examples: list[dict[str, Any]], receipts: list[str]
+) -> None:
+    """One delivery per kind of the standard, each sent with its Idempotency-Key by the client
+    of its sender's kind, each answered; every receipt verifies with the published key."""
+    runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
+    sent = [e for e in examples if e["path"] == "/v1/deliveries" and e["method"] == "POST"]
+    assert sorted(e["body"]["kind"] for e in sent) == sorted(
+        k.code for k in runtime.standard.deliveries
+    )
+    for example in sent:
+        assert example["headers"]["Idempotency-Key"]
+        kind = runtime.standard.delivery_kind(example["body"]["kind"])
+        assert DEMO_CLIENTS[example["client"]][0] in {
+            a.code for a in runtime.standard.agencies if a.kind in kind.senders
+        }
+    key = gateway.client.get("/v1/deliveries/key").text.strip()
+    opened = [open_receipt(r, [parse_verifier(key)]) for r in receipts]
+    assert sorted(r.kind for r in opened) == sorted(e["body"]["kind"] for e in sent)
+    assert {r.decision for r in opened} == {"accepted"}

@@ -62,13 +62,14 @@ def test_every_recipient_has_the_purpose_it_receives_under(standard: Standard) -
     for kind in standard.deliveries:
         for recipient in (*kind.recipients, *kind.copies):
             purpose = kind.recipient_purpose(recipient)
-            if kind.code == "custody_transfer":
-                assert purpose is None  # no purpose of the standard covers 羁押管理 yet
-                continue
             assert purpose is not None, (kind.code, recipient)
             assert standard.purpose(purpose).needs_case
     assert standard.delivery_kind("prosecution_transfer").recipient_purpose("procuratorate") == (
         "PROSECUTION_REVIEW"
+    )
+    # 换押: the 看守所 receives the 换押证 for custody management (羁押管理).
+    assert standard.delivery_kind("custody_transfer").recipient_purpose("public_security") == (
+        "CUSTODY_MANAGEMENT"
     )
 
 
@@ -197,7 +198,13 @@ def _problems(standard_copy: Path) -> list[str]:
         ("arrest_request", "period: {days: 7}", "period: {days: 8}", "'八日' is not in the quoted"),
         ("arrest_request", "第91条第3款", "第91条第三款", "String should match pattern"),
         ("arrest_request", "第91条第3款", "第91条第3款 等", "String should match pattern"),
-        ("custody_transfer", "recipients: [public_security]", "recipients: [jc]", "unknown agency"),
+        (
+            "custody_transfer",
+            "recipients: [public_security]\n"
+            "recipient_purposes: {public_security: CUSTODY_MANAGEMENT}",
+            "recipients: [jc]\nrecipient_purposes: {jc: CUSTODY_MANAGEMENT}",
+            "unknown agency",
+        ),
         ("arrest_request", "resource: case", "resource: cases", "unknown resource type"),
         ("arrest_request", "{public_security: ARREST_REVIEW}", "{public_security: NOPE}", "NOPE"),
         ("arrest_request", "ARREST_REVIEW}", "ARREST_REVIEW, court: TRIAL}", "each sender"),

@@ -53,7 +53,7 @@ def test_catalog_is_json_and_complete(standard: Standard) -> None:
     assert case_fields["stage"]["code_table"] == "case_stage"
     tables = {t["id"]: t for t in doc["code_tables"]}  # type: ignore[attr-defined]
     assert tables["ethnicity"]["codes"]["03"] == "回族"
-    assert len(doc["purposes"]) == 15  # type: ignore[arg-type]
+    assert len(doc["purposes"]) == 16  # type: ignore[arg-type]
     assert len(doc["agencies"]) == 18  # type: ignore[arg-type]
     purposes = {p["code"]: p for p in doc["purposes"]}  # type: ignore[attr-defined]
     assert purposes["SENTENCE_EXECUTION"]["stages"] == ["EXECUTION"]

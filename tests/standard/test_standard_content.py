@@ -284,6 +284,7 @@ def test_purposes_match_outline(standard: Standard) -> None:
         "SENTENCE_EXECUTION": True,
         "COMMUNITY_CORRECTION": True,
         "COMMUTATION_PAROLE": True,
+        "CUSTODY_MANAGEMENT": True,
         "EXECUTION_SUPERVISION": True,
         "INVESTIGATION": True,
         "CASE_FILING_SUPERVISION": True,
