@@ -31,6 +31,7 @@ from gateway.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimi
 from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.console.wiring import attach_console, mount_console
 from gateway.db import create_db_engine, make_session_factory
 from gateway.deliveries.receipts import load_receipt_signer
 from gateway.deliveries.routes import router as deliveries_router
@@ -217,6 +218,7 @@ def _runtime_on(
         secret_checker=SecretChecker(settings.scrypt_workers, settings.scrypt_queue),
     )
     attach_sharing(runtime)
+    attach_console(runtime)
     return runtime
 
 
@@ -372,6 +374,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(asyncio.create_task(runtime.policy_admin.follow()))
             tasks.append(asyncio.create_task(runtime.anonymous.run()))
             tasks.append(asyncio.create_task(runtime.token_failures.run()))
+            if runtime.console is not None:
+                tasks.append(asyncio.create_task(runtime.console.sign_in_failures.run()))
             if runtime.sharing is not None:
                 with contextlib.suppress(SQLAlchemyError):
                     await run_in_threadpool(runtime.sharing.grants.refresh)
@@ -399,6 +403,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The counts of the current interval, written before the writer stops.
             runtime.anonymous.flush(everything=True)
             runtime.token_failures.flush(everything=True)
+            if runtime.console is not None:
+                runtime.console.sign_in_failures.flush(everything=True)
             runtime.audit_writer.stop()
             runtime.policy_admin.evaluator.close()
             runtime.secret_checker.close()
@@ -434,6 +440,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sharing_router)
     app.include_router(deliveries_router)
     install_docs(app)
+    # The web console (/console/, docs/console.md) and its sign-in at /oauth/authorize.
+    mount_console(app)
     app.add_middleware(
         GatewayMiddleware,
         metrics=metrics,

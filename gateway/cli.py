@@ -67,6 +67,36 @@ def register_client_commands(sub: Any) -> None:
     disable.set_defaults(func=lazy_command("gateway.auth.commands:cmd_clients_disable"))
 
 
+def register_user_commands(sub: Any) -> None:
+    users = sub.add_parser(
+        "users", help="people who sign in to the web console (/console/)"
+    ).add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = users.add_parser("add", help="register a person; prints the TOTP secret once, as JSON")
+    add.add_argument("--username", required=True)
+    add.add_argument("--name", required=True, help="the name the console shows, e.g. 张三")
+    add.add_argument("--agency", required=True, help="agency code, e.g. ZF640000")
+    add.add_argument(
+        "--scopes",
+        nargs="+",
+        required=True,
+        metavar="SCOPE",
+        help="one of: policy:admin, audit:read, sharing:review (separation of duties)",
+    )
+    add.add_argument("--totp", action="store_true", help="require a TOTP code (RFC 6238)")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_data_dir_option(add)
+    add.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_add"))
+    lst = users.add_parser("list", help="list the console's users")
+    add_data_dir_option(lst)
+    lst.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_list"))
+    disable = users.add_parser("disable", help="disable a user (their sessions end at once)")
+    disable.add_argument("username")
+    add_data_dir_option(disable)
+    disable.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_disable"))
+
+
 def _default_policy_dir() -> Path:
     """``GATEWAY_POLICY_DIR`` if set (the directory ``serve`` reads), else ``./policies`` in a
     checkout, else the policies shipped with the gateway."""
@@ -170,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.set_defaults(func=lazy_command("gateway.cli_commands:cmd_db_upgrade"))
 
     register_client_commands(sub)
+    register_user_commands(sub)
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )

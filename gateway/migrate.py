@@ -55,6 +55,10 @@ _GRANTS = {
     # A delivery's status, deadline, answer and receipt change; the outbox row records attempts.
     "deliveries": "SELECT, INSERT, UPDATE",
     "delivery_outbox": "SELECT, INSERT, UPDATE",
+    # The web console: people (TOTP step, password), codes marked used, sessions ended.
+    "human_users": "SELECT, INSERT, UPDATE",
+    "authorization_codes": "SELECT, INSERT, UPDATE",
+    "console_sessions": "SELECT, INSERT, UPDATE",
     "alembic_version": "SELECT",
 }
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

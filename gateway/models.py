@@ -8,6 +8,8 @@ from gateway.audit.models import (
     AuditTreeHead,
 )
 from gateway.auth.models import OAuthClient
+from gateway.auth.user_models import AuthorizationCode, HumanUser
+from gateway.console.models import ConsoleSession
 from gateway.db import Base
 from gateway.deliveries.models import (
     Delivery,
@@ -24,11 +26,14 @@ __all__ = [
     "AuditNode",
     "AuditRuleHit",
     "AuditTreeHead",
+    "AuthorizationCode",
     "Base",
+    "ConsoleSession",
     "Delivery",
     "DeliveryEvent",
     "DeliveryIdempotency",
     "DeliveryOutbox",
+    "HumanUser",
     "OAuthClient",
     "PolicyPublication",
     "PolicyVersion",

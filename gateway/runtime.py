@@ -26,6 +26,7 @@ from gateway.auth.passwords import SecretChecker
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.console.parts import ConsoleParts
 from gateway.deliveries.outbox import OutboxPusher
 from gateway.deliveries.service import DeliveryService
 from gateway.exchange.service import ExchangeService
@@ -71,6 +72,8 @@ class Runtime:
     policy_imported: bool = False
     # Conditional sharing (issue 16): applications, reviews, grants.
     sharing: SharingService | None = None
+    # The web console (issue 17): sessions, failed sign-ins.
+    console: ConsoleParts | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = field(
         default_factory=dict
     )

@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     policy_eval_cpu_seconds: Annotated[int, Field(ge=1, le=600)] = 5
     policy_eval_memory_mb: Annotated[int, Field(ge=128, le=65_536)] = 512
 
+    # The web console (/console/, docs/console.md): a session ends this long after sign-in.
+    console_session_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 60
+    # Session cookies are Secure (sent over https only). A developer on http://127.0.0.1 may
+    # set this to get cookies without Secure; honoured for loopback hosts only, never in
+    # production mode.
+    console_insecure_loopback_cookies: bool = False
+
     # Operations
     # /metrics needs a token with scope metrics:read; or, with a port here, it is served
     # without a token on metrics_host:metrics_port only (and not on the API port).
@@ -271,6 +278,10 @@ class Settings(BaseSettings):
         for agency, secret in self.upstream_secrets.items():
             if secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
                 problems.append(f"GATEWAY_UPSTREAM_SECRETS[{agency}] is a placeholder")
+        if self.console_insecure_loopback_cookies:
+            problems.append(
+                "GATEWAY_CONSOLE_INSECURE_LOOPBACK_COOKIES is for development on loopback only"
+            )
         if bool(self.external_issuer) != bool(self.external_jwks_url):
             problems.append("set GATEWAY_EXTERNAL_ISSUER and GATEWAY_EXTERNAL_JWKS_URL together")
         if problems:

@@ -31,3 +31,5 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The web console's browser libraries (npm; skipped with a warning when npm is missing).
+scripts/console-assets.sh

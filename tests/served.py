@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +102,7 @@ def serve_app(
 def served_gateway(
     tmp: Path,
     clients: dict[str, tuple[str, list[str]]] | None = None,
+    before_serving: Callable[[Settings], object] | None = None,
     **overrides: Any,
 ) -> Iterator[ServedGateway]:
     sock = _bound_socket()
@@ -116,5 +117,7 @@ def served_gateway(
     served = ServedGateway(settings, base_url)
     for name, (agency, scopes) in (clients or STANDARD_TEST_CLIENTS).items():
         served.clients[name] = register_client(settings, name, agency, scopes)
+    if before_serving is not None:  # more rows of its own, written before the app runs
+        before_serving(settings)
     with serve_app(create_app(settings), sock=sock, log_level="warning"):
         yield served

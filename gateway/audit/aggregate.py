@@ -32,7 +32,13 @@ import structlog
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 
-__all__ = ["OTHER_SOURCES", "Aggregator", "AnonymousRequests", "FailedTokenRequests"]
+__all__ = [
+    "OTHER_SOURCES",
+    "Aggregator",
+    "AnonymousRequests",
+    "FailedSignIns",
+    "FailedTokenRequests",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +178,7 @@ class FailedTokenRequests(Aggregator):
     ``(unregistered)`` with a few examples) and source address."""
 
     kind = AuditKind.TOKEN
+    route = "POST /oauth/token"
 
     def __init__(self, writer: AuditWriter, *, agency_of: Callable[[str], str | None], **kw: Any):
         super().__init__(writer, **kw)
@@ -190,7 +197,7 @@ class FailedTokenRequests(Aggregator):
         registered = not claimed.startswith("(")
         aggregate: dict[str, Any] = {
             "source": source,
-            "route": "POST /oauth/token",
+            "route": self.route,
             "from": _iso(start),
             "until": _iso(end),
             "count": bucket.count,
@@ -200,7 +207,12 @@ class FailedTokenRequests(Aggregator):
             aggregate["claimed_client_ids"] = sorted(bucket.samples)
             aggregate["distinct_claimed_client_ids"] = bucket.distinct
         outcome = bucket.statuses.most_common(1)[0][0]
-        status = {"rate_limited": 429, "busy": 429, "invalid_client": 401}.get(outcome, 400)
+        status = {
+            "rate_limited": 429,
+            "busy": 429,
+            "invalid_client": 401,
+            "invalid_credentials": 401,
+        }.get(outcome, 400)
         return EntryDraft(
             **self._common(end),
             client_id=claimed if registered else None,
@@ -210,3 +222,10 @@ class FailedTokenRequests(Aggregator):
             detail="failed token requests, aggregated",
             aggregate=aggregate,
         )
+
+
+class FailedSignIns(FailedTokenRequests):
+    """Failed sign-ins of people at the authorization endpoint (the web console), counted as
+    failed token requests are: by claimed user name and source."""
+
+    route = "POST /oauth/authorize"

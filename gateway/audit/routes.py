@@ -44,7 +44,7 @@ from gateway.observability.context import current_request_id
 from gateway.responses import JSONResponse
 from gateway.runtime import Runtime
 
-__all__ = ["router"]
+__all__ = ["append_query_entry", "entry_filter", "router"]
 
 
 class AuditedQueryRoute(RefusalAuditedRoute):
@@ -63,7 +63,7 @@ class AuditedQueryRoute(RefusalAuditedRoute):
         return {"route": request.url.path, "query": str(request.url.query)}
 
 
-async def _append_query_entry(
+async def append_query_entry(
     request: Request, client_id: str, agency: str | None, status: int, decision: Decision
 ) -> int:
     runtime: Runtime = request.app.state.runtime
@@ -195,7 +195,7 @@ async def _record_query(
     runtime: Runtime, request: Request, caller: Principal, response: Response
 ) -> Response:
     """Write the query's own audit entry before answering; 503 if it cannot be written."""
-    index = await _append_query_entry(
+    index = await append_query_entry(
         request, caller.client_id, caller.agency, response.status_code, Decision.ALLOW
     )
     response.headers["X-Audit-Index"] = str(index)

@@ -17,10 +17,11 @@ from gateway.audit.entry import AuditKind
 from gateway.audit.refusals import RefusalAuditedRoute, route_template
 from gateway.auth.deps import PolicyAdmin, RuntimeDep
 from gateway.errors import GatewayError, UnprocessableContent, problem_responses
-from gateway.policy.admin import Actor
+from gateway.policy.admin import Actor, PolicyAdministration
 from gateway.policy.render import request_from_json, request_to_json, subjects_from_json
+from gateway.standard import Standard
 
-__all__ = ["router"]
+__all__ = ["ExplainBody", "explain_as", "router"]
 
 
 class AuditedAdminRoute(RefusalAuditedRoute):
@@ -202,22 +203,28 @@ async def freeze(runtime: RuntimeDep, caller: PolicyAdmin, body: FreezeBody) -> 
 async def explain(
     runtime: RuntimeDep, caller: PolicyAdmin, body: Annotated[ExplainBody, Body()]
 ) -> dict[str, Any]:
-    admin = runtime.policy_admin
+    return await explain_as(runtime.policy_admin, runtime.standard, _actor(caller), body)
+
+
+async def explain_as(
+    admin: PolicyAdministration, standard: Standard, actor: Actor, body: ExplainBody
+) -> dict[str, Any]:
+    """The dry run, checked and audited: for this route and the web console's page."""
     version_id = admin.holder.current.version if body.version == "current" else body.version
     if body.version != "current":
         await run_in_threadpool(admin.store.version_or_404, version_id)
     try:
-        request = request_from_json(body.request, runtime.standard)
+        request = request_from_json(body.request, standard)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "request", "reason": str(exc)}]) from exc
     try:
-        subjects_from_json(body.subjects, runtime.standard, request)
+        subjects_from_json(body.subjects, standard, request)
     except ValueError as exc:
         raise UnprocessableContent(str(exc), [{"field": "subjects", "reason": str(exc)}]) from exc
     # The parsed request, not the body: it is all strings (the audit log refuses floats,
     # deep nesting …), so a dry run is never refused for how its JSON was spelled.
     await admin.record_read(
-        _actor(caller),
+        actor,
         "explain",
         {"version_id": version_id, "request": request_to_json(request)},
     )

@@ -86,6 +86,41 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/v1/deliveries/{delivery_id}/extensions": (frozenset({"POST"}), "exchange"),
     "/v1/deliveries/stats": (frozenset({"GET"}), "exchange"),
     "/v1/deliveries/key": (frozenset({"GET"}), "public"),
+    # The web console (issue 17): pages for people, with a console session (never a token).
+    # No agency data leaves here: the policy pages call PolicyAdministration, the audit pages
+    # AuditService, as the API routes above do (tests/console).
+    "/oauth/authorize": (frozenset({"GET", "POST"}), "public (sign-in form)"),
+    "/console/signin": (frozenset({"GET"}), "public"),
+    "/console/callback": (frozenset({"GET"}), "public (code + PKCE verifier)"),
+    "/console/signout": (frozenset({"POST"}), "console session"),
+    "/console/": (frozenset({"GET"}), "console session"),
+    "/console/policies": (frozenset({"GET"}), "console session: policy:admin"),
+    "/console/policies/rules/{rule_id}": (frozenset({"GET"}), "console session: policy:admin"),
+    "/console/policies/propose": (frozenset({"GET", "POST"}), "console session: policy:admin"),
+    "/console/policies/versions/{version_id}": (
+        frozenset({"GET"}),
+        "console session: policy:admin",
+    ),
+    "/console/policies/versions/{version_id}/review": (
+        frozenset({"POST"}),
+        "console session: policy:admin",
+    ),
+    "/console/policies/versions/{version_id}/impact": (
+        frozenset({"POST"}),
+        "console session: policy:admin",
+    ),
+    "/console/policies/history": (frozenset({"GET"}), "console session: policy:admin"),
+    "/console/policies/explain": (frozenset({"GET", "POST"}), "console session: policy:admin"),
+    "/console/policies/freeze": (frozenset({"POST"}), "console session: policy:admin"),
+    "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
+    "/console/sharing": (frozenset({"GET"}), "console session: sharing:review"),
+    "/console/sharing/{app_id}/answer": (frozenset({"POST"}), "console session: sharing:review"),
+    "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/stats": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/alerts": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/export": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/entries/{index}": (frozenset({"GET"}), "console session: audit:read"),
+    "/console/audit/entries/{index}/proof": (frozenset({"GET"}), "console session: audit:read"),
 }
 DATA_ROUTES = {"/v1/resources/{resource}/{record_id}", "/v1/resources/{resource}"}
 DELIVERY_ROUTES = {p for p, (_, who) in ROUTES.items() if p.startswith("/v1/deliveries")} - {

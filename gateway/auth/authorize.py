@@ -1,0 +1,223 @@
+"""The authorization endpoint (RFC 6749 §4.1.1) for people: the sign-in page of the web
+console, with PKCE S256 required (RFC 7636) and the one built-in public client ``console``.
+
+Sign-in failures are throttled per source address and per claimed user name (the token
+endpoint's limits) and counted in aggregated audit entries as failed token requests are
+(:class:`gateway.audit.aggregate.FailedSignIns`). One message answers every failure, so the
+page does not tell which user names exist. The form carries a CSRF token (double-submit: a
+cookie and a field that must match).
+
+The token endpoint stays client-credentials only: the console redeems its code in-process
+(:mod:`gateway.console.pages`) and opens a console session, never an API token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from gateway.audit.refusals import source_address
+from gateway.auth.passwords import TokenEndpointBusy
+from gateway.auth.totp import verify_totp
+from gateway.auth.users import (
+    CONSOLE_CLIENT_ID,
+    CONSOLE_REDIRECT_PATH,
+    USER_PREFIX,
+    UserInfo,
+    UserService,
+    user_info,
+)
+from gateway.console.sessions import csrf_matches, set_cookie
+from gateway.console.templating import render
+from gateway.db import session_scope
+from gateway.runtime import Runtime, runtime_of
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+SIGNIN_CSRF_COOKIE = "zf_signin_csrf"
+_FAILED = "用户名、密码或动态口令不正确。"
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_STATE = re.compile(r"^[\x21-\x7e]{1,256}$")
+_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge")
+
+
+def _redirect_uri(runtime: Runtime) -> str:
+    return runtime.settings.issuer + CONSOLE_REDIRECT_PATH
+
+
+def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) -> Response | None:
+    """Refuse a request that is not the console's; errors the client may see go back to it."""
+    if params.get("client_id") != CONSOLE_CLIENT_ID or params.get("redirect_uri") != _redirect_uri(
+        runtime
+    ):
+        # RFC 6749 §4.1.2.1: never redirect to an unverified URI.
+        context = {"heading": "无效的登录请求", "message": "登录请求的客户端或回调地址无效。"}
+        return render(request, "message.html", context, status=400)
+    error = None
+    if params.get("response_type") != "code":
+        error = "unsupported_response_type"
+    elif params.get("code_challenge_method") != "S256" or not _CHALLENGE.fullmatch(
+        params.get("code_challenge", "")
+    ):
+        error = "invalid_request"  # PKCE S256 is required (RFC 7636 §4.4.1)
+    elif not _STATE.fullmatch(params.get("state", "")):
+        error = "invalid_request"
+    if error is None:
+        return None
+    query = urlencode({"error": error, "state": params.get("state", "")})
+    return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
+
+
+def _form_params(source: Any) -> dict[str, str]:
+    keys = (*_PARAMS, "code_challenge_method")
+    return {key: str(source.get(key, "")) for key in keys}
+
+
+def _signin_page(
+    request: Request,
+    runtime: Runtime,
+    params: dict[str, str],
+    *,
+    status: int = 200,
+    error: str | None = None,
+    username: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "signin.html",
+        {"params": params, "csrf_token": token, "error": error, "username": username},
+        status=status,
+        headers=headers,
+    )
+    set_cookie(
+        response,
+        request,
+        runtime.settings,
+        SIGNIN_CSRF_COOKIE,
+        token,
+        max_age=900,
+        path="/oauth/authorize",
+    )
+    return response
+
+
+@router.get("/oauth/authorize")
+async def authorize_page(request: Request) -> Response:
+    runtime = runtime_of(request)
+    params = _form_params(request.query_params)
+    refused = _check_params(request, runtime, params)
+    return refused or _signin_page(request, runtime, params)
+
+
+def _load_user(runtime: Runtime, username: str) -> tuple[UserInfo, str] | None:
+    with session_scope(runtime.session_factory) as db:
+        row = UserService(db).get(username)
+        if row is None or row.disabled:
+            return None
+        return user_info(row), row.password_hash
+
+
+def _second_factor(runtime: Runtime, username: str, code: str) -> bool:
+    with session_scope(runtime.session_factory) as db:
+        service = UserService(db)
+        row = service.get(username)
+        if row is None or row.totp_secret is None:
+            return row is not None
+        step = verify_totp(row.totp_secret, code, last_step=row.totp_last_step)
+        return step is not None and service.accept_totp_step(username, step)
+
+
+def _issue(runtime: Runtime, user: UserInfo, params: dict[str, str]) -> str:
+    asked = set(params.get("scope", "").split())
+    scopes = sorted(user.scopes & asked if asked else user.scopes)
+    with session_scope(runtime.session_factory) as db:
+        return UserService(db).issue_code(
+            client_id=CONSOLE_CLIENT_ID,
+            username=user.username,
+            redirect_uri=params["redirect_uri"],
+            code_challenge=params["code_challenge"],
+            scopes=scopes,
+        )
+
+
+@router.post("/oauth/authorize")
+async def sign_in(request: Request) -> Response:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    assert runtime.console is not None
+    failures = runtime.console.sign_in_failures
+    form = await request.form()
+    params = _form_params(form)
+    refused = _check_params(request, runtime, params)
+    if refused is not None:
+        return refused
+    given = form.get("csrf_token")
+    if not isinstance(given, str) or not csrf_matches(
+        request.cookies.get(SIGNIN_CSRF_COOKIE, ""), given
+    ):
+        return _signin_page(
+            request, runtime, params, status=403, error="表单已过期，请重新输入并提交。"
+        )
+    username = str(form.get("username", ""))[:48].strip()
+    password = str(form.get("password", ""))[:256]
+    source = source_address(request)
+    claimed = USER_PREFIX + username if username else None
+
+    def failed(outcome: str, status: int, message: str, **kw: Any) -> Response:
+        known = username in runtime.console.agencies if runtime.console else False
+        failures.count(claimed, known, source, outcome)
+        return _signin_page(
+            request, runtime, params, status=status, error=message, username=username, **kw
+        )
+
+    for key, rate, burst in (
+        (
+            f"signin-source:{source}",
+            settings.token_source_rate_limit_per_second,
+            settings.token_source_rate_limit_burst,
+        ),
+        (
+            f"signin-user:{username}",
+            settings.token_rate_limit_per_second,
+            settings.token_rate_limit_burst,
+        ),
+    ):
+        retry_after = await runtime.rate_limiter.hit(key, rate, burst)
+        if retry_after is not None:
+            wait = str(max(1, round(retry_after)))
+            return failed(
+                "rate_limited",
+                429,
+                f"尝试次数过多，请 {wait} 秒后再试。",
+                headers={"Retry-After": wait},
+            )
+    found = await run_in_threadpool(_load_user, runtime, username) if username else None
+    if found is not None:
+        runtime.console.agencies[username] = found[0].agency
+    try:
+        # Unknown users cost the same time as known ones (the scrypt pool of the token endpoint).
+        verified = await runtime.secret_checker.verify(password, found[1] if found else None)
+    except TokenEndpointBusy:
+        return failed("busy", 429, "系统繁忙，请稍后再试。", headers={"Retry-After": "1"})
+    if not verified or found is None:
+        return failed("invalid_credentials", 401, _FAILED)
+    user = found[0]
+    if user.has_totp and not await run_in_threadpool(
+        _second_factor, runtime, username, str(form.get("totp", ""))
+    ):
+        return failed("invalid_credentials", 401, _FAILED)
+    code = await run_in_threadpool(_issue, runtime, user, params)
+    query = urlencode({"code": code, "state": params["state"]})
+    response = RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
+    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/oauth/authorize")
+    return response

@@ -1,0 +1,1 @@
+"""The web console (zh-CN) at /console/: pages for policy administrators and regulators."""

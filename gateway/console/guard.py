@@ -1,0 +1,119 @@
+"""Who may open a console page: a live session, the page's scope, and a CSRF token on every
+form. Refusals are pages in Chinese (403, 401 …), and a refusal of a signed-in person is an
+audit entry as an API refusal of an identified caller is."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.audit.entry import AuditKind
+from gateway.audit.refusals import record_refusal, route_template
+from gateway.auth.scopes import Scope
+from gateway.console.sessions import SESSION_COOKIE, SignedIn, csrf_matches
+from gateway.console.templating import render
+from gateway.errors import Forbidden, GatewayError
+from gateway.runtime import runtime_of
+
+__all__ = [
+    "ConsoleRefusal",
+    "SignInRequired",
+    "checked_form",
+    "install_console_handlers",
+    "refuse",
+    "requires",
+    "signed_in",
+]
+
+SCOPE_NAMES = {
+    Scope.POLICY_ADMIN: "权限清单管理（policy:admin）",
+    Scope.AUDIT_READ: "审计查询（audit:read）",
+    Scope.SHARING_REVIEW: "共享审核（sharing:review）",
+}
+
+
+class SignInRequired(Exception):
+    """No live session: the page sends the browser to sign in."""
+
+
+class ConsoleRefusal(Exception):
+    def __init__(self, status: int, heading: str, message: str, headers: Mapping[str, str] = {}):
+        super().__init__(message)
+        self.status = status
+        self.heading = heading
+        self.message = message
+        self.headers = dict(headers)
+
+
+async def signed_in(request: Request) -> SignedIn:
+    runtime = runtime_of(request)
+    assert runtime.console is not None
+    found = await run_in_threadpool(
+        runtime.console.sessions.find, request.cookies.get(SESSION_COOKIE)
+    )
+    if found is None:
+        raise SignInRequired
+    # What record_refusal and the access log name: the person, under the user: prefix.
+    request.state.client_id = found.user.actor_id
+    request.state.agency = found.user.agency
+    return found
+
+
+async def refuse(request: Request, exc: GatewayError, kind: AuditKind, heading: str) -> None:
+    """Record a signed-in person's refusal as the API records its callers' and raise it as a
+    page (the entry's index on ``X-Audit-Index``)."""
+    await record_refusal(
+        request,
+        exc,
+        kind,
+        {"action": "refused", "route": route_template(request), "problem": exc.slug},
+    )
+    raise ConsoleRefusal(exc.status, heading, exc.detail, exc.headers)
+
+
+def requires(scope: Scope, kind: AuditKind) -> Callable[[Request], Awaitable[SignedIn]]:
+    async def dependency(request: Request) -> SignedIn:
+        found = await signed_in(request)
+        if scope not in found.user.scopes:
+            await refuse(
+                request,
+                Forbidden(f"本页面需要 {SCOPE_NAMES.get(scope, scope)} 权限"),
+                kind,
+                "无权访问",
+            )
+        return found
+
+    return dependency
+
+
+async def checked_form(request: Request, found: SignedIn) -> FormData:
+    """The posted form, if it carries this session's CSRF token (synchronizer pattern)."""
+    form = await request.form()
+    given = form.get("csrf_token") or request.headers.get("x-csrf-token")
+    if not isinstance(given, str) or not csrf_matches(found.csrf_token, given):
+        raise ConsoleRefusal(403, "请求被拒绝", "表单校验码（CSRF）无效或缺失：请刷新页面后重试。")
+    return form
+
+
+def install_console_handlers(app: FastAPI) -> None:
+    async def on_sign_in(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/console/signin", status_code=303)
+
+    async def on_refusal(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConsoleRefusal)
+        context: dict[str, Any] = {
+            "heading": exc.heading,
+            "message": exc.message,
+            "link": "/console/",
+            "link_text": "返回首页",
+        }
+        return render(request, "message.html", context, status=exc.status, headers=exc.headers)
+
+    app.add_exception_handler(SignInRequired, on_sign_in)
+    app.add_exception_handler(ConsoleRefusal, on_refusal)
