@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.audit.alerts import find_alerts
 from gateway.audit.entry import AuditKind
 from gateway.console.audit_pages import FILTER_NAMES, Regulator, filters_of, record_query
+from gateway.console.delivery_pages import overdue_chart, oversight_figures
 from gateway.console.guard import refuse
 from gateway.console.sharing_pages import principal_of
 from gateway.console.templating import render
@@ -88,6 +89,10 @@ async def stats(request: Request, found: Regulator) -> Response:
         # Conditional sharing by owning agency (answers, overdue, refusals), as
         # GET /v1/sharing/stats answers a regulator: every agency, an audit entry of its own.
         context["sharing"], _ = await reads.read_stats(sharing, principal_of(found))
+    # Deliveries per recipient agency and kind (overdue ones charted): every agency's, for
+    # oversight, through the delivery service's audited path (an entry of kind delivery).
+    context["deliveries"] = await oversight_figures(request, found)
+    context["overdue_chart"] = overdue_chart(context["deliveries"])
     return render(request, "stats.html", context)
 
 

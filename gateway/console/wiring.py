@@ -11,6 +11,7 @@ from gateway.auth.users import USER_PREFIX
 from gateway.console.audit_pages import router as audit_pages_router
 from gateway.console.audit_stats import router as audit_stats_router
 from gateway.console.control_pages import router as control_pages_router
+from gateway.console.delivery_pages import router as delivery_pages_router
 from gateway.console.explain_page import router as explain_page_router
 from gateway.console.guard import install_console_handlers
 from gateway.console.pages import router as pages_router
@@ -50,6 +51,7 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(audit_stats_router)
     app.include_router(audit_pages_router)
     app.include_router(sharing_pages_router)
+    app.include_router(delivery_pages_router)
     app.mount(
         "/console/static",
         StaticFiles(directory=STATIC_DIR, check_dir=False),

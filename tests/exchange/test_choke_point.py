@@ -115,6 +115,9 @@ ROUTES: dict[str, tuple[frozenset[str], str]] = {
     "/console/policies/rollback": (frozenset({"POST"}), "console session: policy:admin"),
     "/console/sharing": (frozenset({"GET"}), "console session: sharing:review"),
     "/console/sharing/{app_id}/answer": (frozenset({"POST"}), "console session: sharing:review"),
+    # Deliveries: read-only, through DeliveryService.handle (gateway/console/delivery_pages.py).
+    "/console/deliveries": (frozenset({"GET"}), "console session: sharing:review"),
+    "/console/deliveries/{delivery_id}": (frozenset({"GET"}), "console session: sharing:review"),
     "/console/audit": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/stats": (frozenset({"GET"}), "console session: audit:read"),
     "/console/audit/alerts": (frozenset({"GET"}), "console session: audit:read"),
