@@ -30,6 +30,7 @@ from gateway.auth.keys import KeyStore
 from gateway.auth.passwords import verify_secret
 from gateway.auth.scopes import Scope
 from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.demo_console import console_users, saved_passwords
 from gateway.demo_examples import demo_examples
 from gateway.migrate import upgrade
 from gateway.sandbox_runner import (
@@ -97,6 +98,8 @@ def demo_settings(
         host=host,
         port=port,
         checkpoint_interval_seconds=2.0,
+        # The demo serves plain http on loopback: the console's cookie without Secure there.
+        console_insecure_loopback_cookies=True,
         upstream_urls=upstream_urls or {},
         upstream_secrets=upstream_secrets or {},
         upstream_identities=upstream_identities or {},
@@ -136,12 +139,21 @@ def busy_port_message(host: str, port: int, sandbox_port: int) -> str | None:
 # --- clients, with secrets that survive a restart ------------------------------------------
 
 
-def _saved_secrets(path: Path) -> dict[str, tuple[str, str]]:
+def _earlier(path: Path) -> dict[str, Any]:
+    """The demo.json of an earlier run, if any."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _saved_secrets(document: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """``name -> (client_id, secret)`` from the demo.json of an earlier run, if any."""
     try:
-        clients = json.loads(path.read_text(encoding="utf-8"))["clients"]
+        clients = document["clients"]
         return {name: (str(c["client_id"]), str(c["client_secret"])) for name, c in clients.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         return {}
 
 
@@ -197,7 +209,9 @@ def prepare_demo(
         algorithm=settings.token_signing_alg,
     ).ensure(rotate_to_algorithm=True)
     path = data_dir / "demo.json"
-    issued = _register(settings, _saved_secrets(path))
+    earlier = _earlier(path)
+    issued = _register(settings, _saved_secrets(earlier))
+    users = console_users(settings, saved_passwords(earlier))
     document: dict[str, Any] = {
         "base_url": settings.issuer,
         "admin_command": admin_command(data_dir),
@@ -209,6 +223,10 @@ def prepare_demo(
                 "scopes": cred.scopes,
             }
             for name, cred in issued.items()
+        },
+        "console": {
+            "url": f"{settings.issuer}/console/",
+            "users": {name: {"username": name, **user} for name, user in users.items()},
         },
         "agency_systems": dict(systems.urls) if systems else {},
         "examples": demo_examples(),
@@ -256,6 +274,10 @@ Try it:
       {base}/v1/resources/case/C00000020
   (X-Case-Number is (2024)宁0104刑初465号, percent-encoded UTF-8: see docs/exchange.md)
   curl -s {base}/v1/audit/key
+
+Web console (简体中文): {base}/console/
+  users and passwords: "console" in {demo_json}  (admin, admin2: policy:admin;
+  regulator: audit:read; reviewer: sharing:review of the court FY640104)
 
 Administer this demo (clients, keys, audit) from another terminal:
   {admin} clients list

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from tests.console.conftest import hidden_fields
 from tests.demo_process import GATEWAY, demo_command, free_ports, running_demo
 
 pytestmark = pytest.mark.slow
@@ -137,6 +138,21 @@ def test_demo_runs_restarts_with_the_same_secrets_and_stops_every_child(tmp_path
         )
         assert checkpoint.status_code == 200, checkpoint.text
 
+        # The console users sign in with the generated passwords, over the demo's plain http.
+        users = saved["console"]["users"]
+        assert set(users) == {"admin", "admin2", "regulator", "reviewer"}
+        assert all(len(u["password"]) >= 12 for u in users.values())
+        assert f"Web console (简体中文): {demo.base_url}/console/" in console
+        assert saved["console"]["url"] == f"{demo.base_url}/console/"
+        assert all(u["password"] not in console for u in users.values())
+        with httpx2.Client(base_url=demo.base_url, follow_redirects=True) as browser:
+            form = hidden_fields(browser.get("/console/signin").text)
+            form.update(username="reviewer", password=users["reviewer"]["password"], totp="")
+            home = browser.post("/oauth/authorize", data=form)
+            assert home.status_code == 200, home.text
+            assert str(home.url) == f"{demo.base_url}/console/"
+            assert "/console/deliveries" in home.text
+
         # The printed administration line reaches this demo's data.
         admin = demo.wait_for(r"\n  (\S+ --data-dir \S+) clients list\n").group(1)
         program, rest = admin.split(" ", 1)
@@ -162,6 +178,7 @@ def test_demo_runs_restarts_with_the_same_secrets_and_stops_every_child(tmp_path
         assert {n: c["client_secret"] for n, c in restarted["clients"].items()} == {
             n: c["client_secret"] for n, c in saved["clients"].items()
         }
+        assert restarted["console"] == saved["console"]  # the same passwords
         # A sample system that dies is reported on the console.
         [sandbox] = again.children()
         os.kill(sandbox, signal.SIGKILL)
