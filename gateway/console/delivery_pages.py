@@ -169,15 +169,18 @@ async def oversight_figures(request: Request, found: SignedIn) -> list[dict[str,
 
     document = await _handled(request, found, OVERSIGHT, "stats", work)
     figures: list[dict[str, Any]] = document["figures"]
+    names = _kinds(request)
+    for row in figures:
+        row["kind_name"] = names.get(row["kind"], row["kind"])
     return figures
 
 
 def overdue_chart(figures: list[dict[str, Any]]) -> dict[str, Any]:
     """ECharts data: overdue deliveries per recipient agency, one stacked series per kind."""
     agencies = sorted({str(f["agency"]) for f in figures})
-    kinds = sorted({str(f["kind"]) for f in figures if f["overdue"]})
+    kinds = sorted({str(f["kind_name"]) for f in figures if f["overdue"]})
     series = []
     for kind in kinds:
-        points = {str(f["agency"]): int(f["overdue"]) for f in figures if f["kind"] == kind}
+        points = {str(f["agency"]): int(f["overdue"]) for f in figures if f["kind_name"] == kind}
         series.append({"name": kind, "values": [points.get(a, 0) for a in agencies]})
     return {"labels": agencies, "series": series}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -20,6 +21,7 @@ from gateway.app import create_app
 from gateway.auth.keys import KeyStore
 from gateway.auth.users import UserService
 from gateway.db import create_db_engine, make_session_factory, session_scope, utcnow
+from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 from gateway.sharing.models import SharingApplication
@@ -175,10 +177,46 @@ def insert_application(factory: sessionmaker[Session], *, overdue: bool = False)
     return app_id
 
 
+def insert_delivery(
+    factory: sessionmaker[Session],
+    sender: str,
+    recipient: str,
+    *,
+    overdue: bool = False,
+    kind: str = "indictment",
+) -> str:
+    """A delivery as the delivery service stores one (the console never shows its content)."""
+    now = utcnow()
+    content = b'{"record": "not shown"}'
+    new = NewDelivery(
+        id=new_delivery_id(),
+        kind=kind,
+        from_agency=sender,
+        to_agency=recipient,
+        case_number="（2025）宁0104刑初1号",
+        purpose="PROSECUTION_REVIEW",
+        client_id="procuratorate",
+        operator_id="officer-7",
+        content=content,
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        created_at=now - timedelta(days=20 if overdue else 0),
+        due_at=now + (timedelta(days=-3) if overdue else timedelta(days=7)),
+    )
+    with session_scope(factory) as session:
+        DeliveryRepository(session).create(new, key=new.id, request_sha256="0" * 64, audit_index=0)
+    return new.id
+
+
 def add_users_and_an_application(settings: Settings) -> None:
+    """The users, an application to the police, and deliveries of the procuratorate to the
+    court (one overdue) and of the court to the police."""
     add_users(settings)
     engine = create_db_engine(settings.resolved_database_url)
     try:
-        insert_application(make_session_factory(engine))
+        factory = make_session_factory(engine)
+        insert_application(factory)
+        insert_delivery(factory, "JC640104", "FY640104", overdue=True)
+        insert_delivery(factory, "JC640104", "FY640104")
+        insert_delivery(factory, "FY640104", "GA640104", kind="judgment_execution")
     finally:
         engine.dispose()

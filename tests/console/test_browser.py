@@ -3,7 +3,8 @@ download), against a gateway served on a loopback port.
 
 Covered: sign-in (a wrong password, then the right one, by keyboard), propose → review →
 approve by a second person with the self-approval refused, the impact chart, an audit query
-and the in-browser proof check (and a tampered proof that fails). Every page: no JavaScript
+and the in-browser proof check (and a tampered proof that fails); a reviewer's deliveries with
+the overdue filter, and the regulator's overdue-deliveries chart. Every page: no JavaScript
 console error, no failed or foreign request, every form field labelled, no horizontal scroll at
 1366×768. With GATEWAY_TEST_SCREENSHOTS=DIR the main pages are saved there as PNG.
 """
@@ -328,3 +329,42 @@ def test_a_reviewer_answers_an_application(watched: Any) -> None:
     sun.page.wait_for_load_state("networkidle")
     assert "已拒绝" in sun.page.locator("main").inner_text()
     sun.check("sharing-refused")
+
+
+def test_a_reviewer_reads_the_agency_deliveries(watched: Any) -> None:
+    zhou = watched()  # the court's reviewer: two indictments received (one overdue), one sent
+    zhou.sign_in("zhou")
+    zhou.goto("/console/deliveries")
+    assert "请选择查阅用途" in zhou.page.locator("main").inner_text()
+    zhou.check()
+    zhou.page.get_by_label("查阅用途").select_option("TRIAL")
+    with zhou.page.expect_navigation():
+        zhou.page.get_by_role("button", name="查询").click()
+    rows = zhou.page.locator("#deliveries tbody tr")
+    assert rows.count() == 2
+    zhou.check("deliveries")
+    zhou.page.get_by_label("只看已超期").check()
+    with zhou.page.expect_navigation():
+        zhou.page.get_by_role("button", name="查询").click()
+    assert rows.count() == 1
+    assert "已超期" in rows.first.inner_text()
+    zhou.check("deliveries-overdue")
+    with zhou.page.expect_navigation():
+        rows.first.get_by_role("link").click()
+    main = zhou.page.locator("main").inner_text()
+    assert "JC640104 → FY640104" in main
+    assert "尚未签收或退回" in main
+    zhou.check("delivery")
+    zhou.goto("/console/deliveries?purpose=TRIAL&role=outbound")
+    assert "GA640104" in zhou.page.locator("#deliveries").inner_text()
+    zhou.check()
+
+
+def test_a_regulator_sees_the_overdue_deliveries_chart(watched: Any) -> None:
+    wang = watched()
+    wang.sign_in("wang")
+    wang.goto("/console/audit/stats")
+    wang.page.locator("#overdue-chart svg").wait_for(timeout=10_000)
+    assert "FY640104" in wang.page.locator("#delivery-stats").inner_text()
+    wang.page.locator("#overdue-chart").scroll_into_view_if_needed()
+    wang.check("stats-deliveries")

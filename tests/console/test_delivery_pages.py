@@ -4,18 +4,14 @@ overdue figures; nobody else sees any."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from gateway.db import session_scope, utcnow
-from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
-from tests.console.conftest import Console
+from tests.console.conftest import Console, insert_delivery
 
 COURT, POLICE, PROCURATORATE = "FY640104", "GA640104", "JC640104"
 
@@ -28,27 +24,8 @@ def add_delivery(
     overdue: bool = False,
     kind: str = "indictment",
 ) -> str:
-    """A delivery as the service stores one (its content is never shown by the console)."""
     runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
-    now = utcnow()
-    content = b'{"record": "not shown"}'
-    new = NewDelivery(
-        id=new_delivery_id(),
-        kind=kind,
-        from_agency=sender,
-        to_agency=recipient,
-        case_number="（2025）宁0104刑初1号",
-        purpose="PROSECUTION_REVIEW",
-        client_id="procuratorate",
-        operator_id="officer-7",
-        content=content,
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        created_at=now - timedelta(days=20 if overdue else 0),
-        due_at=now + (timedelta(days=-3) if overdue else timedelta(days=7)),
-    )
-    with session_scope(runtime.session_factory) as session:
-        DeliveryRepository(session).create(new, key=new.id, request_sha256="0" * 64, audit_index=0)
-    return new.id
+    return insert_delivery(runtime.session_factory, sender, recipient, overdue=overdue, kind=kind)
 
 
 def delivery_entries(console: Console, client_id: str) -> list[dict[str, Any]]:
@@ -141,15 +118,21 @@ def test_only_reviewers_open_the_deliveries_pages(console: Console) -> None:
 def test_a_regulator_sees_every_agency_overdue_deliveries(console: Console) -> None:
     add_delivery(console, PROCURATORATE, COURT, overdue=True)
     add_delivery(console, PROCURATORATE, COURT, overdue=True)
-    add_delivery(console, COURT, POLICE, overdue=True, kind="judgment")
-    add_delivery(console, COURT, POLICE, kind="judgment")
+    add_delivery(console, COURT, POLICE, overdue=True, kind="judgment_execution")
+    add_delivery(console, COURT, POLICE, kind="judgment_execution")
     wang = console.signed_in("wang")  # audit:read of JC640000: a party of none of them
     page = wang.get("/console/audit/stats")
     assert page.status_code == 200, page.text
     assert 'id="overdue-chart"' in page.text
     table = page.text.split('id="delivery-stats"')[1].split("</table>")[0]
-    assert "<tr><td>FY640104</td><td>indictment</td><td>2</td><td>0</td><td>2</td>" in table
-    assert "<tr><td>GA640104</td><td>judgment</td><td>2</td><td>0</td><td>1</td>" in table
+    assert (
+        "<tr><td>FY640104</td><td>提起公诉（indictment）</td><td>2</td><td>0</td><td>2</td>"
+        in table
+    )
+    assert (
+        "<tr><td>GA640104</td><td>判决/裁定及执行通知书（judgment_execution）</td><td>2</td><td>0</td><td>1</td>"
+        in table
+    )
     [entry] = delivery_entries(console, "user:wang")
     assert entry["purpose"] == "OVERSIGHT"
     assert entry["action"] == {"event": "stats", "agencies": "all"}
