@@ -277,7 +277,8 @@ Try it:
 
 Web console (简体中文): {base}/console/
   users and passwords: "console" in {demo_json}  (admin, admin2: policy:admin;
-  regulator: audit:read; reviewer: sharing:review of the court FY640104)
+  regulator: audit:read; reviewer, reviewer2: sharing:review of the court FY640104 and
+  of the procuratorate JC640104)
 
 Administer this demo (clients, keys, audit) from another terminal:
   {admin} clients list

@@ -1,5 +1,6 @@
 """The demo's console users: an administrator and a second one (maker-checker), a regulator
-and a reviewer of the court, with passwords made at run time and kept in ``demo.json``.
+and reviewers of the court and of the procuratorate, with passwords made at run time and
+kept in ``demo.json``.
 
 As the demo's client secrets: the same on every restart of one data directory (a password
 that no longer matches the stored hash is replaced), never committed. Registering a person
@@ -20,13 +21,15 @@ from gateway.settings import Settings
 
 __all__ = ["DEMO_USERS", "console_users", "saved_passwords"]
 
-# user name → (display name, agency, scopes). The reviewer is the court's (FY640104), the
-# recipient of the demo's indictments; the regulator is the political-legal committee's.
+# user name → (display name, agency, scopes). ``reviewer`` is the court's (FY640104), which
+# answers the demo's conditional-sharing cycle; ``reviewer2`` the procuratorate's (JC640104),
+# the recipient of the demo's deliveries; the regulator is the political-legal committee's.
 DEMO_USERS: dict[str, tuple[str, str, list[str]]] = {
     "admin": ("张管理", "ZF640000", ["policy:admin"]),
     "admin2": ("李复核", "ZF640000", ["policy:admin"]),
     "regulator": ("王监督", "ZF640000", ["audit:read"]),
     "reviewer": ("周审核", "FY640104", ["sharing:review"]),
+    "reviewer2": ("孙审核", "JC640104", ["sharing:review"]),
 }
 
 

@@ -140,7 +140,7 @@ def test_demo_runs_restarts_with_the_same_secrets_and_stops_every_child(tmp_path
 
         # The console users sign in with the generated passwords, over the demo's plain http.
         users = saved["console"]["users"]
-        assert set(users) == {"admin", "admin2", "regulator", "reviewer"}
+        assert set(users) == {"admin", "admin2", "regulator", "reviewer", "reviewer2"}
         assert all(len(u["password"]) >= 12 for u in users.values())
         assert f"Web console (简体中文): {demo.base_url}/console/" in console
         assert saved["console"]["url"] == f"{demo.base_url}/console/"
