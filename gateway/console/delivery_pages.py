@@ -72,7 +72,8 @@ async def _handled(request: Request, found: SignedIn, purpose: str, event: str, 
     document = orjson.loads(response.body)
     if response.status_code == 200:
         return document
-    headers = {"X-Audit-Index": response.headers.get("x-audit-index", "")}
+    index = response.headers.get("x-audit-index")  # none when the audit log was down (503)
+    headers = {"X-Audit-Index": index} if index is not None else {}
     if response.status_code == 404:
         raise ConsoleRefusal(404, "没有这份送达", "没有这份送达，或它不属于本机构。", headers)
     raise ConsoleRefusal(response.status_code, "无法查询", str(document.get("detail")), headers)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
+from gateway.audit.writer import AuditUnavailable
 from tests.console.conftest import Console, insert_delivery
 
 COURT, POLICE, PROCURATORATE = "FY640104", "GA640104", "JC640104"
@@ -139,6 +141,31 @@ def test_a_regulator_sees_every_agency_overdue_deliveries(console: Console) -> N
     assert entry["status"] == 200
     # A reviewer has no statistics page (its own agency's figures are GET /v1/deliveries/stats).
     assert console.signed_in("zhou").get("/console/audit/stats").status_code == 403
+
+
+def test_nothing_is_shown_when_the_audit_log_is_down(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery = add_delivery(console, PROCURATORATE, COURT)
+    zhou, wang = console.signed_in("zhou"), console.signed_in("wang")
+    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
+
+    async def down(draft: Any) -> int:
+        raise AuditUnavailable("down")
+
+    monkeypatch.setattr(runtime.deliveries.audit, "append", down)
+    for client, path in (
+        (zhou, "/console/deliveries?purpose=TRIAL"),
+        (zhou, f"/console/deliveries/{delivery}?purpose=TRIAL"),
+    ):
+        page = client.get(path)
+        assert page.status_code == 503, (path, page.text)
+        assert delivery not in page.text.replace(f"/console/deliveries/{delivery}", "")
+        assert "x-audit-index" not in page.headers
+    # The statistics page shows no delivery figures either (the one writer is down).
+    stats = wang.get("/console/audit/stats")
+    assert stats.status_code == 503
+    assert 'id="delivery-stats"' not in stats.text
 
 
 _AGENCIES = (COURT, POLICE, PROCURATORATE)
