@@ -43,7 +43,8 @@ def delivery_entries(console: Console, client_id: str) -> list[dict[str, Any]]:
     return [json.loads(bytes(r[0])) for r in rows]
 
 
-def test_a_reviewer_reads_its_agency_deliveries_audited(console: Console) -> None:
+def test_a_reviewer_reads_its_agency_deliveries_audited(console_any_db: Console) -> None:
+    console = console_any_db  # SQLite and PostgreSQL
     late = add_delivery(console, PROCURATORATE, COURT, overdue=True)
     fresh = add_delivery(console, PROCURATORATE, COURT)
     sent = add_delivery(console, COURT, POLICE)
@@ -78,7 +79,8 @@ def test_a_reviewer_reads_its_agency_deliveries_audited(console: Console) -> Non
     assert entries[-1]["record_ids"] == [late]
 
 
-def test_another_agency_sees_nothing_of_a_delivery(console: Console) -> None:
+def test_another_agency_sees_nothing_of_a_delivery(console_any_db: Console) -> None:
+    console = console_any_db  # SQLite and PostgreSQL
     delivery = add_delivery(console, PROCURATORATE, COURT, overdue=True)
     sun = console.signed_in("sun")  # sharing:review of the police: not a party
     for role in ("inbound", "outbound"):
