@@ -49,6 +49,16 @@ STATUSES = {
     "returned": "已退回",
     "failed": "送达失败",
 }
+# Event types of gateway/deliveries (repository, lifecycle, outbox); others show their code.
+EVENTS = {
+    "created": "发出",
+    "push_attempt": "推送至接收方系统",
+    "push_failed": "推送失败",
+    "delivered": "已送达",
+    "failed": "送达失败",
+    "answered": "答复（签收或退回）",
+    "extended": "延长期限",
+}
 ROLES = {"inbound": "收到的送达", "outbound": "发出的送达"}
 # The exchange headers a console request could carry are dropped: the page sets its own.
 _EXCHANGE = {b"x-purpose", b"x-operator-id", b"x-case-number", b"x-approval-reference"}
@@ -149,6 +159,7 @@ async def one(request: Request, found: Handler, delivery_id: str, purpose: str =
         "signed_in": found,
         "d": delivery,
         "statuses": STATUSES,
+        "events": EVENTS,
         "kinds": _kinds(request),
         "purpose": purpose,
         "purposes": purposes,

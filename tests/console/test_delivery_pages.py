@@ -68,7 +68,7 @@ def test_a_reviewer_reads_its_agency_deliveries_audited(console_any_db: Console)
     assert late not in outbound
     one = zhou.get(f"/console/deliveries/{late}?purpose=TRIAL")
     assert one.status_code == 200, one.text
-    assert "created" in one.text  # the event history
+    assert "<td>发出</td>" in one.text  # the event history
     assert "尚未签收或退回" in one.text
     assert "not shown" not in one.text
     entries = delivery_entries(console, "user:zhou")
