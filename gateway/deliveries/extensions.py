@@ -12,11 +12,13 @@ its basis, the new ``due_at``, the reason and the audit index of the request.
 
 Refusals: a delivery the caller neither sent nor receives is the same 404 as a missing one;
 the other party 403; a kind without a deadline, an unknown or repeated extension, or a bad
-body 422 naming the field; an answered delivery 409. Nothing is written on a refusal.
+body 422 naming the field; an answered delivery, or a deadline already passed, 409.
+Nothing is written on a refusal.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -65,11 +67,17 @@ def _body(body: bytes) -> tuple[str, str]:
 
 
 def _check(
-    repo: DeliveryRepository, row: Delivery, kind: DeliveryKind, code: str
+    repo: DeliveryRepository, row: Delivery, kind: DeliveryKind, code: str, now: datetime
 ) -> dict[str, object]:
     """The delivery's record, if ``code`` extends its open deadline; else the refusal."""
     if row.status not in OPEN_STATUSES:
         raise Conflict(f"the delivery is already {row.status}")
+    if row.due_at is not None and now > row.due_at:
+        # Extended afterwards, a late answer would read as on time (overdue figures, stats).
+        raise Conflict(
+            f"the deadline passed at {row.due_at.astimezone(UTC).isoformat(timespec='seconds')}: "
+            "an extension is made before it runs out"
+        )
     record: dict[str, object] = orjson.loads(row.content).get("record", {})
     check_extension(repo, row, kind, record, code)
     return record
@@ -95,7 +103,7 @@ def extend_delivery(
             raise Forbidden(f"only the {duty} of this delivery extends its deadline")
         code, reason = _body(body)
         draft.action = {**draft.action, "extension": code}
-        _check(repo, delivery, kind, code)  # refused before its entry says it was done
+        _check(repo, delivery, kind, code, service.clock())  # refused before its entry
 
     def commit(index: int) -> dict[str, Any]:
         with session_scope(service.factory) as session:
@@ -104,9 +112,10 @@ def extend_delivery(
             row = session.execute(
                 select(Delivery).where(Delivery.id == delivery_id).with_for_update()
             ).scalar_one()
-            record = _check(repo, row, kind, code)
+            now = service.clock()
+            record = _check(repo, row, kind, code, now)
             record_extension(
-                repo, row, kind, record, code, at=service.clock(), audit_index=index, reason=reason
+                repo, row, kind, record, code, at=now, audit_index=index, reason=reason
             )
             return delivery_document(row, repo.events(row.id))
 

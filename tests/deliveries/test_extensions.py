@@ -7,7 +7,7 @@ extends; no one else does, and nothing is written on a refusal.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -146,3 +146,22 @@ def test_an_answered_delivery_is_not_extended(gw: Gateway, dataset: Dataset) -> 
     assert response.status_code == 409, response.text
     assert "already accepted" in response.json()["detail"]
     assert _counts(gw) == before
+
+
+def test_a_deadline_that_has_passed_is_not_extended(gw: Gateway, dataset: Dataset) -> None:
+    """Extended afterwards, a late answer would count as on time: the overdue figures would
+    lose it. An extension is made before the deadline runs out."""
+    doc = _created(gw, dataset)
+    runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
+    due = _due(doc)
+    runtime.deliveries.clock = lambda: due + timedelta(seconds=1)
+    before = _counts(gw)
+    response = _extend(gw, doc["id"], {"extension": "up_to_three_months", "reason": "x"})
+    assert response.status_code == 409, response.text
+    assert "deadline passed" in response.json()["detail"]
+    assert _counts(gw) == before
+    runtime.deliveries.clock = lambda: due - timedelta(seconds=1)
+    assert (
+        _extend(gw, doc["id"], {"extension": "up_to_three_months", "reason": "x"}).status_code
+        == 200
+    )
