@@ -155,7 +155,7 @@ def _runtime_on(
         search_upstream_calls=settings.search_upstream_calls,
         subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
     )
-    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer)
+    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer, policy)
     runtime = Runtime(
         settings=settings,
         engine=engine,

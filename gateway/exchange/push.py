@@ -10,11 +10,18 @@ sends it with the delivery id as the idempotency key. Its :class:`PushResult`:
 * ``refused`` — it refused for good: any other 4xx, an error answer in its envelope, or a
   record its write mapping cannot render. The outbox marks the delivery ``failed``.
 
+Before anything is sent, the delivery rules of the policy IN FORCE are asked again
+(``allowed(sender kind, recipient kind, delivery kind)``): a delivery created before an
+emergency freeze, or before its rule was withdrawn, waits in the outbox (a recipient down,
+backoff) and must not leave after it. Refused then: ``refused`` with category
+``policy_refuses_now``, so the outbox marks it ``failed`` with its audit entry.
+
 The adapter's own error text goes to the log only; the result carries a fixed category.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import orjson
@@ -30,10 +37,11 @@ from adapters.base import (
 from gateway.audit.writer import AuditWriter
 from gateway.deliveries.outbox import OutboxPusher, Push, PushJob, PushOutcome, PushResult
 from gateway.exchange.upstream import AgencyAdapters
+from gateway.policy.follower import PolicyHolder
 from gateway.settings import Settings
 from gateway.standard import Standard
 
-__all__ = ["adapter_push", "outbox_pusher"]
+__all__ = ["DeliveryRules", "adapter_push", "outbox_pusher", "rules_in_force"]
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +57,28 @@ def _outcome(exc: AdapterError) -> PushResult:
     return PushResult(PushOutcome.REFUSED if refused else PushOutcome.RETRY, status, exc.category)
 
 
-def adapter_push(adapters: AgencyAdapters, standard: Standard) -> Push:
+DeliveryRules = Callable[[str, str, str], bool]
+"""``(sender kind, recipient kind, delivery kind) -> allowed`` by the policy in force."""
+
+
+def rules_in_force(policy: PolicyHolder) -> DeliveryRules:
+    """The delivery rules of the set in force at each call (a freeze included)."""
+
+    def allowed(sender_kind: str, recipient_kind: str, kind: str) -> bool:
+        return policy.current.decide_delivery(sender_kind, recipient_kind, kind).allowed
+
+    return allowed
+
+
+def adapter_push(adapters: AgencyAdapters, standard: Standard, allowed: DeliveryRules) -> Push:
     async def push(job: PushJob) -> PushResult:
         recipient = standard.agency(job.to_agency)
+        sender = standard.agency(job.from_agency)
+        if not allowed(sender.kind, recipient.kind, job.kind):
+            log.warning(
+                "delivery not pushed: the policy in force refuses it", delivery=job.delivery_id
+            )
+            return PushResult(PushOutcome.REFUSED, None, "policy_refuses_now")
         if not adapters.serves(recipient.kind):
             return PushResult(PushOutcome.REFUSED, None, "recipient_has_no_adapter")
         content = orjson.loads(job.content)
@@ -96,11 +123,13 @@ def outbox_pusher(
     adapters: AgencyAdapters,
     standard: Standard,
     audit: AuditWriter,
+    policy: PolicyHolder,
 ) -> OutboxPusher:
-    """The app's pusher: pushes through the adapters, audited by the app's writer."""
+    """The app's pusher: pushes through the adapters what the policy in force still allows,
+    audited by the app's writer."""
     return OutboxPusher(
         factory,
-        adapter_push(adapters, standard),
+        adapter_push(adapters, standard, rules_in_force(policy)),
         audit.append,
         resource_of=lambda kind: standard.delivery_kind(kind).resource,
         lease=timedelta(seconds=settings.delivery_push_lease_seconds),

@@ -44,6 +44,11 @@ INDICTMENT = {
 PDF = {"name": "a.pdf", "media_type": "application/pdf", "content_base64": "JVBERi0="}
 
 
+def _RULES(sender_kind: str, recipient_kind: str, kind: str) -> bool:  # noqa: N802
+    """The delivery rule these tests push under (the policy's answer, at the boundary)."""
+    return (sender_kind, recipient_kind, kind) == ("procuratorate", "court", "indictment")
+
+
 def _delivery(resource: str = "indictment", record: dict[str, Any] = INDICTMENT) -> Any:
     return OutboundDelivery(
         id="DL0123",
@@ -164,7 +169,9 @@ async def test_the_push_retries_what_may_pass_and_gives_up_on_a_refusal(
     outcome: PushOutcome,
 ) -> None:
     adapter, _ = mock_adapter(agency_configs["court"], answer, retries=0)
-    push = adapter_push(AgencyAdapters({"court": adapter}, case_owner="public_security"), standard)
+    push = adapter_push(
+        AgencyAdapters({"court": adapter}, case_owner="public_security"), standard, _RULES
+    )
     content = orjson.dumps({"record": INDICTMENT, "attachments": []})
     job = PushJob("DL1", "indictment", "JC640104", "FY640104", "(2024)宁0104刑初465号", content)
     result = await push(job)
@@ -183,7 +190,9 @@ async def test_an_unreachable_recipient_is_retried(
         raise httpx2.ConnectError("refused", request=request)
 
     adapter, _ = mock_adapter(agency_configs["court"], down, retries=0)
-    push = adapter_push(AgencyAdapters({"court": adapter}, case_owner="public_security"), standard)
+    push = adapter_push(
+        AgencyAdapters({"court": adapter}, case_owner="public_security"), standard, _RULES
+    )
     content = orjson.dumps({"record": INDICTMENT, "attachments": []})
     job = PushJob("DL1", "indictment", "JC640104", "FY640104", "x", content)
     result = await push(job)
@@ -218,7 +227,25 @@ def test_the_deliveries_section_is_checked(
 
 
 async def test_a_recipient_kind_without_an_adapter_is_refused(standard: Standard) -> None:
-    push = adapter_push(AgencyAdapters({}, case_owner="public_security"), standard)
+    push = adapter_push(AgencyAdapters({}, case_owner="public_security"), standard, _RULES)
     content = orjson.dumps({"record": INDICTMENT, "attachments": []})
     result = await push(PushJob("DL1", "indictment", "JC640104", "FY640104", "x", content))
     assert (result.outcome, result.error) == (PushOutcome.REFUSED, "recipient_has_no_adapter")
+
+
+async def test_what_the_policy_in_force_refuses_is_not_sent(
+    mock_adapter: MockAdapter, agency_configs: dict[str, AgencyConfig], standard: Standard
+) -> None:
+    sent: list[httpx2.Request] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(500)
+
+    adapter, _ = mock_adapter(agency_configs["court"], answer, retries=0)
+    adapters = AgencyAdapters({"court": adapter}, case_owner="public_security")
+    push = adapter_push(adapters, standard, lambda *_: False)  # e.g. frozen: no rule in force
+    content = orjson.dumps({"record": INDICTMENT, "attachments": []})
+    result = await push(PushJob("DL1", "indictment", "JC640104", "FY640104", "x", content))
+    assert (result.outcome, result.error) == (PushOutcome.REFUSED, "policy_refuses_now")
+    assert sent == []

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.db import session_scope
 from gateway.deliveries.outbox import OutboxPusher, PushJob
 from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
-from gateway.exchange.push import adapter_push
+from gateway.exchange.push import adapter_push, rules_in_force
 from gateway.runtime import Runtime
 from sandbox.generator import Dataset, Record
 from tests.conftest import Gateway
@@ -113,7 +113,7 @@ def pusher(
 ) -> OutboxPusher:
     """A pusher on the gateway's database, adapters and audit log, with a clock of the test."""
     rt = runtime(gw)
-    real = adapter_push(rt.adapters, rt.standard)
+    real = adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy))
     return OutboxPusher(
         rt.session_factory,
         push or real,

@@ -17,7 +17,7 @@ from gateway.audit.service import AuditService
 from gateway.db import session_scope
 from gateway.deliveries.outbox import PushJob
 from gateway.deliveries.repository import DeliveryRepository
-from gateway.exchange.push import adapter_push
+from gateway.exchange.push import adapter_push, rules_in_force
 from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.deliveries.push_helpers import (
@@ -114,7 +114,7 @@ def test_a_push_repeated_after_a_crash_is_received_once(
     posts_before = inbox(agency_urls, "court")["posts"]
     portal = gw.client.portal
     assert portal is not None
-    first = portal.call(adapter_push(rt.adapters, rt.standard), job)
+    first = portal.call(adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy)), job)
     assert first.outcome == "delivered"
     assert state(gw, delivery_id)[0] == "pending"  # nothing recorded: the worker died
     outbox = pusher(gw, clock)
