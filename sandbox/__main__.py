@@ -85,6 +85,8 @@ def _serve(kinds: Sequence[str], ports: Sequence[int], args: argparse.Namespace)
         app.state.instance = os.environ.get(
             f"SANDBOX_INSTANCE_{kind.upper()}"
         ) or secrets.token_hex(8)
+        if len(kinds) > 1:  # serve-all: one shared world, moved on by what the systems receive
+            app.state.world = dataset
         apps.append((app, args.host, port))
         entries[kind] = {
             "url": f"http://{args.host}:{port}",
