@@ -281,8 +281,14 @@ def create_idempotent(
     key: str,
     request_sha256: str,
     build: Callable[[DeliveryRepository], Delivery],
+    looked_up: bool = False,
 ) -> tuple[Delivery, bool]:
-    """Create with ``build`` once per ``(client_id, key)``; see module docstring."""
+    """Create with ``build`` once per ``(client_id, key)``; see module docstring.
+
+    ``looked_up``: the caller has just found the key unused, so the insert is tried at once
+    (one session less); a concurrent duplicate still ends in the replay after the insert's
+    ``IntegrityError``.
+    """
 
     def replay() -> tuple[Delivery, bool] | None:
         with session_scope(factory) as session:
@@ -296,7 +302,7 @@ def create_idempotent(
             assert found is not None  # the key row references it
             return found, False
 
-    earlier = replay()
+    earlier = None if looked_up else replay()
     if earlier is not None:
         return earlier
     try:

@@ -311,18 +311,31 @@ class DeliveryService:
             return delivery_document(found, repo.events(found.id))
 
     def _store(self, new: NewDelivery, key: str, sha: str, index: int) -> dict[str, Any]:
+        # The key was found unused before the audit entry (``_replay``); the document is
+        # rendered in the creating transaction. Only a concurrent duplicate reads again.
+        document: dict[str, Any] = {}
+
         def build(repo: DeliveryRepository) -> Any:
-            return repo.create(new, key=key, request_sha256=sha, audit_index=index)
+            row = repo.create(new, key=key, request_sha256=sha, audit_index=index)
+            document.update(delivery_document(row, repo.events(row.id)))
+            return row
 
         try:
-            delivery, _ = create_idempotent(
-                self.factory, client_id=new.client_id, key=key, request_sha256=sha, build=build
+            delivery, created = create_idempotent(
+                self.factory,
+                client_id=new.client_id,
+                key=key,
+                request_sha256=sha,
+                build=build,
+                looked_up=True,
             )
         except IdempotencyConflict as exc:
             raise Conflict(
                 "the Idempotency-Key was used with another request",
                 extra={"delivery": exc.delivery_id},
             ) from None
+        if created:
+            return document
         with session_scope(self.factory) as session:
             repo = DeliveryRepository(session)
             found = repo.get(delivery.id)
