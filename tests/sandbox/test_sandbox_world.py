@@ -9,6 +9,7 @@ import orjson
 import pytest
 import yaml
 
+import sandbox.__main__ as sandbox_main
 from sandbox.generator import Dataset
 from sandbox.systems import create_app
 from sandbox.systems.court import INBOUND as COURT_INBOUND
@@ -161,3 +162,30 @@ async def test_the_police_record_shows_what_the_court_received(shared: bool) -> 
         )
         found = await to_police.get("/api/v1/ajxx", params={"FYAH": number}, headers=police_auth)
         assert [r["XXZJBH"] for r in found.json()["data"]["rows"]] == ["C00000023"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "shared"),
+    [
+        (["serve-all", "--cases", "30"], True),
+        (["serve", "--agency", "court", "--port", "1", "--cases", "30"], False),
+    ],
+)
+def test_only_serve_all_makes_the_systems_one_world(
+    argv: list[str], shared: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    served: list[Any] = []
+
+    async def capture(apps: Any, log_level: str = "info") -> None:
+        served.extend(app for app, _, _ in apps)
+
+    monkeypatch.setattr(sandbox_main, "serve_apps", capture)
+    sandbox_main.main([*argv, "--credentials-out", str(tmp_path / "creds.json")])
+    worlds = [getattr(app.state, "world", None) for app in served]
+    if shared:
+        assert len(served) == 5
+        assert all(
+            w is worlds[0] and w is app.state.dataset for w, app in zip(worlds, served, strict=True)
+        )
+    else:
+        assert worlds == [None]
