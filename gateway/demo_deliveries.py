@@ -7,10 +7,12 @@ it (``POST /v1/deliveries/{id}/receipt``): the delivery's id is saved from the 2
 example's ``saves`` name and fills the ``{name}`` in the answer's path. The receipts verify
 with the key of ``GET /v1/deliveries/key``.
 
-The chain runs over three sample cases, not one: the sample systems' data is a snapshot, and
-the gateway decides each hop for the stage and the parties the case's own systems report
-(an arrest request needs a case under investigation, an execution notice one in execution);
-see docs/deliveries.md.
+The chain runs over four sample cases, not one: the gateway decides each hop for the stage
+and the parties the case's own systems report, and what a delivery carries as a read by its
+recipient. The demo's sample systems move a case on when they receive a delivery (NATIVE.md),
+but 移送审查起诉 and 提起公诉 are refused before their own receipt could move the case: the
+recipient's purpose (PROSECUTION_REVIEW, TRIAL) is not valid at the stage the case is in
+until then, and the court does not yet handle the case; see docs/deliveries.md.
 
 * C00000023 (立案侦查, 兴庆区): 提请批准逮捕 → 批准逮捕决定.
 * C00000016 (审查起诉, 兴庆区): 移送审查起诉 → 退回补充侦查.

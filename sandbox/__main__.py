@@ -7,7 +7,8 @@
 ``python -m sandbox serve-all --base-port 18101 [same options]``
     Serve all five systems in ONE process (five uvicorn servers on one event loop, one shared
     dataset and index) on ports base+0 … base+4 in the order public_security, procuratorate,
-    court, prison, justice.
+    court, prison, justice. The shared dataset is one world: a delivery any system receives
+    moves its case on there (sandbox/world.py; NATIVE.md, "What a received delivery changes").
 
 ``python -m sandbox dump --agency court [--resource judgment] --limit 20
 [--after ID] [--format page|jsonl]``
@@ -85,6 +86,8 @@ def _serve(kinds: Sequence[str], ports: Sequence[int], args: argparse.Namespace)
         app.state.instance = os.environ.get(
             f"SANDBOX_INSTANCE_{kind.upper()}"
         ) or secrets.token_hex(8)
+        if len(kinds) > 1:  # serve-all: one shared world, moved on by what the systems receive
+            app.state.world = dataset
         apps.append((app, args.host, port))
         entries[kind] = {
             "url": f"http://{args.host}:{port}",

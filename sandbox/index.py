@@ -59,6 +59,13 @@ class DatasetIndex:
         """Sorted ids of ``resource`` records whose ``field`` equals ``value``."""
         return self._values[(resource, field)].get(value, [])
 
+    def add(self, resource: str, field: str, value: str, record_id: str) -> None:
+        """Index one more value of a record (a field the sample world filled in later)."""
+        found = self._values[(resource, field)].setdefault(value, [])
+        if record_id not in found:
+            found.append(record_id)
+            found.sort()
+
     def count(self, resource: str) -> int:
         """Number of ``resource`` records in the dataset."""
         return len(self._ids[resource])

@@ -25,7 +25,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
-from sandbox.systems.inbound import InboundSpec
+from sandbox.systems.inbound import Header, InboundSpec
 
 API_KEY_HEADER: Final = "X-Court-Key"
 VERDICT_CODES: Final = {"GUILTY": "1", "NOT_GUILTY": "2", "EXEMPT": "3"}
@@ -135,6 +135,12 @@ INBOUND: Final = InboundSpec(
     id_path=("SD", "SDBH"),
     answer=_receipt,
     receipt_prefix="FYQS",
+    world=Header(
+        ("SD", "WSLX"),
+        ("SD", "JSDW"),
+        ("SD", "AH"),
+        {"QSS": "indictment", "SJHZ": "prison_admission", "JXJS": "commutation_parole_proposal"},
+    ),
 )
 SPEC: Final = SystemSpec("court", RESOURCES, RENDERER, "count", 20, 100, inbound=INBOUND)
 

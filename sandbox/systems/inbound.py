@@ -7,7 +7,9 @@ gives it two routes at ``spec.path`` (authenticated as its reads are, fault swit
   ``Idempotency-Key`` header. The document must parse and name the same delivery id as the
   key (else 400 in the native error format). The first push is kept and answered with a new
   receipt number; a repeated key is answered with the same receipt and nothing is kept again.
-  ``spec.on_received`` lets the system's data reflect what it received (NATIVE.md).
+  ``spec.on_received`` lets the system's data reflect what it received, and ``spec.world``
+  moves the case on in the shared dataset when ``app.state.world`` is set (serve-all;
+  sandbox/world.py, NATIVE.md).
 * ``GET`` — what was received, oldest first, as JSON (an inspection route for tests and the
   demo, not part of the native interface):
   ``{"posts": <POSTs that passed auth>, "received": [{"idempotency_key", "receipt_id",
@@ -33,7 +35,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["FAULT_PATH", "InboundSpec", "Inbox", "fault_route", "inbound_routes", "parse_native"]
+from sandbox.world import advance
+
+__all__ = [
+    "FAULT_PATH",
+    "Header",
+    "InboundSpec",
+    "Inbox",
+    "fault_route",
+    "inbound_routes",
+    "parse_native",
+]
 
 FAULT_PATH = "/_sandbox/fault"
 KEY_HEADER = "Idempotency-Key"
@@ -50,6 +62,18 @@ class InboundSpec:
     receipt_prefix: str
     status: int = 200
     on_received: Callable[[Request, Any], None] | None = None
+    world: Header | None = None  # where the document names what moves the case on
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """Where a system's native delivery names its kind, recipient and case number, and its
+    document-type codes → the delivery kinds (the world advances by them, sandbox/world.py)."""
+
+    kind: tuple[str, ...]
+    to_agency: tuple[str, ...]
+    case_number: tuple[str, ...]
+    kinds: Mapping[str, str]
 
 
 @dataclass(slots=True)
@@ -109,6 +133,18 @@ def _at(document: Any, path: tuple[str, ...]) -> Any:
     return document
 
 
+def _advance(request: Request, header: Header, document: Any) -> None:
+    # Only where the systems share one world (serve-all sets app.state.world to its dataset):
+    # a system served alone, or a test's app, keeps its snapshot.
+    world = getattr(request.app.state, "world", None)
+    if world is None:
+        return
+    kind = header.kinds.get(str(_at(document, header.kind)))
+    to_agency, case_number = _at(document, header.to_agency), _at(document, header.case_number)
+    if kind is not None and isinstance(to_agency, str) and isinstance(case_number, str):
+        advance(world, kind, to_agency, case_number)
+
+
 Gate = Callable[[Request], Awaitable[Response | None]]
 
 
@@ -142,6 +178,8 @@ def inbound_routes(
             inbox.received[key] = earlier
             if spec.on_received is not None:
                 spec.on_received(request, document)
+            if spec.world is not None:
+                _advance(request, spec.world, document)
         body = spec.answer(earlier.receipt_id)
         return Response(body, spec.status, media_type=media_type)
 

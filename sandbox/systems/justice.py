@@ -23,7 +23,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
-from sandbox.systems.inbound import InboundSpec
+from sandbox.systems.inbound import Header, InboundSpec
 
 API_KEY_HEADER: Final = "X-Sfj-Token"
 TYPE_CODES: Final = {
@@ -84,6 +84,12 @@ INBOUND: Final = InboundSpec(
     id_path=("送达编号",),
     answer=lambda receipt: json_bytes({"status": "success", "data": {"签收编号": receipt}}),
     receipt_prefix="SFQS",
+    world=Header(
+        ("文书类型",),
+        ("接收单位",),
+        ("案号",),
+        {"01": "community_correction_entry", "02": "judgment_execution"},
+    ),
 )
 
 

@@ -25,7 +25,7 @@ from sandbox.systems.common import (
     set_field,
     text,
 )
-from sandbox.systems.inbound import InboundSpec
+from sandbox.systems.inbound import Header, InboundSpec
 
 STATUS_CODES: Final = {"IN_CUSTODY": "ZY", "RELEASED": "SF", "PAROLED": "JS"}
 KIND_CODES: Final = {"COMMUTATION": "JX", "PAROLE": "JS"}
@@ -99,6 +99,9 @@ INBOUND: Final = InboundSpec(
     id_path=("delivery_no",),
     answer=lambda receipt: json_bytes({"success": True, "result": {"receipt_no": receipt}}),
     receipt_prefix="JYQS",
+    world=Header(
+        ("doc_type",), ("receiver_code",), ("case_no",), {"EXEC_NOTICE": "judgment_execution"}
+    ),
 )
 
 

@@ -28,7 +28,7 @@ from sandbox.systems.common import (
     strings,
     text,
 )
-from sandbox.systems.inbound import InboundSpec
+from sandbox.systems.inbound import Header, InboundSpec
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 DECISION_CODES: Final = {"APPROVED": 1, "DISAPPROVED": 2}
@@ -126,6 +126,12 @@ INBOUND: Final = InboundSpec(
     receipt_prefix="JCQS",
     status=201,
     on_received=_received,
+    world=Header(
+        ("documentType",),
+        ("receiverCode",),
+        ("caseNumber",),
+        {"TQPB": "arrest_request", PROSECUTION_TRANSFER: "prosecution_transfer"},
+    ),
 )
 SPEC: Final = SystemSpec(
     "procuratorate",

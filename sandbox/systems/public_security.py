@@ -27,7 +27,7 @@ from sandbox.systems.common import (
     strings,
     text,
 )
-from sandbox.systems.inbound import InboundSpec
+from sandbox.systems.inbound import Header, InboundSpec
 
 API_KEY_HEADER: Final = "X-Api-Key"
 STAGE_CODES: Final = {
@@ -229,6 +229,17 @@ INBOUND: Final = InboundSpec(
     id_path=("SDBH",),
     answer=lambda receipt: json_bytes({"code": 0, "msg": "ok", "data": {"QSBH": receipt}}),
     receipt_prefix="GAQS",
+    world=Header(
+        ("WSLX",),
+        ("JSDWDM",),
+        ("AH",),
+        {
+            "DBJD": "arrest_decision",
+            "BCZC": "supplementary_investigation",
+            "HY": "custody_transfer",
+            "ZXTZ": "judgment_execution",
+        },
+    ),
 )
 SPEC: Final = SystemSpec("public_security", RESOURCES, RENDERER, "rows", 20, 500, inbound=INBOUND)
 
