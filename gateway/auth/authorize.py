@@ -138,8 +138,11 @@ def _second_factor(runtime: Runtime, username: str, code: str) -> bool:
 
 
 def _issue(runtime: Runtime, user: UserInfo, params: dict[str, str]) -> str:
-    asked = set(params.get("scope", "").split())
-    scopes = sorted(user.scopes & asked if asked else user.scopes)
+    # The console's session holds the user's scopes (read from the user at each request), so
+    # the code carries exactly those: a ``scope`` parameter is not honoured (RFC 6749 §3.3
+    # lets the server ignore it), and the sign-in's audit entry names what the session holds.
+    # A narrowed code would have been recorded as narrowed while the session was not.
+    scopes = sorted(user.scopes)
     with session_scope(runtime.session_factory) as db:
         return UserService(db).issue_code(
             client_id=CONSOLE_CLIENT_ID,

@@ -3,6 +3,7 @@ throttling and the audit of failures."""
 
 from __future__ import annotations
 
+import json
 import time
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -206,3 +207,26 @@ def test_the_token_endpoint_stays_client_credentials_only(console: Console) -> N
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "unsupported_grant_type"
+
+
+def test_the_sign_in_entry_names_the_scopes_the_session_holds(console: Console) -> None:
+    """A ``scope`` parameter is not honoured: the session holds the user's scopes, and the
+    sign-in's audit entry says so (it named the asked-for scopes while the session held all)."""
+    client = console.browser()
+    page = client.get("/console/signin", follow_redirects=False)
+    form = hidden_fields(client.get(page.headers["location"] + "&scope=audit%3Aread").text)
+    form.update(username="zhang", password=PASSWORD)
+    done = client.post("/oauth/authorize", data=form)
+    assert str(done.url) == f"{BASE}/console/", done.url
+    assert client.get("/console/policies").status_code == 200  # what zhang's session holds
+    engine = create_engine(console.settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            leaves = conn.execute(
+                text("SELECT leaf FROM audit_entries WHERE kind = 'access' ORDER BY idx")
+            ).scalars()
+            entries = [json.loads(bytes(leaf)) for leaf in leaves]
+    finally:
+        engine.dispose()
+    (sign_in,) = [e for e in entries if (e.get("action") or {}).get("action") == "console_sign_in"]
+    assert sign_in["action"]["scopes"] == ["policy:admin"]
