@@ -31,6 +31,7 @@ from gateway.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimi
 from gateway.auth.routes import router as auth_router
 from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
+from gateway.background import BackgroundThreads, tracked_threads
 from gateway.console.wiring import attach_console, mount_console
 from gateway.db import create_db_engine, make_session_factory
 from gateway.deliveries.receipts import load_receipt_signer
@@ -320,6 +321,10 @@ def _checkpoint_signer(settings: Settings) -> CheckpointSigner | None:
         return None
 
 
+#: How long shutdown waits for a background loop's database step to end (background.py).
+_SHUTDOWN_THREADS_SECONDS = 30.0
+
+
 async def _refresh_external_keys(runtime: Runtime) -> None:
     external, url = runtime.external_keys, runtime.settings.external_jwks_url
     assert external is not None
@@ -345,6 +350,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = build_runtime(settings, metrics)
         app.state.runtime = runtime
         tasks: list[asyncio.Task[None]] = []
+        # The loops' blocking steps run in threads that shutdown waits for (background.py).
+        threads = BackgroundThreads()
+        tracked = tracked_threads.set(threads)
         try:
             active_alg = runtime.keys.load().active_alg
             if active_alg != settings.token_signing_alg:
@@ -399,6 +407,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if not await threads.drain(within_seconds=_SHUTDOWN_THREADS_SECONDS):
+                log.warning("background work still running at shutdown", threads=threads.running)
+            tracked_threads.reset(tracked)
             await runtime.adapters.aclose()
             # The counts of the current interval, written before the writer stops.
             runtime.anonymous.flush(everything=True)

@@ -13,13 +13,13 @@ import structlog
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from gateway.audit.checkpoint import CheckpointSigner
 from gateway.audit.merkle import Frontier
 from gateway.audit.models import AuditCheckpoint, AuditTreeHead
 from gateway.audit.repository import AuditRepository
 from gateway.audit.writer import TREE_HEAD_ID
+from gateway.background import in_thread
 from gateway.db import utcnow
 
 __all__ = ["Checkpointer"]
@@ -103,7 +103,7 @@ class Checkpointer:
         while True:
             await asyncio.sleep(self.interval_s)
             try:
-                await run_in_threadpool(self.checkpoint_now)
+                await in_thread(self.checkpoint_now)
                 if self.signer is not None:
                     self.last_error = None
             except SQLAlchemyError as exc:

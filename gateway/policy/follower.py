@@ -15,8 +15,8 @@ import threading
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
+from gateway.background import in_thread
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.errors import PolicyError
 from gateway.policy.versions import VersionStore
@@ -91,6 +91,6 @@ class PolicyFollower:
         while True:
             await asyncio.sleep(self.follow_interval_s)
             try:
-                await run_in_threadpool(self.refresh)
+                await in_thread(self.refresh)
             except (SQLAlchemyError, PolicyError) as exc:
                 log.error("cannot follow policy publications", error=str(exc))

@@ -24,8 +24,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
+from gateway.background import in_thread
 from gateway.policy.decision import Grant
 from gateway.sharing.models import SharingGrant
 
@@ -139,7 +139,7 @@ class GrantRegistry:
         while True:
             await asyncio.sleep(self.follow_interval_s)
             try:
-                await run_in_threadpool(self.refresh)
+                await in_thread(self.refresh)
                 if self.on_pass is not None:
                     await self.on_pass(self.clock())
             except SQLAlchemyError as exc:
