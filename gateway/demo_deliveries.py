@@ -7,18 +7,19 @@ it (``POST /v1/deliveries/{id}/receipt``): the delivery's id is saved from the 2
 example's ``saves`` name and fills the ``{name}`` in the answer's path. The receipts verify
 with the key of ``GET /v1/deliveries/key``.
 
-The chain runs over four sample cases, not one: the gateway decides each hop for the stage
-and the parties the case's own systems report, and what a delivery carries as a read by its
-recipient. The demo's sample systems move a case on when they receive a delivery (NATIVE.md),
-but 移送审查起诉 and 提起公诉 are refused before their own receipt could move the case: the
-recipient's purpose (PROSECUTION_REVIEW, TRIAL) is not valid at the stage the case is in
-until then, and the court does not yet handle the case; see docs/deliveries.md.
+One case travels the whole chain: C00000023 (林平等2人诈骗案, 兴庆区), from 提请批准逮捕 to 入矫.
+The demo's sample systems share one world (``serve-all``): a system that receives a delivery
+moves the case on (NATIVE.md), and the gateway decides each hop for its recipient as the step
+leaves the case (gateway/deliveries/moves.py, docs/deliveries.md):
 
-* C00000023 (立案侦查, 兴庆区): 提请批准逮捕 → 批准逮捕决定.
-* C00000016 (审查起诉, 兴庆区): 移送审查起诉 → 退回补充侦查.
-* C00000020 (审判, 兴庆区): 提起公诉 → 换押 (the court to the 看守所).
-* C00000055 (执行, 兴庆区 court, 银川监狱, 兴庆区司法局): 执行通知书 → 收监回执 → 提请减刑
-  (to the 银川市中级人民法院, which rules on 刑更) → 入矫 (the parolee).
+* C00000023: 提请批准逮捕 → 批准逮捕决定 → 移送审查起诉 → 退回补充侦查 → 移送审查起诉 again →
+  提起公诉 (the court gives the case its 案号) → 入矫 (a suspended sentence: the 司法局).
+
+The kinds a custodial sentence needs run on two other sample cases, already at their stage:
+
+* C00000020 (审判): 换押 (the court to the 看守所).
+* C00000055 (执行, 银川监狱): 执行通知书 → 收监回执 → 提请减刑 (to the 银川市中级人民法院,
+  which rules on 刑更).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from typing import Any
 from urllib.parse import quote
 
 from sandbox.generator import Dataset
+from sandbox.records import case_index_of
+from sandbox.world import court_case_number_for
 
-__all__ = ["delivery_examples"]
+__all__ = ["delivery_examples", "walked_case_records"]
 
 
 def _headers(client: str, purpose: str, case_number: str | None) -> dict[str, str]:
@@ -51,9 +54,11 @@ class _Hop:
     note: str
     recipient: str  # the demo client that answers
     answered_under: str
+    step: str = ""  # tells apart two deliveries of one kind ("-2")
 
     def examples(self) -> list[dict[str, Any]]:
-        name = self.kind.replace("_", "-")
+        name = self.kind.replace("_", "-") + self.step
+        saves = self.kind + self.step.replace("-", "_")
         sent = {
             "name": f"deliver-{name}",
             "client": self.sender,
@@ -61,18 +66,18 @@ class _Hop:
             "path": "/v1/deliveries",
             "headers": {
                 **_headers(self.sender, self.purpose, self.case_number),
-                "Idempotency-Key": f"demo-{self.kind}",
+                "Idempotency-Key": f"demo-{self.kind}{self.step}",
             },
             "body": {"kind": self.kind, **self.body},
             "expect_status": 201,
-            "saves": self.kind,
+            "saves": saves,
             "note": self.note,
         }
         answer = {
             "name": f"answer-{name}",
             "client": self.recipient,
             "method": "POST",
-            "path": f"/v1/deliveries/{{{self.kind}}}/receipt",
+            "path": f"/v1/deliveries/{{{saves}}}/receipt",
             "headers": _headers(self.recipient, self.answered_under, None),
             "body": {"decision": "accepted"},
             "expect_status": 200,
@@ -81,22 +86,66 @@ class _Hop:
         return [sent, answer]
 
 
-def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
-    """The delivery examples (see module docstring), in the order they must run."""
-    investigating = str(data.case(23).case["police_case_number"])
-    in_review = str(data.case(16).case["police_case_number"])
-    at_trial = str(data.case(20).case["court_case_number"])
-    executing = str(data.case(55).case["court_case_number"])
-    transfer = dict(data.case(16).prosecution_transfer[1])
-    returned = {**transfer, "review_outcome": "RETURNED", "outcome_date": "2025-01-20"}
-    arrest = dict(data.case(20).coercive_measure[1])  # 逮捕, 银川市看守所
-    commutation = data.case(55).commutation_parole[0]["application_id"]
-    hops = [
+def walked_case_records(data: Dataset) -> dict[str, dict[str, Any]]:
+    """The records C00000023's agencies send along the chain, inline (see module docstring)."""
+    transfer = {
+        "transfer_id": "PT0000002301",
+        "case_id": "C00000023",
+        "person_ids": ["P0000002301"],
+        "transfer_date": "2025-01-10",
+        "receiving_procuratorate": "JC640104",
+        "charges": ["诈骗罪"],
+        "review_outcome": None,
+        "outcome_date": None,
+        "opinion": "犯罪嫌疑人涉嫌诈骗罪，犯罪事实清楚，证据确实、充分，依法移送审查起诉。",
+    }
+    index = case_index_of("case", "C00000023")
+    assert index is not None
+    court_number = court_case_number_for(index, "FY640104")  # given when the court takes it
+    return {
+        "transfer": transfer,
+        "returned": {**transfer, "review_outcome": "RETURNED", "outcome_date": "2025-02-01"},
+        "again": {**transfer, "transfer_id": "PT0000002302", "transfer_date": "2025-02-20"},
+        "indictment": {
+            "indictment_id": "IN0000002301",
+            "case_id": "C00000023",
+            "document_number": "宁银兴检刑诉〔2025〕101号",
+            "defendant_ids": ["P0000002301"],
+            "charges": ["诈骗罪"],
+            "indictment_date": "2025-03-20",
+            "court": "FY640104",
+        },
+        "judgment": {
+            "judgment_id": "JD0000002301",
+            "case_id": "C00000023",
+            "court_case_number": court_number,
+            "court": "FY640104",
+            "defendant_id": "P0000002301",
+            "defendant_name": str(data.case(23).person[0]["name"]),
+            "verdict": "GUILTY",
+            "penalty_type": "FIXED_TERM",
+            "term_months": 10,
+            "probation_months": 12,
+            "judgment_date": "2025-05-06",
+            "effective_date": "2025-05-17",
+            "second_instance_basis": None,
+            "executing_agency": "SF640104",
+            "execution_notice_date": "2025-05-19",
+            "summary": "被告人林平犯诈骗罪，判处有期徒刑10个月，缓刑1年。",
+        },
+    }
+
+
+def _chain(data: Dataset) -> list[_Hop]:
+    """C00000023 from 提请批准逮捕 to 入矫, every hop on the one case."""
+    case = str(data.case(23).case["police_case_number"])
+    records = walked_case_records(data)
+    return [
         _Hop(
             "arrest_request",
             "public_security",
             "ARREST_REVIEW",
-            investigating,
+            case,
             {"to_agency": "JC640104", "record_id": "C00000023"},
             "提请批准逮捕: the police send their own case record (record_id, fetched from their "
             "system); the procuratorate must decide within 7 days (刑事诉讼法 第91条第3款)",
@@ -107,7 +156,7 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             "arrest_decision",
             "procuratorate",
             "ARREST_REVIEW",
-            investigating,
+            case,
             {"to_agency": "GA640104", "record_id": "AR0000002301"},
             "批准逮捕决定 back to the police (刑事诉讼法 第90条)",
             "public_security",
@@ -117,9 +166,10 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             "prosecution_transfer",
             "public_security",
             "INVESTIGATION",
-            in_review,
-            {"to_agency": "JC640104", "record_id": transfer["transfer_id"]},
-            "移送审查起诉 (起诉意见书); due in one month (刑事诉讼法 第172条第1款)",
+            case,
+            {"to_agency": "JC640104", "record": records["transfer"]},
+            "移送审查起诉 (起诉意见书), inline; decided for the procuratorate as at 审查起诉, the "
+            "stage it puts the case in; due in one month (刑事诉讼法 第172条第1款)",
             "procuratorate",
             "PROSECUTION_REVIEW",
         ),
@@ -127,23 +177,57 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             "supplementary_investigation",
             "procuratorate",
             "PROSECUTION_REVIEW",
-            in_review,
-            {"to_agency": "GA640104", "record": returned},
-            "退回补充侦查, inline; at most twice a case (刑事诉讼法 第175条第3款): "
-            "a third is a 409",
+            case,
+            {"to_agency": "GA640104", "record": records["returned"]},
+            "退回补充侦查: the case is back in 侦查; at most twice a case "
+            "(刑事诉讼法 第175条第3款): a third is a 409",
             "public_security",
             "INVESTIGATION",
+        ),
+        _Hop(
+            "prosecution_transfer",
+            "public_security",
+            "INVESTIGATION",
+            case,
+            {"to_agency": "JC640104", "record": records["again"]},
+            "移送审查起诉 again, after the supplementary investigation (刑事诉讼法 第175条第3款)",
+            "procuratorate",
+            "PROSECUTION_REVIEW",
+            step="-2",
         ),
         _Hop(
             "indictment",
             "procuratorate",
             "PROSECUTION_REVIEW",
-            at_trial,
-            {"to_agency": "FY640104", "record_id": "IN0000002001"},
-            "提起公诉 (起诉书); the court must judge within two months (刑事诉讼法 第208条第1款)",
+            case,
+            {"to_agency": "FY640104", "record": records["indictment"]},
+            "提起公诉 (起诉书): the court the indictment names becomes a party by it; it "
+            "must judge within two months (刑事诉讼法 第208条第1款)",
             "court",
             "TRIAL",
         ),
+        _Hop(
+            "community_correction_entry",
+            "court",
+            "COMMUNITY_CORRECTION",
+            case,
+            {"to_agency": "SF640104", "record": records["judgment"]},
+            "入矫: a suspended sentence; the judgment to the 司法局 within 5 days of taking effect "
+            "(社区矫正法 第20条): an old date, so it shows as overdue",
+            "justice",
+            "COMMUNITY_CORRECTION",
+        ),
+    ]
+
+
+def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
+    """The delivery examples (see module docstring), in the order they must run."""
+    at_trial = str(data.case(20).case["court_case_number"])
+    executing = str(data.case(55).case["court_case_number"])
+    arrest = dict(data.case(20).coercive_measure[1])  # 逮捕, 银川市看守所
+    commutation = data.case(55).commutation_parole[0]["application_id"]
+    hops = [
+        *_chain(data),
         _Hop(
             "custody_transfer",
             "court",
@@ -185,16 +269,6 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             "减刑建议书 to the intermediate court that rules on 刑更 (刑事诉讼法 第273条第2款)",
             "intermediate_court",
             "COMMUTATION_PAROLE",
-        ),
-        _Hop(
-            "community_correction_entry",
-            "court",
-            "COMMUNITY_CORRECTION",
-            executing,
-            {"to_agency": "SF640104", "record_id": "JD0000005501"},
-            "入矫: the parolee's documents to the 司法局 (社区矫正法 第20条)",
-            "justice",
-            "COMMUNITY_CORRECTION",
         ),
     ]
     return [

@@ -45,6 +45,7 @@ from gateway.auth.tokens import Principal
 from gateway.db import session_scope
 from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
 from gateway.deliveries.limits import check_per_case_limit
+from gateway.deliveries.moves import as_received, recipient_mismatch
 from gateway.deliveries.recipient import check_for_recipient
 from gateway.deliveries.repository import (
     DeliveryRepository,
@@ -261,7 +262,13 @@ class DeliveryService:
             record = parsed.record
         else:
             record = await self._own_record(parsed, headers, case, purpose, draft)
-        await self._check_content(parsed, record, headers, case, purpose, draft)
+        self._check_addressee(parsed, record)
+        # Decided for the recipient as the delivery leaves the case: at the stage the step puts
+        # it in, the recipient a party if the record names it (moves.py). Nothing is stored.
+        received = as_received(
+            self.standard, case, kind, recipient, self.standard.resource(kind.resource), record
+        )
+        await self._check_content(parsed, record, headers, received, purpose, draft)
         now = self.clock()
         due = parsed.deadline(record, now)
         # The delivered document as the standard defines it: without the flags kept for the
@@ -389,7 +396,10 @@ class DeliveryService:
                 [{"field": "record_id", "reason": f"not a {parsed.sender.kind} resource"}],
             )
         assert case is not None  # the sender handles it (checked in create)
-        access = self._access(parsed, None, record_id, headers, case, purpose)
+        # May the recipient receive such a record at all, as the delivery leaves the case (the
+        # record not known yet: as if it named the recipient; decided again once fetched).
+        received = as_received(self.standard, case, parsed.kind, parsed.recipient, resource, None)
+        access = self._access(parsed, None, record_id, headers, received, purpose)
         decision = self.policy.current.decide(access)
         if not decision.allowed:
             draft.rule_ids = sorted({*draft.rule_ids, *decision.rule_ids})
@@ -412,6 +422,17 @@ class DeliveryService:
         record = parsed.checked_record(self.standard, dict(found))
         parsed.deadline(record, self.clock())
         return record
+
+    def _check_addressee(self, parsed: DeliveryRequest, record: dict[str, Any]) -> None:
+        """A record naming another agency of the recipient's kind as its party is not sent."""
+        resource = self.standard.resource(parsed.kind.resource)
+        field = recipient_mismatch(self.standard, resource, record, parsed.recipient)
+        if field is not None:
+            reason = f"names another {parsed.recipient.kind} agency, not {parsed.recipient.code}"
+            raise UnprocessableContent(
+                f"record.{field}: {reason}; the delivery goes to the agency its record names",
+                [{"field": f"record.{field}", "reason": reason}],
+            )
 
     async def _check_content(
         self,
@@ -500,6 +521,8 @@ class DeliveryService:
                 )
                 if not done:
                     raise Conflict(f"the delivery was answered meanwhile ({row.status})")
-                return delivery_document(row, repo.events(row.id))
+                document = delivery_document(row, repo.events(row.id))
+            self.exchange.forget_case(document["case_number"])  # the step may have moved it
+            return document
 
         return Answer(200, None, {}, commit)

@@ -45,7 +45,7 @@ from gateway.standard import (
     record_validator,
 )
 
-__all__ = ["CaseLocator", "CaseParties"]
+__all__ = ["CaseLocator", "CaseParties", "string_values"]
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,8 @@ class _Source:
         return False
 
 
-def _values(value: object) -> Iterable[str]:
+def string_values(value: object) -> Iterable[str]:
+    """The strings of a field's value: itself, or the strings of a list."""
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list | tuple):
@@ -197,7 +198,7 @@ class CaseParties:
     def _parties_of(self, record: Mapping[str, Any], source: _Source) -> set[str]:
         out: set[str] = set()
         for spec in source.fields:
-            for value in _values(record.get(spec.name)):
+            for value in string_values(record.get(spec.name)):
                 if spec.type is FieldType.CASE_NUMBER:
                     court = self._standard.court_by_code(parse_case_number(value).court_code)
                     if court is not None:

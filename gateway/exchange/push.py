@@ -106,6 +106,7 @@ def adapter_push(adapters: AgencyAdapters, standard: Standard, allowed: Delivery
                 error=exc.message[:300],
             )
             return _outcome(exc)
+        adapters.forget_case(job.case_number)  # the recipient's system may have moved it on
         log.info(
             "delivery pushed",
             delivery=job.delivery_id,

@@ -376,6 +376,10 @@ class ExchangeService:
         (None if unknown); an upstream failure is a 502/504 problem noted in ``draft``."""
         return await self._resolve_case(case_number, draft, agency, purpose)
 
+    def forget_case(self, case_number: str) -> None:
+        """The case moved (a delivery answered): read it again next time (see upstream)."""
+        self._adapters.forget_case(case_number)
+
     async def fetch_for_delivery(
         self, resource: ResourceType, record_id: str, decision: RequestDecision, draft: EntryDraft
     ) -> Mapping[str, Any] | None:

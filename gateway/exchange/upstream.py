@@ -61,6 +61,21 @@ class AgencyAdapters:
         self._case_owner = case_owner
         self._case_cache: dict[str, tuple[float, StandardRecord | None]] = {}
 
+    def forget_case(self, case_number: str) -> None:
+        """Drop the cached case ``case_number`` names, under any 案号 it was cached by.
+
+        Called when a delivery of the case reached its recipient or was answered: the step may
+        have moved the case (stage, handling agencies), so the next decision reads it again
+        from its owner's system rather than a snapshot from before the step. Per worker.
+        """
+        cached = self._case_cache.pop(case_number, None)
+        record = None if cached is None else cached[1]
+        case_id = None if record is None else record.get("case_id")
+        if case_id is not None:
+            for number, (_, other) in list(self._case_cache.items()):
+                if other is not None and other.get("case_id") == case_id:
+                    self._case_cache.pop(number, None)
+
     async def resolve_case(
         self,
         case_number: str,

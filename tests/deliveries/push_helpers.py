@@ -8,6 +8,7 @@ purpose; a 提请批准逮捕's case record carries has_sealed_juvenile, which i
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_d
 from gateway.exchange.push import adapter_push, rules_in_force
 from gateway.runtime import Runtime
 from sandbox.generator import Dataset, Record
+from sandbox.server import serve_in_thread
+from sandbox.systems import AGENCY_KINDS, create_app
 from tests.conftest import Gateway
 from tests.exchange.conftest import CREDENTIALS
 
@@ -193,3 +196,16 @@ def set_fault(agency_urls: dict[str, str], kind: str, fault: str) -> None:
     assert (
         httpx.put(agency_urls[kind] + "/_sandbox/fault", content=fault.encode()).status_code == 204
     )
+
+
+@contextmanager
+def world_systems(dataset: Dataset) -> Iterator[dict[str, str]]:
+    """The five sample systems over one dataset that received deliveries move on (as under
+    ``serve-all``, sandbox/world.py): their URLs by agency kind."""
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for kind in AGENCY_KINDS:
+            app = create_app(kind, dataset, CREDENTIALS)
+            app.state.world = dataset
+            urls[kind] = stack.enter_context(serve_in_thread(app))
+        yield urls

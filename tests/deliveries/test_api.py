@@ -254,12 +254,25 @@ def test_content_the_negative_list_withholds_is_refused_and_nothing_is_written(
 
 
 def test_a_recipient_outside_the_case_is_refused(gw: Gateway, dataset: Dataset) -> None:
-    # FY640105 does not handle the case: the indictment may not reach it; nothing is stored.
-    refused = _send(gw, dataset, _body(dataset, to_agency="FY640105"))
+    # FY640105 does not handle the case, which is already at trial: an indictment naming it
+    # does not move the case, so FY640105 is no party and may not receive it (moves.py).
+    record = {**_indictment(dataset), "court": "FY640105"}
+    refused = _send(gw, dataset, _body(dataset, to_agency="FY640105", record=record))
     assert refused.status_code == 403, refused.text
     assert "FY640105" in refused.json()["detail"]
     assert _counts(gw) == (0, 0, 0)
     assert _entry(gw, refused)["decision"] == "deny"
+
+
+def test_a_record_naming_another_recipient_is_not_sent(gw: Gateway, dataset: Dataset) -> None:
+    # The indictment names FY640104 as its court: it does not go to FY640105 instead.
+    refused = _send(gw, dataset, _body(dataset, to_agency="FY640105"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [
+        {"field": "record.court", "reason": "names another court agency, not FY640105"}
+    ]
+    assert _counts(gw) == (0, 0, 0)
+    assert _entry(gw, refused)["decision"] == "invalid"
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,17 @@
-"""One case from investigation along the chain, against sample systems that share one world.
+"""One case from investigation to 入矫, against sample systems that share one world.
 
 As in the demo (``serve-all``), the five sample systems share one dataset and a received
 delivery moves its case on (sandbox/world.py). Each hop is sent through the API with the real
-policy checks, pushed, and answered. The walk shows how far one case gets today: 提请批准逮捕 →
-批准逮捕决定, then 移送审查起诉 is refused, because the procuratorate's purpose for it is not
-valid at the stage the case is in until that very delivery is received (docs/deliveries.md,
-"Not one case, four"). The gateway's case cache is switched off here (a test's monkeypatch,
-not a product setting) so the case as the police system reports it is read on every hop.
+policy checks, pushed, and answered: 提请批准逮捕 → 批准逮捕决定 → 移送审查起诉 → 退回补充侦查 →
+移送审查起诉 again → 提起公诉 → 入矫. A delivery is decided for its recipient as the step leaves
+the case (gateway/deliveries/moves.py): at the stage it moves to, the recipient a party because
+the delivered record names it. The gateway's case cache (30 s) stays on: a delivery that
+reached its recipient, or was answered, drops its case from it, so each hop is decided on the
+case as the police system reports it after the last one (checked after each hop).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,26 +20,30 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from gateway.demo_deliveries import walked_case_records
 from sandbox.generator import Dataset
-from sandbox.server import serve_in_thread
-from sandbox.systems import AGENCY_KINDS, create_app
 from tests.conftest import Gateway
-from tests.deliveries.push_helpers import Clock, pusher, run_once, sandbox_auth, state
-from tests.exchange.conftest import CREDENTIALS
+from tests.deliveries.push_helpers import (
+    Clock,
+    pusher,
+    run_once,
+    sandbox_auth,
+    state,
+    world_systems,
+)
 
 POLICE_NUMBER = "A6401040000002024112156"  # C00000023, 立案侦查 in 兴庆区
 
 
 @pytest.fixture
-def world_urls() -> Iterator[dict[str, str]]:
+def world_dataset() -> Dataset:
+    return Dataset(2021, 300)
+
+
+@pytest.fixture
+def world_urls(world_dataset: Dataset) -> Iterator[dict[str, str]]:
     """The five systems over one fresh dataset that received deliveries move on."""
-    dataset = Dataset(2021, 300)
-    with contextlib.ExitStack() as stack:
-        urls = {}
-        for kind in AGENCY_KINDS:
-            app = create_app(kind, dataset, CREDENTIALS)
-            app.state.world = dataset
-            urls[kind] = stack.enter_context(serve_in_thread(app))
+    with world_systems(world_dataset) as urls:
         yield urls
 
 
@@ -50,82 +54,166 @@ def _police_case(urls: dict[str, str]) -> dict[str, Any]:
     return data
 
 
-def test_one_case_travels_until_the_prosecution_transfer(
-    exchange_gateway: Callable[..., Gateway],
-    world_urls: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("gateway.exchange.upstream._CASE_CACHE_SECONDS", 0.0)
-    gw = exchange_gateway(upstream_urls=world_urls)  # its "police" client is GA640104
-    # The API stamps rows with the real time: the pusher's clock runs a little ahead of it.
-    outbox = pusher(gw, Clock(datetime.now(UTC) + timedelta(minutes=1)))
+class _Walk:
+    """Sends, pushes and answers deliveries of case C00000023 through the gateway."""
 
-    def send(client: str, purpose: str, key: str, body: dict[str, Any]) -> httpx.Response:
+    def __init__(self, gw: Gateway, urls: dict[str, str]) -> None:
+        self.gw, self.urls = gw, urls
+        # The API stamps rows with the real time: the pusher's clock runs a little ahead of it.
+        self.outbox = pusher(gw, Clock(datetime.now(UTC) + timedelta(minutes=1)))
+
+    def send(self, client: str, purpose: str, key: str, body: dict[str, Any]) -> httpx.Response:
         headers = {
-            **gw.auth(client),
+            **self.gw.auth(client),
             "X-Purpose": purpose,
             "X-Operator-Id": "officer-01",
             "X-Case-Number": quote(POLICE_NUMBER),
             "Idempotency-Key": key,
         }
-        return gw.client.post("/v1/deliveries", headers=headers, json=body)
+        return self.gw.client.post("/v1/deliveries", headers=headers, json=body)
 
-    def hop(client: str, purpose: str, body: dict[str, Any], answerer: str, under: str) -> None:
-        sent = send(client, purpose, f"walk-{body['kind']}", body)
+    def hop(
+        self,
+        client: str,
+        purpose: str,
+        body: dict[str, Any],
+        answerer: str,
+        under: str,
+        key: str = "",
+    ) -> dict[str, Any]:
+        """One delivery sent, pushed, accepted; the police system's case record after it."""
+        sent = self.send(client, purpose, key or f"walk-{body['kind']}", body)
         assert sent.status_code == 201, sent.text
         delivery_id = sent.json()["id"]
-        assert run_once(gw, outbox) == 1
-        assert state(gw, delivery_id)[0] == "delivered"
-        headers = {**gw.auth(answerer), "X-Purpose": under, "X-Operator-Id": "officer-02"}
-        answer = gw.client.post(
+        assert run_once(self.gw, self.outbox) == 1
+        assert state(self.gw, delivery_id)[0] == "delivered"
+        headers = {**self.gw.auth(answerer), "X-Purpose": under, "X-Operator-Id": "officer-02"}
+        answer = self.gw.client.post(
             f"/v1/deliveries/{delivery_id}/receipt",
             headers=headers,
             json={"decision": "accepted"},
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "accepted"
+        return _police_case(self.urls)
 
-    assert (_police_case(world_urls)["AJZT"], _police_case(world_urls)["BLDWDM"]) == (
-        "10",
-        "GA640104,JC640104",
-    )
-    hop(
+
+def test_one_case_travels_the_whole_chain(
+    exchange_gateway: Callable[..., Gateway],
+    world_dataset: Dataset,
+    world_urls: dict[str, str],
+) -> None:
+    gw = exchange_gateway(upstream_urls=world_urls)  # its "police" client is GA640104
+    walk = _Walk(gw, world_urls)
+    case = _police_case(world_urls)
+    assert (case["AJZT"], case["BLDWDM"]) == ("10", "GA640104,JC640104")  # 侦查
+
+    case = walk.hop(
         "police",
         "ARREST_REVIEW",
         {"kind": "arrest_request", "to_agency": "JC640104", "record_id": "C00000023"},
         "procuratorate",
         "ARREST_REVIEW",
     )
-    assert _police_case(world_urls)["AJZT"] == "20"  # ARREST_REVIEW, as the police now report
-    hop(
+    assert case["AJZT"] == "20"  # 审查逮捕
+    case = walk.hop(
         "procuratorate",
         "ARREST_REVIEW",
         {"kind": "arrest_decision", "to_agency": "GA640104", "record_id": "AR0000002301"},
         "police",
         "ARREST_REVIEW",
     )
-    assert _police_case(world_urls)["AJZT"] == "10"  # back to INVESTIGATION
-    transfer = {
-        "transfer_id": "PT0000002301",
-        "case_id": "C00000023",
-        "person_ids": ["P0000002301"],
-        "transfer_date": "2025-01-10",
-        "receiving_procuratorate": "JC640104",
-        "charges": ["诈骗罪"],
-        "review_outcome": None,
-        "outcome_date": None,
-        "opinion": "犯罪嫌疑人涉嫌诈骗罪，犯罪事实清楚，证据确实、充分，依法移送审查起诉。",
-    }
-    refused = send(
+    assert case["AJZT"] == "10"  # back to 侦查
+    records = walked_case_records(world_dataset)  # the records the demo's chain sends
+    transfer = {"kind": "prosecution_transfer", "to_agency": "JC640104"}
+    case = walk.hop(
         "police",
         "INVESTIGATION",
-        "walk-prosecution_transfer",
-        {"kind": "prosecution_transfer", "to_agency": "JC640104", "record": transfer},
+        {**transfer, "record": records["transfer"]},
+        "procuratorate",
+        "PROSECUTION_REVIEW",
     )
+    assert case["AJZT"] == "30"  # 审查起诉
+    case = walk.hop(
+        "procuratorate",
+        "PROSECUTION_REVIEW",
+        {
+            "kind": "supplementary_investigation",
+            "to_agency": "GA640104",
+            "record": records["returned"],
+        },
+        "police",
+        "INVESTIGATION",
+    )
+    assert case["AJZT"] == "10"  # 退回补充侦查: 侦查 again
+    case = walk.hop(
+        "police",
+        "INVESTIGATION",
+        {**transfer, "record": records["again"]},
+        "procuratorate",
+        "PROSECUTION_REVIEW",
+        key="walk-prosecution_transfer-2",
+    )
+    assert case["AJZT"] == "30"
+    assert "FY640104" not in case["BLDWDM"]
+
+    case = walk.hop(
+        "procuratorate",
+        "PROSECUTION_REVIEW",
+        {"kind": "indictment", "to_agency": "FY640104", "record": records["indictment"]},
+        "court",
+        "TRIAL",
+    )
+    assert case["AJZT"] == "40"  # 审判: the court now handles the case and gave it a 案号
+    assert "FY640104" in case["BLDWDM"].split(",")
+    assert case["FYAH"] == records["judgment"]["court_case_number"]  # the 案号 it gave
+
+    case = walk.hop(
+        "court",
+        "COMMUNITY_CORRECTION",
+        {
+            "kind": "community_correction_entry",
+            "to_agency": "SF640104",
+            "record": records["judgment"],
+        },
+        "justice",
+        "COMMUNITY_CORRECTION",
+    )
+    assert case["AJZT"] == "50"  # 执行: 入矫
+    assert "SF640104" in case["BLDWDM"].split(",")
+
+
+def test_a_step_that_moves_the_case_still_carries_nothing_the_negative_list_withholds(
+    exchange_gateway: Callable[..., Gateway],
+    world_dataset: Dataset,
+    world_urls: dict[str, str],
+) -> None:
+    # The same 移送审查起诉 as in the walk, the case now marked 工作秘密 by the police: decided
+    # as at 审查起诉 with the procuratorate a party, it is still refused, and nothing moves.
+    gw = exchange_gateway(upstream_urls=world_urls)
+    walk = _Walk(gw, world_urls)
+    case = world_dataset.get("case", "C00000023")
+    assert case is not None
+    case["work_secret"] = True  # type: ignore[index]  # the cached record, changed in place
+    record = walked_case_records(world_dataset)["transfer"]
+    transfer = {"kind": "prosecution_transfer", "to_agency": "JC640104", "record": record}
+    refused = walk.send("police", "INVESTIGATION", "walk-secret", transfer)
     assert refused.status_code == 403, refused.text
-    problem = refused.json()
-    assert problem["rule_ids"] == ["jc.prosecution-review.transfer"]
-    assert "valid in stages PROSECUTION_REVIEW, TRIAL" in problem["detail"]
-    assert "the case is in stage INVESTIGATION" in problem["detail"]
-    assert run_once(gw, outbox) == 0  # nothing stored, nothing pushed
+    assert "nl.work-secret.case-request" in refused.json()["rule_ids"]
+    assert run_once(gw, walk.outbox) == 0  # nothing stored, nothing pushed
     assert _police_case(world_urls)["AJZT"] == "10"
+
+
+def test_a_step_to_an_agency_its_record_does_not_name_is_refused(
+    exchange_gateway: Callable[..., Gateway],
+    world_urls: dict[str, str],
+) -> None:
+    # 起诉意见书 naming JC640104, sent to JC640105 (西夏区): refused, the field named.
+    gw = exchange_gateway(upstream_urls=world_urls)
+    walk = _Walk(gw, world_urls)
+    record = walked_case_records(Dataset(2021, 300))["transfer"]
+    transfer = {"kind": "prosecution_transfer", "to_agency": "JC640105", "record": record}
+    refused = walk.send("police", "INVESTIGATION", "walk-elsewhere", transfer)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "record.receiving_procuratorate"
+    assert run_once(gw, walk.outbox) == 0

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from gateway.audit.checkpoint import parse_verifier
 from gateway.deliveries.receipts import open_receipt
 from gateway.demo import DEMO_CLIENTS
 from gateway.demo_examples import demo_examples
+from sandbox.generator import Dataset
 from tests.conftest import Gateway
+from tests.deliveries.push_helpers import Clock, pusher, run_once, world_systems
+from tests.exchange.conftest import SANDBOX_CASES, SANDBOX_SEED
+
+
+@pytest.fixture
+def world_urls() -> Iterator[dict[str, str]]:
+    """As in the demo (``serve-all``): the sample systems share one world that received
+    deliveries move on, so the demo's one case can travel the whole chain."""
+    with world_systems(Dataset(SANDBOX_SEED, SANDBOX_CASES)) as urls:
+        yield urls
 
 
 def test_every_demo_example_gets_its_expected_status(
-    exchange_gateway: Callable[..., Gateway],
+    exchange_gateway: Callable[..., Gateway], world_urls: dict[str, str]
 ) -> None:
-    gateway = exchange_gateway()
+    gateway = exchange_gateway(upstream_urls=world_urls)
+    # As the demo's pusher does when woken: each delivery reaches its recipient's system.
+    outbox = pusher(gateway, Clock(datetime.now(UTC) + timedelta(minutes=1)))
     for name, (agency, scopes) in DEMO_CLIENTS.items():
         if name not in gateway.clients:
             gateway.register(name, agency, [str(s) for s in scopes])
@@ -43,6 +59,7 @@ def test_every_demo_example_gets_its_expected_status(
         assert response.status_code == example["expect_status"], (example["name"], response.text)
         if "saves" in example:
             saved[example["saves"]] = response.json()["id"]
+            assert run_once(gateway, outbox) == 1, example["name"]
         if example["path"].endswith("/receipt"):
             receipts.append(response.json()["receipt"])
         if example["path"].startswith("/v1/resources/"):
@@ -70,9 +87,19 @@ def _every_kind_delivered_and_receipted(
     of its sender's kind, each answered; every receipt verifies with the published key."""
     runtime = gateway.client.app.state.runtime  # type: ignore[attr-defined]
     sent = [e for e in examples if e["path"] == "/v1/deliveries" and e["method"] == "POST"]
-    assert sorted(e["body"]["kind"] for e in sent) == sorted(
-        k.code for k in runtime.standard.deliveries
-    )
+    assert {e["body"]["kind"] for e in sent} == {k.code for k in runtime.standard.deliveries}
+    # One case travels the whole chain, every hop on its one 案号 and answered (issue 15).
+    first = sent[0]["headers"]["X-Case-Number"]
+    chain = [e["body"]["kind"] for e in sent if e["headers"]["X-Case-Number"] == first]
+    assert chain == [
+        "arrest_request",
+        "arrest_decision",
+        "prosecution_transfer",
+        "supplementary_investigation",
+        "prosecution_transfer",
+        "indictment",
+        "community_correction_entry",
+    ]
     for example in sent:
         assert example["headers"]["Idempotency-Key"]
         kind = runtime.standard.delivery_kind(example["body"]["kind"])
