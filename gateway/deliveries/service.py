@@ -43,10 +43,10 @@ from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
+from gateway.deliveries.content import RecipientRead, decide_content
 from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
 from gateway.deliveries.limits import check_per_case_limit
 from gateway.deliveries.moves import as_received, recipient_mismatch
-from gateway.deliveries.recipient import check_for_recipient
 from gateway.deliveries.repository import (
     DeliveryRepository,
     IdempotencyConflict,
@@ -444,25 +444,18 @@ class DeliveryService:
         draft: EntryDraft,
     ) -> None:
         """The choke point: the content decided for the recipient, as a read by it."""
-        resource = self.standard.resource(parsed.kind.resource)
-        id_value = record.get(resource.id_field)
-        decision_only = resource.decision_only_fields
-        access = self._access(
-            parsed,
-            frozenset(record) - decision_only,
-            id_value if isinstance(id_value, str) else None,
-            headers,
-            case,
+        read = RecipientRead(
+            parsed.kind,
+            parsed.recipient,
             purpose,
+            headers.case_number,
+            headers.operator_id,
+            case,
         )
-        pdp = self.policy.current
-        decision = pdp.decide(access)
-        subjects = await self.exchange.subjects.prepare(
-            decision, resource, {}, case.record if case else None
-        )
-        await self.exchange.subjects.complete(subjects, decision, resource, [record])
         try:
-            verdict = check_for_recipient(pdp, access, record, subjects, decision_only)
+            decision, verdict = await decide_content(
+                self.standard, self.policy, self.exchange, read, record, self.clock()
+            )
         except Forbidden as exc:
             draft.rule_ids = sorted({*draft.rule_ids, *exc.extra.get("rule_ids", [])})
             raise

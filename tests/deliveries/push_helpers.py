@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import session_scope
+from gateway.deliveries.content import PushRecheck
 from gateway.deliveries.outbox import OutboxPusher, PushJob
 from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
 from gateway.exchange.push import adapter_push, rules_in_force
@@ -112,11 +113,16 @@ def pusher(
     gw: Gateway,
     clock: Clock,
     push: Callable[[PushJob], Any] | None = None,
+    *,
+    recheck: bool = True,
     **kw: Any,
 ) -> OutboxPusher:
-    """A pusher on the gateway's database, adapters and audit log, with a clock of the test."""
+    """A pusher on the gateway's database, adapters and audit log, with a clock of the test;
+    as the app's, it decides each content again before pushing it (``recheck=False``: not, for
+    deliveries stored directly that the API would refuse)."""
     rt = runtime(gw)
-    real = adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy))
+    again = PushRecheck(rt.standard, rt.policy, rt.exchange, clock) if recheck else None
+    real = adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy), again)
     return OutboxPusher(
         rt.session_factory,
         push or real,
@@ -205,7 +211,7 @@ def world_systems(dataset: Dataset) -> Iterator[dict[str, str]]:
     with contextlib.ExitStack() as stack:
         urls = {}
         for kind in AGENCY_KINDS:
-            app = create_app(kind, dataset, CREDENTIALS)
+            app = create_app(kind, dataset, CREDENTIALS, faults_enabled=True)
             app.state.world = dataset
             urls[kind] = stack.enter_context(serve_in_thread(app))
         yield urls
