@@ -45,7 +45,7 @@ from gateway.auth.tokens import Principal
 from gateway.db import session_scope
 from gateway.deliveries.content import RecipientRead, decide_content
 from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
-from gateway.deliveries.limits import check_per_case_limit
+from gateway.deliveries.limits import check_per_case_limit, enforce_per_case_limit
 from gateway.deliveries.moves import as_received, recipient_mismatch
 from gateway.deliveries.repository import (
     DeliveryRepository,
@@ -295,8 +295,12 @@ class DeliveryService:
         draft.body_sha256 = new.content_sha256
         draft.action = {**draft.action, "delivery": new.id}
 
+        def hold(session: Session) -> None:  # the limit counted again, locked, as stored
+            assert case is not None
+            enforce_per_case_limit(session, kind, new.case_number, case)
+
         def commit(index: int) -> dict[str, Any]:
-            stored = self._store(new, key, parsed.request_sha256, index)
+            stored = self._store(new, key, parsed.request_sha256, index, hold)
             self.on_created()
             return stored
 
@@ -317,12 +321,20 @@ class DeliveryService:
             assert found is not None
             return delivery_document(found, repo.events(found.id))
 
-    def _store(self, new: NewDelivery, key: str, sha: str, index: int) -> dict[str, Any]:
+    def _store(
+        self,
+        new: NewDelivery,
+        key: str,
+        sha: str,
+        index: int,
+        hold: Callable[[Session], None] = lambda session: None,
+    ) -> dict[str, Any]:
         # The key was found unused before the audit entry (``_replay``); the document is
         # rendered in the creating transaction. Only a concurrent duplicate reads again.
         document: dict[str, Any] = {}
 
         def build(repo: DeliveryRepository) -> Any:
+            hold(repo.session)
             row = repo.create(new, key=key, request_sha256=sha, audit_index=index)
             document.update(delivery_document(row, repo.events(row.id)))
             return row

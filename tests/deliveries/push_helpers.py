@@ -69,8 +69,7 @@ def first_record(
     raise LookupError(resource)
 
 
-def store_delivery(
-    factory: sessionmaker[Session],
+def new_delivery(
     kind: str,
     sender: str,
     recipient: str,
@@ -80,12 +79,12 @@ def store_delivery(
     attachments: Sequence[dict[str, str]] = (),
     created_at: datetime = T0,
     purpose: str = "TEST",
-) -> str:
-    """A delivery stored as the service stores one (content: canonical JSON); its id."""
+) -> NewDelivery:
+    """A delivery as the service builds one (content: canonical JSON)."""
     content = orjson.dumps(
         {"record": record, "attachments": list(attachments)}, option=orjson.OPT_SORT_KEYS
     )
-    new = NewDelivery(
+    return NewDelivery(
         id=new_delivery_id(),
         kind=kind,
         from_agency=AGENCY[sender],
@@ -99,6 +98,18 @@ def store_delivery(
         created_at=created_at,
         due_at=None,
     )
+
+
+def store_delivery(
+    factory: sessionmaker[Session],
+    kind: str,
+    sender: str,
+    recipient: str,
+    record: dict[str, Any],
+    **kw: Any,
+) -> str:
+    """A delivery stored as the service stores one (see :func:`new_delivery`); its id."""
+    new = new_delivery(kind, sender, recipient, record, **kw)
     with session_scope(factory) as session:
         DeliveryRepository(session).create(new, key=new.id, request_sha256="0" * 64, audit_index=0)
     return new.id
