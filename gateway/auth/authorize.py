@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from gateway.audit.refusals import source_address
+from gateway.audit.refusals import route_template, source_address
 from gateway.auth.passwords import TokenEndpointBusy
 from gateway.auth.totp import verify_totp
 from gateway.auth.users import (
@@ -53,6 +53,11 @@ def _redirect_uri(runtime: Runtime) -> str:
     return runtime.settings.issuer + CONSOLE_REDIRECT_PATH
 
 
+def _count_refusal(request: Request, runtime: Runtime, status: int) -> None:
+    """A refused request of nobody yet identified: counted as the API's anonymous refusals."""
+    runtime.anonymous.count(source_address(request), route_template(request), status)
+
+
 def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) -> Response | None:
     """Refuse a request that is not the console's; errors the client may see go back to it."""
     if params.get("client_id") != CONSOLE_CLIENT_ID or params.get("redirect_uri") != _redirect_uri(
@@ -60,6 +65,7 @@ def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) ->
     ):
         # RFC 6749 §4.1.2.1: never redirect to an unverified URI.
         context = {"heading": "无效的登录请求", "message": "登录请求的客户端或回调地址无效。"}
+        _count_refusal(request, runtime, 400)
         return render(request, "message.html", context, status=400)
     error = None
     if params.get("response_type") != "code":
@@ -72,6 +78,7 @@ def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) ->
         error = "invalid_request"
     if error is None:
         return None
+    _count_refusal(request, runtime, 303)
     query = urlencode({"error": error, "state": params.get("state", "")})
     return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
 
@@ -168,6 +175,7 @@ async def sign_in(request: Request) -> Response:
     if not isinstance(given, str) or not csrf_matches(
         request.cookies.get(SIGNIN_CSRF_COOKIE, ""), given
     ):
+        _count_refusal(request, runtime, 403)
         return _signin_page(
             request, runtime, params, status=403, error="表单已过期，请重新输入并提交。"
         )
