@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from gateway.auth.deps import ExchangeClient, RuntimeDep, audited_scope
+from gateway.auth.deps import BEARER_SECURITY, ExchangeClient, RuntimeDep, flat_audited_scope
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
 from gateway.errors import GatewayError, problem_responses
@@ -19,7 +19,9 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["exchange"])
 
-AuditedExchangeCaller = Annotated[Principal | GatewayError, Depends(audited_scope(Scope.EXCHANGE))]
+AuditedExchangeCaller = Annotated[
+    Principal | GatewayError, Depends(flat_audited_scope(Scope.EXCHANGE))
+]
 
 _HEADERS_DOC: list[dict[str, Any]] = [
     {
@@ -123,7 +125,7 @@ async def catalog(runtime: RuntimeDep, caller: ExchangeClient) -> Response:
     summary="One record, in standard form, filtered by policy",
     response_model=RecordResponse,
     responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
-    openapi_extra={"parameters": _HEADERS_DOC},
+    openapi_extra={"parameters": _HEADERS_DOC, "security": BEARER_SECURITY},
 )
 async def fetch_record(
     request: Request,
@@ -151,7 +153,8 @@ async def fetch_record(
                 "schema": {"type": "integer", "minimum": 1, "maximum": 100},
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
-        ]
+        ],
+        "security": BEARER_SECURITY,
     },
 )
 async def search_records(
