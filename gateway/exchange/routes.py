@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -15,7 +16,7 @@ from gateway.errors import GatewayError, problem_responses
 from gateway.responses import JSONResponse
 from gateway.runtime import runtime_of
 
-__all__ = ["router"]
+__all__ = ["data_routes", "router"]
 
 router = APIRouter(tags=["exchange"])
 
@@ -165,3 +166,10 @@ async def search_records(
     # The runtime is not a dependency (RuntimeDep) of the two exchange routes: one
     # dependency fewer to resolve on every exchange request.
     return await runtime_of(request).exchange.handle(request, caller, resource, None)
+
+
+def data_routes() -> list[APIRoute]:
+    """The two data routes, whose GET :class:`~gateway.exchange.asgi.ExchangeEndpoints` serves
+    without FastAPI's router (their declarations here stay the OpenAPI document's)."""
+    endpoints = (fetch_record, search_records)
+    return [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint in endpoints]
