@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy.exc import OperationalError
+from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from gateway.exchange import asgi
@@ -162,3 +164,35 @@ def test_the_lean_endpoint_sits_inside_the_gateway_middleware_and_serves_only_da
     source = inspect.getsource(asgi.ExchangeEndpoints._serve)
     assert "exchange.handle(" in source
     assert "audited_caller(request, AuthScope.EXCHANGE, token)" in source
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (RuntimeError("a bug"), 500),
+        (OperationalError("SELECT 1", {}, Exception("the database is down")), 503),
+    ],
+)
+def test_an_error_in_the_choke_point_answers_as_fastapi_does(
+    gw: Gateway, error: Exception, status: int, served: list[str]
+) -> None:
+    runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    client = TestClient(gw.client.app, raise_server_exceptions=False)
+    headers = {**exchange_headers(gw, "court", "TRIAL", None), "X-Case-Number": COURT_CASE}
+    path = "/v1/resources/person/P0000002001"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime.exchange, "handle", failing)
+        lean = _answer(client.get(path, headers=headers))
+        stepped_over = _through_fastapi()
+        try:
+            declared = _answer(client.get(path, headers=headers))
+        finally:
+            stepped_over.undo()
+    assert served == [path]
+    assert lean == declared
+    assert lean[0] == status
+    assert lean[2]["type"] in ("/problems/internal-error", "/problems/service-unavailable")
