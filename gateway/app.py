@@ -40,8 +40,10 @@ from gateway.deliveries.routes import router as deliveries_router
 from gateway.deliveries.service import DeliveryService
 from gateway.docs_ui import install_docs
 from gateway.errors import install_error_handlers
+from gateway.exchange.asgi import ExchangeEndpoints
 from gateway.exchange.cursor import CursorSealer
 from gateway.exchange.push import outbox_pusher
+from gateway.exchange.routes import data_routes
 from gateway.exchange.routes import router as exchange_router
 from gateway.exchange.service import ExchangeService
 from gateway.exchange.subjects import SubjectResolver
@@ -457,6 +459,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     # The web console (/console/, docs/console.md) and its sign-in at /oauth/authorize.
     mount_console(app)
+    # A GET of the exchange data routes is served ahead of FastAPI's router (issue 18), inside
+    # the gateway's middleware (added after it, so outside it).
+    app.add_middleware(ExchangeEndpoints, routes=data_routes())
     app.add_middleware(
         GatewayMiddleware,
         metrics=metrics,

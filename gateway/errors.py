@@ -38,6 +38,7 @@ from starlette.responses import Response
 from gateway.observability.context import current_request_id
 
 __all__ = [
+    "DATABASE_UNAVAILABLE",
     "INTERNAL_ERROR_DETAIL",
     "PROBLEM_CONTENT_TYPE",
     "PROBLEM_SCHEMA",
@@ -61,6 +62,9 @@ __all__ = [
     "UpstreamTimeout",
     "error_response",
     "install_error_handlers",
+    "on_database_error",
+    "on_gateway_error",
+    "on_http_error",
     "problem_response",
     "problem_responses",
     "validation_problem",
@@ -349,68 +353,75 @@ def validation_problem(exc: RequestValidationError) -> UnprocessableContent:
     return UnprocessableContent(f"invalid value for {names}", errors)
 
 
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, request.url.path)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _STARLETTE_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(
+        exc.status_code,
+        title,
+        detail,
+        slug=slug,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problem = validation_problem(exc)
+    return problem_response(
+        problem.status,
+        problem.title,
+        problem.detail,
+        slug=problem.slug,
+        instance=request.url.path,
+        extra=problem.extra,
+    )
+
+
+# Only "cannot reach or use the database" is a retryable 503; a data error (a value the
+# database refuses) is a validation gap, left to the unexpected-error handler.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+
+
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    # The database is down or refusing: a 503 the client can retry, not a 500. Nothing
+    # was released: every data path writes its audit entry first, which failed too.
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return problem_response(
+        503,
+        "Service unavailable",
+        "the gateway's database is unavailable; retry later",
+        slug="service-unavailable",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette calls this handler outside the middleware that holds the request id.
+    request_id = current_request_id() or request.scope.get("state", {}).get("request_id")
+    log.exception("unhandled error", path=request.url.path, request_id=request_id)
+    return problem_response(
+        500,
+        "Internal error",
+        INTERNAL_ERROR_DETAIL,
+        slug="internal-error",
+        instance=request.url.path,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the one renderer for every error the app can raise."""
-
-    async def on_gateway_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, GatewayError)
-        return error_response(exc, request.url.path)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        slug, title = _STARLETTE_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem_response(
-            exc.status_code,
-            title,
-            detail,
-            slug=slug,
-            instance=request.url.path,
-            headers=exc.headers,
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        problem = validation_problem(exc)
-        return problem_response(
-            problem.status,
-            problem.title,
-            problem.detail,
-            slug=problem.slug,
-            instance=request.url.path,
-            extra=problem.extra,
-        )
-
-    async def on_database_error(request: Request, exc: Exception) -> Response:
-        # The database is down or refusing: a 503 the client can retry, not a 500. Nothing
-        # was released: every data path writes its audit entry first, which failed too.
-        log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
-        return problem_response(
-            503,
-            "Service unavailable",
-            "the gateway's database is unavailable; retry later",
-            slug="service-unavailable",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        # Starlette calls this handler outside the middleware that holds the request id.
-        request_id = current_request_id() or request.scope.get("state", {}).get("request_id")
-        log.exception("unhandled error", path=request.url.path, request_id=request_id)
-        return problem_response(
-            500,
-            "Internal error",
-            INTERNAL_ERROR_DETAIL,
-            slug="internal-error",
-            instance=request.url.path,
-        )
-
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    # Only "cannot reach or use the database" is a retryable 503; a data error (a value
-    # the database refuses) is a validation gap, left to the unexpected-error handler.
-    for unavailable in (OperationalError, InterfaceError, DisconnectionError):
+    for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

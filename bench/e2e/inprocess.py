@@ -1,7 +1,9 @@
 """The gateway's exchange path in one process, without an HTTP server: for A/B of changes.
 
 Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--profile]
-[--example NAME]`` (a demo example; default the end-to-end benchmark's).
+[--example NAME] [--passthrough]`` (a demo example; default the end-to-end benchmark's).
+``--passthrough`` drives the bare FastAPI pass-through (path (c), aiohttp) the same way, in
+this process, for the same upstream answer: the in-process floor the gateway is compared with.
 
 Records the sample systems' answers and serves them with nginx as ``python -m bench.e2e``
 does, builds the gateway app in this process (SQLite, the benchmark's request) and calls it
@@ -82,6 +84,12 @@ async def _drive(app: Any, token: str, example: dict[str, Any], args: argparse.N
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
+async def _pass_through(app: Any, path: str, example: dict[str, Any],
+                        args: argparse.Namespace) -> None:  # fmt: skip
+    async with app.router.lifespan_context(app):
+        await _drive(app, "-", {**example, "path": path, "expect_status": 200}, args)
+
+
 async def _serve(app: Any, client: tuple[str, str], example: dict[str, Any],
                  args: argparse.Namespace) -> None:  # fmt: skip
     import httpx2
@@ -102,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--example", default=EXAMPLE, help="the demo example to send")
+    parser.add_argument("--passthrough", action="store_true",
+                        help="drive the bare pass-through (c) instead of the gateway")  # fmt: skip
     args = parser.parse_args(argv)
     tools = ensure_tools()
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -110,20 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         example = example_request(args.example)
         recording, secrets, agency = record_upstream(workdir, example)
         ports = {name: free_port() for name in recording.agencies()}
-        fetch = next(e for e in recording.exchanges if not e.query)
+        fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
         upstream = start_nginx("upstream", tools["nginx"],
                                nginx_upstream_conf(recording, ports, workdir / "upstream"),
                                workdir / "upstream", None,
                                f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
         try:
+            import uvloop
+
+            if args.passthrough:
+                os.environ["BENCH_UPSTREAM"] = f"http://127.0.0.1:{ports[fetch.agency]}"
+                os.environ["BENCH_CLIENT"] = "aiohttp"
+                from bench.e2e.passthrough import app as bare
+
+                uvloop.run(_pass_through(bare, fetch.path, example, args))
+                return 0
             urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
             deployment = prepare_gateway(
                 workdir / "gateway", f"sqlite:///{workdir / 'gateway.db'}", agency, secrets
             )
             env = deployment.env(8000, urls, workers=1)
             os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
-            import uvloop
-
             from gateway.app import create_app
 
             app = create_app()

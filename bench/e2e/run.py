@@ -138,8 +138,12 @@ def record_upstream(
                 workdir / "record", f"sqlite:///{workdir / 'record.db'}", agency, systems.secrets
             )
             port = free_port()
+            # The recorded delivery is not pushed to the court: the recording is of what a
+            # request asks (GET answers replayed by nginx), not of the outbox's later POST.
+            no_push = {"GATEWAY_DELIVERY_PUSH_ENABLED": "false"}
             server = start_gateway(deployment, port, urls, workers=1, cores=None,
-                                   log=workdir / "record-gateway.log")  # fmt: skip
+                                   log=workdir / "record-gateway.log",
+                                   extra_env=no_push)  # fmt: skip
             try:
                 import httpx2
 

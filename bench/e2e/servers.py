@@ -148,8 +148,9 @@ def _dump_stacks(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def start_gateway(deployment: GatewayDeployment, port: int, upstream_urls: dict[str, str], *,
-                  workers: int, cores: str | None, log: Path) -> Server:  # fmt: skip
-    env = deployment.env(port, upstream_urls, workers=workers)
+                  workers: int, cores: str | None, log: Path,
+                  extra_env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    env = {**deployment.env(port, upstream_urls, workers=workers), **(extra_env or {})}
     command = [str(BIN / "gateway"), "serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
     for attempt in (1, 2):

@@ -5,21 +5,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from gateway.auth.deps import ExchangeClient, RuntimeDep, audited_scope
+from gateway.auth.deps import BEARER_SECURITY, ExchangeClient, RuntimeDep, flat_audited_scope
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
 from gateway.errors import GatewayError, problem_responses
 from gateway.responses import JSONResponse
 from gateway.runtime import runtime_of
 
-__all__ = ["router"]
+__all__ = ["data_routes", "router"]
 
 router = APIRouter(tags=["exchange"])
 
-AuditedExchangeCaller = Annotated[Principal | GatewayError, Depends(audited_scope(Scope.EXCHANGE))]
+AuditedExchangeCaller = Annotated[
+    Principal | GatewayError, Depends(flat_audited_scope(Scope.EXCHANGE))
+]
 
 _HEADERS_DOC: list[dict[str, Any]] = [
     {
@@ -123,7 +126,7 @@ async def catalog(runtime: RuntimeDep, caller: ExchangeClient) -> Response:
     summary="One record, in standard form, filtered by policy",
     response_model=RecordResponse,
     responses={200: {"headers": _AUDIT_HEADER}, **_RESPONSES},
-    openapi_extra={"parameters": _HEADERS_DOC},
+    openapi_extra={"parameters": _HEADERS_DOC, "security": BEARER_SECURITY},
 )
 async def fetch_record(
     request: Request,
@@ -151,7 +154,8 @@ async def fetch_record(
                 "schema": {"type": "integer", "minimum": 1, "maximum": 100},
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
-        ]
+        ],
+        "security": BEARER_SECURITY,
     },
 )
 async def search_records(
@@ -162,3 +166,10 @@ async def search_records(
     # The runtime is not a dependency (RuntimeDep) of the two exchange routes: one
     # dependency fewer to resolve on every exchange request.
     return await runtime_of(request).exchange.handle(request, caller, resource, None)
+
+
+def data_routes() -> list[APIRoute]:
+    """The two data routes, whose GET :class:`~gateway.exchange.asgi.ExchangeEndpoints` serves
+    without FastAPI's router (their declarations here stay the OpenAPI document's)."""
+    endpoints = (fetch_record, search_records)
+    return [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint in endpoints]

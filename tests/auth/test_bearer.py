@@ -15,8 +15,11 @@ import time
 from typing import Any
 
 import pytest
+from fastapi.security import HTTPBearer
 from joserfc.jwk import ECKey, OKPKey
+from starlette.requests import Request
 
+from gateway.auth.deps import bearer_token
 from gateway.auth.keys import generate_signing_key
 from tests.auth.fixtures import fresh_name
 from tests.auth.helpers import (
@@ -303,3 +306,18 @@ def test_disabled_clients_live_token_is_refused(backend_gateway: Gateway) -> Non
     body = assert_invalid_token(_me(gateway, bearer(token)))
     assert "disabled" in body["detail"]
     assert _me(gateway, gateway.auth("police")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Bearer  abc ", "bearer abc", "BEARER abc", "Basic abc",
+     "Bearerabc", " Bearer abc", "Bearer a b", "Token abc", "Bearer\tabc"],
+)  # fmt: skip
+async def test_the_flat_step_reads_the_header_as_http_bearer(authorization: str | None) -> None:
+    """The exchange routes read the token without FastAPI's ``HTTPBearer`` dependency
+    (``bearer_token``): the same header gives the same token, or none, as on every other route."""
+    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
+    request = Request({"type": "http", "headers": headers})
+    credentials = await HTTPBearer(auto_error=False)(request)
+    expected = None if credentials is None else credentials.credentials
+    assert bearer_token(request.headers.get("authorization")) == expected
