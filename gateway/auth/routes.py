@@ -217,7 +217,17 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
 
 
 async def _throttle(runtime: Runtime, source: str, client_id: str | None) -> RateLimited | None:
-    """Per source address, then per claimed client id: GCRA, like every other limit."""
+    """Per source address, then per claimed client id FROM that address: GCRA, like every
+    other limit.
+
+    Not per client id over all addresses: whoever sends wrong secrets under a client's id would
+    then spend that client's budget, and the agency system would get 429 for new tokens for as
+    long as the attacker kept at it, from a single address (its 5/s exceed the client's 1/s).
+    Keyed by address too, a guesser spends only its own budget. What the per-client limit gave
+    besides, a bound on guesses over many addresses, is no defence worth that lockout: client
+    secrets are 256-bit random values the gateway generates, and every failure is counted in
+    the aggregated ``token`` entries per client id and source (docs/security.md).
+    """
     settings = runtime.settings
     limits = [
         (
@@ -229,7 +239,7 @@ async def _throttle(runtime: Runtime, source: str, client_id: str | None) -> Rat
     if client_id:
         limits.append(
             (
-                f"token-client:{client_id[:64]}",
+                f"token-client:{client_id[:64]}:{source}",
                 settings.token_rate_limit_per_second,
                 settings.token_rate_limit_burst,
             )

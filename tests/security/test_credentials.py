@@ -46,7 +46,7 @@ def test_k01_wrong_secrets_for_one_client_are_throttled_and_audited_in_aggregate
     assert throttled.headers["content-type"] == "application/problem+json"
     assert int(throttled.headers["Retry-After"]) >= 1
     assert throttled.headers["Cache-Control"] == "no-store"
-    # the right secret is throttled too while the client's budget is spent
+    # the right secret is throttled too FROM THIS ADDRESS while its budget is spent
     assert (
         gw.client.post(TOKEN, data=FORM, auth=(court.client_id, court.client_secret)).status_code
         == 429
@@ -64,6 +64,24 @@ def test_k01_wrong_secrets_for_one_client_are_throttled_and_audited_in_aggregate
     assert aggregate["count"] == 42  # 41 wrong secrets, 1 right one throttled: one entry
     assert aggregate["outcomes"] == {"invalid_client": 3, "rate_limited": 39}
     assert (aggregate["source"], aggregate["route"]) == ("testclient", "POST /oauth/token")
+
+
+# K1b
+def test_k01b_wrong_secrets_from_one_address_do_not_lock_the_client_out_elsewhere(
+    make_gateway: Callable[..., Gateway], database_url: str
+) -> None:
+    # Before: the budget was the client id's, over every address: one guesser at 5/s kept the
+    # court's system from getting a token (429) for as long as it kept guessing.
+    gw = make_gateway(database_url, token_rate_limit_per_second=0.5, token_rate_limit_burst=3)
+    court = gw.clients["court"]
+    guesser = TestClient(gw.client.app, client=("203.0.113.9", 41000))
+    statuses = [_wrong(guesser, court.client_id).status_code for _ in range(20)]
+    assert statuses[:3] == [401] * 3
+    assert set(statuses[3:]) == {429}  # the guesser is still throttled
+    agency_system = TestClient(gw.client.app, client=("198.51.100.20", 42000))
+    answer = agency_system.post(TOKEN, data=FORM, auth=(court.client_id, court.client_secret))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["access_token"]
 
 
 # K2
