@@ -33,7 +33,8 @@ from gateway.auth.server import GatewayAuthorizationServer
 from gateway.auth.tokens import ExternalKeys, TokenIssuer, TokenVerifier
 from gateway.background import BackgroundThreads, tracked_threads
 from gateway.console.wiring import attach_console, mount_console
-from gateway.db import create_db_engine, make_session_factory
+from gateway.db import create_db_engine, make_session_factory, utcnow
+from gateway.deliveries.content import PushRecheck
 from gateway.deliveries.receipts import load_receipt_signer
 from gateway.deliveries.routes import router as deliveries_router
 from gateway.deliveries.service import DeliveryService
@@ -156,7 +157,10 @@ def _runtime_on(
         search_upstream_calls=settings.search_upstream_calls,
         subjects=SubjectResolver(adapters, standard, ttl_seconds=settings.subject_cache_seconds),
     )
-    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer, policy)
+    # The stored content is decided again for its recipient, by the policy in force, before
+    # any push (gateway/deliveries/content.py).
+    recheck = PushRecheck(standard, policy, exchange, utcnow)
+    outbox = outbox_pusher(settings, factory, adapters, standard, audit_writer, policy, recheck)
     runtime = Runtime(
         settings=settings,
         engine=engine,

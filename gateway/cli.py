@@ -82,7 +82,18 @@ def register_user_commands(sub: Any) -> None:
         metavar="SCOPE",
         help="one of: policy:admin, audit:read, sharing:review (separation of duties)",
     )
-    add.add_argument("--totp", action="store_true", help="require a TOTP code (RFC 6238)")
+    add.add_argument(
+        "--person-id",
+        required=True,
+        help="the person the account belongs to (e.g. an officer's number): the two-person "
+        "rule compares persons, so a second account of the same person cannot approve",
+    )
+    add.add_argument(
+        "--totp",
+        action="store_true",
+        help="require a TOTP code (RFC 6238); policy:admin accounts are enrolled anyway "
+        "(GATEWAY_CONSOLE_ADMIN_TOTP_REQUIRED)",
+    )
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
@@ -95,6 +106,27 @@ def register_user_commands(sub: Any) -> None:
     disable.add_argument("username")
     add_data_dir_option(disable)
     disable.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_disable"))
+    totp = users.add_parser(
+        "totp", help="enrol (or replace) a user's TOTP secret; prints it once, as JSON"
+    )
+    totp.add_argument("username")
+    add_data_dir_option(totp)
+    totp.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_totp"))
+    prune = users.add_parser(
+        "prune",
+        help="delete used or expired sign-in codes and ended or expired console sessions, "
+        "as the tables' owner (GATEWAY_MIGRATION_DATABASE_URL)",
+    )
+    prune.add_argument(
+        "--older-than-days",
+        type=int,
+        default=1,
+        choices=range(0, 3651),
+        metavar="DAYS",
+        help="only those that ended at least this many days ago (default 1)",
+    )
+    add_data_dir_option(prune)
+    prune.set_defaults(func=lazy_command("gateway.auth.user_commands:cmd_users_prune"))
 
 
 def _default_policy_dir() -> Path:

@@ -276,7 +276,8 @@ Try it:
   curl -s {base}/v1/audit/key
 
 Web console (简体中文): {base}/console/
-  users and passwords: "console" in {demo_json}  (admin, admin2: policy:admin;
+  users and passwords: "console" in {demo_json}  (admin, admin2: policy:admin, with
+  the TOTP code of totp_secret / otpauth_uri from an authenticator app;
   regulator: audit:read; reviewer, reviewer2: sharing:review of the court FY640104 and
   of the procuratorate JC640104)
 

@@ -5,6 +5,9 @@ kept in ``demo.json``.
 As the demo's client secrets: the same on every restart of one data directory (a password
 that no longer matches the stored hash is replaced), never committed. Registering a person
 is an audit entry (kind ``client_admin``, under ``user:NAME``) as ``gateway users add`` writes.
+Each account is a person of its own (``person_id`` ``demo-NAME``). The administrators sign in
+with TOTP (``GATEWAY_CONSOLE_ADMIN_TOTP_REQUIRED``): their secrets and ``otpauth://`` URIs are
+in ``demo.json`` too, for an authenticator app.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.auth.commands import _audit_blocking
 from gateway.auth.passwords import verify_secret
+from gateway.auth.scopes import Scope
+from gateway.auth.totp import provisioning_uri
 from gateway.auth.users import USER_PREFIX, UserService
 from gateway.db import create_db_engine, make_session_factory, session_scope
 from gateway.settings import Settings
@@ -73,20 +78,31 @@ def console_users(settings: Settings, saved: dict[str, str]) -> dict[str, dict[s
             service = UserService(session)
             for name, (display, agency, scopes) in DEMO_USERS.items():
                 password = saved.get(name, "")
+                totp = settings.console_admin_totp_required and Scope.POLICY_ADMIN in scopes
                 row = service.get(name)
                 if row is None:
                     password = secrets.token_urlsafe(15)
-                    service.add(
+                    row, _ = service.add(
                         username=name,
                         display_name=display,
                         agency=agency,
                         scopes=scopes,
                         password=password,
+                        totp=totp,
+                        person_id=f"demo-{name}",
                     )
                 elif not (password and verify_secret(password, row.password_hash)):
                     password = secrets.token_urlsafe(15)  # saved scripts of this DIR are stale
                     service.set_password(name, password)
-                out[name] = {"password": password, "agency": agency, "scopes": scopes}
+                if totp and row.totp_secret is None:
+                    service.enrol_totp(name)  # a data directory of an earlier version
+                user: dict[str, Any] = {"password": password, "agency": agency, "scopes": scopes}
+                if row.totp_secret is not None:
+                    user["totp_secret"] = row.totp_secret
+                    user["otpauth_uri"] = provisioning_uri(
+                        row.totp_secret, name, "政法数据共享网关"
+                    )
+                out[name] = user
     finally:
         engine.dispose()
     return out

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     # set this to get cookies without Secure; honoured for loopback hosts only, never in
     # production mode.
     console_insecure_loopback_cookies: bool = False
+    # Sign-in throttling (docs/console.md, "Sign-in throttling"): per user name *and* source
+    # address (token_rate_limit_*), per source address (token_source_rate_limit_*), and per user
+    # name over every address (these): past this last one, guessing from many addresses, only
+    # the right password *with* a TOTP code passes; nobody can lock a user out from one address.
+    console_signin_user_rate_limit_per_second: Annotated[float, Field(gt=0)] = 0.05
+    console_signin_user_rate_limit_burst: Annotated[int, Field(ge=1)] = 30
+    # A person with policy:admin signs in only with TOTP enrolled (gateway users add --totp).
+    console_admin_totp_required: bool = True
 
     # Operations
     # /metrics needs a token with scope metrics:read; or, with a port here, it is served

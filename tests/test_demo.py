@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from gateway.auth.totp import _key, totp
 from tests.console.conftest import hidden_fields
 from tests.demo_process import GATEWAY, demo_command, free_ports, running_demo
 
@@ -152,6 +153,16 @@ def test_demo_runs_restarts_with_the_same_secrets_and_stops_every_child(tmp_path
             assert home.status_code == 200, home.text
             assert str(home.url) == f"{demo.base_url}/console/"
             assert "/console/deliveries" in home.text
+        # The administrators sign in with TOTP (required of policy:admin): the secret in demo.json.
+        with httpx2.Client(base_url=demo.base_url, follow_redirects=True) as browser:
+            secret = users["admin"]["totp_secret"]
+            assert users["admin"]["otpauth_uri"].startswith("otpauth://totp/")
+            form = hidden_fields(browser.get("/console/signin").text)
+            code = totp(_key(secret), time.time())
+            form.update(username="admin", password=users["admin"]["password"], totp=code)
+            home = browser.post("/oauth/authorize", data=form)
+            assert home.status_code == 200, home.text
+            assert "/console/policies" in home.text
 
         # The printed administration line reaches this demo's data.
         admin = demo.wait_for(r"\n  (\S+ --data-dir \S+) clients list\n").group(1)

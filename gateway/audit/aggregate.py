@@ -212,6 +212,7 @@ class FailedTokenRequests(Aggregator):
             "busy": 429,
             "invalid_client": 401,
             "invalid_credentials": 401,
+            "totp_not_enrolled": 403,  # a console administrator without TOTP (docs/console.md)
         }.get(outcome, 400)
         return EntryDraft(
             **self._common(end),

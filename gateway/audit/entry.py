@@ -32,6 +32,7 @@ from typing import Any
 from gateway.audit.leaf import LeafEncodingError, leaf_bytes
 
 __all__ = [
+    "CONCEALED",
     "AuditKind",
     "Decision",
     "EntryDraft",
@@ -60,6 +61,11 @@ class AuditKind(StrEnum):
     # A delivery's events (协同办案): created, push attempts, delivered, answered, extended,
     # failed; one entry per event, its index in the delivery's events.
     DELIVERY = "delivery"
+
+
+# The detail of a concealed request (decision deny, answered as if nothing existed): the
+# exchange writes it, the statistics count it.
+CONCEALED = "concealed: neither confirm nor deny"
 
 
 class Decision(StrEnum):

@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from gateway.audit.entry import CONCEALED
 from gateway.audit.merkle import consistency_proof, inclusion_proof
 from gateway.audit.models import AuditEntry
 from gateway.audit.repository import AuditRepository, EntryFilter, NodeTable
@@ -174,11 +175,13 @@ class AuditService:
                 key = tuple(key_parts)
                 group = groups.get(key)
                 if group is None:
-                    group = groups[key] = {"count": 0, "denied": 0, "errors": 0}
+                    group = groups[key] = {"count": 0, "denied": 0, "concealed": 0, "errors": 0}
                     latencies[key] = []
                 group["count"] += 1
                 if row.decision == "deny":
                     group["denied"] += 1
+                    if _concealed(row.leaf):
+                        group["concealed"] += 1
                 elif row.decision in ("error", "invalid"):
                     group["errors"] += 1
                 if row.upstream_latency_us is not None:
@@ -199,6 +202,12 @@ class AuditService:
                 }
             )
         return result
+
+
+def _concealed(leaf: bytes) -> bool:
+    """A denial answered as if nothing existed (the exchange's detail says so)."""
+    detail = orjson.loads(leaf).get("detail")
+    return isinstance(detail, str) and detail.startswith(CONCEALED)
 
 
 def _bucket(moment: datetime, interval: str) -> str:

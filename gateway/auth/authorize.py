@@ -1,8 +1,12 @@
 """The authorization endpoint (RFC 6749 §4.1.1) for people: the sign-in page of the web
 console, with PKCE S256 required (RFC 7636) and the one built-in public client ``console``.
 
-Sign-in failures are throttled per source address and per claimed user name (the token
-endpoint's limits) and counted in aggregated audit entries as failed token requests are
+Sign-in attempts are throttled per source address, per (user name, source address), and per
+user name over every address; past that last limit only the password *with* a TOTP code passes,
+so nobody can lock a user out by guessing wrong in their name (docs/console.md, "Sign-in
+throttling"). A person with ``policy:admin`` signs in only with TOTP enrolled
+(``GATEWAY_CONSOLE_ADMIN_TOTP_REQUIRED``, default true). Failures are counted in aggregated
+audit entries as failed token requests are
 (:class:`gateway.audit.aggregate.FailedSignIns`). One message answers every failure, so the
 page does not tell which user names exist. The form carries a CSRF token (double-submit: a
 cookie and a field that must match).
@@ -22,8 +26,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from gateway.audit.refusals import source_address
+from gateway.audit.refusals import route_template, source_address
 from gateway.auth.passwords import TokenEndpointBusy
+from gateway.auth.scopes import Scope
 from gateway.auth.totp import verify_totp
 from gateway.auth.users import (
     CONSOLE_CLIENT_ID,
@@ -53,6 +58,11 @@ def _redirect_uri(runtime: Runtime) -> str:
     return runtime.settings.issuer + CONSOLE_REDIRECT_PATH
 
 
+def _count_refusal(request: Request, runtime: Runtime, status: int) -> None:
+    """A refused request of nobody yet identified: counted as the API's anonymous refusals."""
+    runtime.anonymous.count(source_address(request), route_template(request), status)
+
+
 def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) -> Response | None:
     """Refuse a request that is not the console's; errors the client may see go back to it."""
     if params.get("client_id") != CONSOLE_CLIENT_ID or params.get("redirect_uri") != _redirect_uri(
@@ -60,6 +70,7 @@ def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) ->
     ):
         # RFC 6749 §4.1.2.1: never redirect to an unverified URI.
         context = {"heading": "无效的登录请求", "message": "登录请求的客户端或回调地址无效。"}
+        _count_refusal(request, runtime, 400)
         return render(request, "message.html", context, status=400)
     error = None
     if params.get("response_type") != "code":
@@ -72,6 +83,7 @@ def _check_params(request: Request, runtime: Runtime, params: dict[str, str]) ->
         error = "invalid_request"
     if error is None:
         return None
+    _count_refusal(request, runtime, 303)
     query = urlencode({"error": error, "state": params.get("state", "")})
     return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
 
@@ -168,6 +180,7 @@ async def sign_in(request: Request) -> Response:
     if not isinstance(given, str) or not csrf_matches(
         request.cookies.get(SIGNIN_CSRF_COOKIE, ""), given
     ):
+        _count_refusal(request, runtime, 403)
         return _signin_page(
             request, runtime, params, status=403, error="表单已过期，请重新输入并提交。"
         )
@@ -183,6 +196,17 @@ async def sign_in(request: Request) -> Response:
             request, runtime, params, status=status, error=message, username=username, **kw
         )
 
+    def throttled(retry_after: float) -> Response:
+        wait = str(max(1, round(retry_after)))
+        return failed(
+            "rate_limited",
+            429,
+            f"尝试次数过多，请 {wait} 秒后再试。",
+            headers={"Retry-After": wait},
+        )
+
+    # One address guessing (at one user or many) is throttled; its attempts stop before they
+    # count against the user name, so it cannot lock the user out at their own address.
     for key, rate, burst in (
         (
             f"signin-source:{source}",
@@ -190,20 +214,21 @@ async def sign_in(request: Request) -> Response:
             settings.token_source_rate_limit_burst,
         ),
         (
-            f"signin-user:{username}",
+            f"signin-user-source:{username}|{source}",
             settings.token_rate_limit_per_second,
             settings.token_rate_limit_burst,
         ),
     ):
         retry_after = await runtime.rate_limiter.hit(key, rate, burst)
         if retry_after is not None:
-            wait = str(max(1, round(retry_after)))
-            return failed(
-                "rate_limited",
-                429,
-                f"尝试次数过多，请 {wait} 秒后再试。",
-                headers={"Retry-After": wait},
-            )
+            return throttled(retry_after)
+    # Many addresses guessing at one user name: past this limit the user name is under attack,
+    # and only the right password with a TOTP code passes (a lock the user still opens).
+    under_attack = await runtime.rate_limiter.hit(
+        f"signin-user:{username}",
+        settings.console_signin_user_rate_limit_per_second,
+        settings.console_signin_user_rate_limit_burst,
+    )
     found = await run_in_threadpool(_load_user, runtime, username) if username else None
     if found is not None:
         runtime.console.agencies[username] = found[0].agency
@@ -213,12 +238,30 @@ async def sign_in(request: Request) -> Response:
     except TokenEndpointBusy:
         return failed("busy", 429, "系统繁忙，请稍后再试。", headers={"Retry-After": "1"})
     if not verified or found is None:
-        return failed("invalid_credentials", 401, _FAILED)
+        return (
+            throttled(under_attack) if under_attack else failed("invalid_credentials", 401, _FAILED)
+        )
     user = found[0]
+    if under_attack is not None and not user.has_totp:
+        return throttled(under_attack)  # the same answer as a wrong password now
     if user.has_totp and not await run_in_threadpool(
         _second_factor, runtime, username, str(form.get("totp", ""))
     ):
-        return failed("invalid_credentials", 401, _FAILED)
+        return (
+            throttled(under_attack) if under_attack else failed("invalid_credentials", 401, _FAILED)
+        )
+    if (
+        not user.has_totp
+        and settings.console_admin_totp_required
+        and (Scope.POLICY_ADMIN in user.scopes)
+    ):
+        # The password was right: say what is missing (the person cannot fix it themselves).
+        return failed(
+            "totp_not_enrolled",
+            403,
+            "权限清单管理员须启用动态口令（TOTP）后方可登录：请联系系统管理员执行 "
+            "gateway users totp 为您登记。",
+        )
     code = await run_in_threadpool(_issue, runtime, user, params)
     query = urlencode({"code": code, "state": params["state"]})
     response = RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)

@@ -23,6 +23,9 @@ class HumanUser(Base):
 
     username: Mapped[str] = mapped_column(String(48), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(128))
+    # The person behind the account (an officer's id, 警号 or the like): one person may hold
+    # several accounts, and the two-person rule compares persons, not accounts.
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
     agency_code: Mapped[str] = mapped_column(String(32))
     scopes: Mapped[str] = mapped_column(String(256))
     password_hash: Mapped[str] = mapped_column(String(256))

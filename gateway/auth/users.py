@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.auth.clients import AGENCY_CODE
@@ -26,17 +26,20 @@ from gateway.auth.passwords import hash_secret
 from gateway.auth.scopes import Scope, check_scope_set
 from gateway.auth.totp import new_totp_secret
 from gateway.auth.user_models import AuthorizationCode, HumanUser
+from gateway.console.models import ConsoleSession
 from gateway.db import utcnow
 
 __all__ = [
     "CONSOLE_CLIENT_ID",
     "HUMAN_SCOPES",
+    "TOTP_ISSUER",
     "USER_PREFIX",
     "CodeGrant",
     "CodeRefused",
     "UserError",
     "UserInfo",
     "UserService",
+    "person_of",
     "pkce_challenge",
 ]
 
@@ -47,7 +50,10 @@ CONSOLE_REDIRECT_PATH = "/console/callback"
 # A person's actions are recorded under this prefix: no client id can be mistaken for them.
 USER_PREFIX = "user:"
 HUMAN_SCOPES = frozenset({Scope.POLICY_ADMIN, Scope.AUDIT_READ, Scope.SHARING_REVIEW})
+# The issuer an authenticator app shows next to the user name.
+TOTP_ISSUER = "政法数据共享网关"
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{1,47}$")
+PERSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MIN_PASSWORD = 12
 CODE_SECONDS = 60
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
@@ -69,6 +75,7 @@ class UserInfo:
     scopes: frozenset[str]
     has_totp: bool
     disabled: bool
+    person_id: str = ""
 
     @property
     def actor_id(self) -> str:
@@ -91,7 +98,16 @@ def user_info(row: HumanUser) -> UserInfo:
         frozenset(row.scope_list),
         row.totp_secret is not None,
         row.disabled,
+        row.person_id,
     )
+
+
+def person_of(session: Session, actor_id: str) -> str | None:
+    """The person behind an actor id ``user:NAME`` (None for a client or an unknown user)."""
+    if not actor_id.startswith(USER_PREFIX):
+        return None
+    row = session.get(HumanUser, actor_id.removeprefix(USER_PREFIX))
+    return row.person_id if row is not None else None
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -125,10 +141,15 @@ class UserService:
         scopes: Sequence[str],
         password: str,
         totp: bool = False,
+        person_id: str | None = None,
     ) -> tuple[HumanUser, str | None]:
-        """Register a person; the TOTP secret (to show once) when ``totp``."""
+        """Register an account of a person (``person_id``, default: the user name); the TOTP
+        secret (to show once) when ``totp``."""
         if not USERNAME.fullmatch(username):
             raise UserError("a user name is 2-48 of a-z 0-9 _ . -, starting with a letter")
+        person = username if person_id is None else person_id
+        if not PERSON_ID.fullmatch(person):
+            raise UserError("a person id is 1-64 of A-Z a-z 0-9 _ . : -, e.g. an officer's number")
         if not AGENCY_CODE.fullmatch(agency):
             raise UserError("the agency code is two capitals and six digits, e.g. ZF640000")
         if not 1 <= len(display_name) <= 128:
@@ -149,6 +170,7 @@ class UserService:
         row = HumanUser(
             username=username,
             display_name=display_name,
+            person_id=person,
             agency_code=agency,
             scopes=" ".join(checked),
             password_hash=hash_secret(password),
@@ -168,6 +190,28 @@ class UserService:
         row = self._existing(username)
         self._check_password(password)
         row.password_hash = hash_secret(password)
+
+    def enrol_totp(self, username: str) -> str:
+        """A new TOTP secret for the user (to show once); the codes of an old one stop working."""
+        row = self._existing(username)
+        row.totp_secret = new_totp_secret()
+        row.totp_last_step = None
+        return row.totp_secret
+
+    def prune(self, before: datetime) -> tuple[int, int]:
+        """Delete codes used or expired, and console sessions ended or expired, before
+        ``before``: (codes, sessions). Needs DELETE, which only the tables' owner has."""
+        codes = self.session.execute(
+            delete(AuthorizationCode).where(
+                or_(AuthorizationCode.used_at < before, AuthorizationCode.expires_at < before)
+            )
+        )
+        sessions = self.session.execute(
+            delete(ConsoleSession).where(
+                or_(ConsoleSession.ended_at < before, ConsoleSession.expires_at < before)
+            )
+        )
+        return int(getattr(codes, "rowcount", 0)), int(getattr(sessions, "rowcount", 0))
 
     def disable(self, username: str) -> None:
         self._existing(username).disabled = True

@@ -1,5 +1,5 @@
-"""Regulators' statistics (requests per agency and purpose over time, denials) as ECharts
-charts, and the export of a filtered range: the audit service's ``stats`` and
+"""Regulators' statistics (requests per agency and purpose over time, denials, concealments) as
+ECharts charts, and the export of a filtered range: the audit service's ``stats`` and
 ``export_lines``, as ``GET /v1/audit/stats`` and ``/v1/audit/export`` call them, and the same
 query entry before anything is answered."""
 
@@ -83,6 +83,7 @@ async def stats(request: Request, found: Regulator) -> Response:
     context["rows"] = rows
     context["requests_chart"] = _chart(rows, group, "count")
     context["denials_chart"] = _chart(rows, group, "denied")
+    context["concealments_chart"] = _chart(rows, group, "concealed")
     context["export_query"] = {k: v for k, v in form.items() if k in FILTER_NAMES and v}
     sharing = runtime_of(request).sharing
     if sharing is not None:

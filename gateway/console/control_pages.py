@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.console.guard import checked_form
 from gateway.console.policy_pages import Admin, actor_of, admin_of, refused, version_id_of
 from gateway.console.templating import render
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnprocessableContent
 
 __all__ = ["router"]
 
@@ -77,8 +77,8 @@ async def freeze(request: Request, found: Admin) -> Response:
     form = await checked_form(request, found)
     comment = _comment(form)
     if comment is None:
-        problem = {"status": 422, "detail": "请填写冻结原因（1-2000 字）。"}
-        return _refusal_page(request, found, problem)
+        invalid = UnprocessableContent("请填写冻结原因（1-2000 字）。", [])
+        return _refusal_page(request, found, await refused(request, invalid))
     try:
         result = await admin_of(request).freeze(actor_of(found), comment)
     except GatewayError as exc:
@@ -99,8 +99,8 @@ async def rollback(request: Request, found: Admin) -> Response:
     version_id = version_id_of(str(form.get("version_id", "")))
     comment = _comment(form)
     if comment is None:
-        problem = {"status": 422, "detail": "请填写回滚原因（1-2000 字）。"}
-        return _refusal_page(request, found, problem)
+        invalid = UnprocessableContent("请填写回滚原因（1-2000 字）。", [])
+        return _refusal_page(request, found, await refused(request, invalid))
     try:
         result = await admin_of(request).rollback(actor_of(found), version_id, comment)
     except GatewayError as exc:

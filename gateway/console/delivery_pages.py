@@ -85,8 +85,12 @@ async def _handled(request: Request, found: SignedIn, purpose: str, event: str, 
     index = response.headers.get("x-audit-index")  # none when the audit log was down (503)
     headers = {"X-Audit-Index": index} if index is not None else {}
     if response.status_code == 404:
-        raise ConsoleRefusal(404, "没有这份送达", "没有这份送达，或它不属于本机构。", headers)
-    raise ConsoleRefusal(response.status_code, "无法查询", str(document.get("detail")), headers)
+        raise ConsoleRefusal(
+            404, "没有这份送达", "没有这份送达，或它不属于本机构。", headers, audited=True
+        )
+    detail = str(document.get("detail"))
+    # The service wrote the refusal's entry (or could not: 503, nothing to add).
+    raise ConsoleRefusal(response.status_code, "无法查询", detail, headers, audited=True)
 
 
 def _purposes(request: Request) -> dict[str, str]:

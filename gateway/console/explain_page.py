@@ -14,7 +14,7 @@ from starlette.responses import Response
 from gateway.console.guard import checked_form
 from gateway.console.policy_pages import Admin, actor_of, admin_of, refused
 from gateway.console.templating import render
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnprocessableContent
 from gateway.policy.admin_routes import ExplainBody, explain_as
 from gateway.runtime import runtime_of
 
@@ -83,8 +83,9 @@ async def explain(request: Request, found: Admin) -> Response:
         )
     except (ValueError, ValidationError) as exc:
         reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        context["problem"] = {"status": 422, "detail": f"JSON 不正确：{reason}", "errors": []}
-        return render(request, "explain.html", context, status=422)
+        invalid = UnprocessableContent(f"JSON 不正确：{reason}", [])
+        context["problem"] = await refused(request, invalid)
+        return render(request, "explain.html", context, status=422, headers=invalid.headers)
     runtime = runtime_of(request)
     try:
         result = await explain_as(admin_of(request), runtime.standard, actor_of(found), body)

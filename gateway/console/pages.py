@@ -133,7 +133,24 @@ async def sign_out(request: Request, found: SignedInDep) -> Response:
     await checked_form(request, found)
     runtime = runtime_of(request)
     assert runtime.console is not None
+    # The session ends whatever follows (a sign-out never leaves it open), and the sign-out is
+    # an entry as the sign-in is, before the page answers.
     await run_in_threadpool(runtime.console.sessions.end, found.session_hash)
+    draft = EntryDraft(
+        kind=AuditKind.ACCESS,
+        request_id=current_request_id(),
+        requester_agency=found.user.agency,
+        client_id=found.user.actor_id,
+        decision=Decision.ALLOW,
+        status=200,
+        action={"action": "console_sign_out"},
+    )
+    try:
+        await runtime.audit_writer.append(draft)
+    except AuditUnavailable:
+        raise ConsoleRefusal(
+            503, "会话已结束", "会话已结束，但审计日志暂不可用，未能记录退出。", audited=True
+        ) from None
     response = render(
         request,
         "message.html",

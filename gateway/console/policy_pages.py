@@ -23,7 +23,7 @@ from gateway.auth.scopes import Scope
 from gateway.console.guard import ConsoleRefusal, checked_form, requires
 from gateway.console.sessions import SignedIn
 from gateway.console.templating import render
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnprocessableContent
 from gateway.policy.admin import Actor, PolicyAdministration
 from gateway.runtime import runtime_of
 
@@ -143,8 +143,13 @@ async def propose(request: Request, found: Admin) -> Response:
         "comment": comment,
     }
     if not _FILE.fullmatch(file) or not 1 <= len(comment) <= 2000:
-        context["problem"] = {"detail": "请选择清单文件并填写变更说明（1-2000 字）。", "errors": []}
-        return render(request, "propose.html", context, status=422)
+        invalid = UnprocessableContent(
+            "请选择清单文件并填写变更说明（1-2000 字）。",
+            [{"field": "file" if not _FILE.fullmatch(file) else "comment", "reason": "invalid"}],
+        )
+        context["problem"] = await refused(request, invalid)
+        context["problem"]["errors"] = []
+        return render(request, "propose.html", context, status=422, headers=invalid.headers)
     try:
         result = await admin_of(request).submit(actor_of(found), {file: text}, comment, "current")
     except GatewayError as exc:

@@ -54,7 +54,7 @@ class Delivery(Base):
     # Canonical JSON of {"record", "attachments"} as validated: what the outbox pushes.
     content: Mapped[bytes] = mapped_column(LargeBinary)
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # 抄送: the main delivery this row is a copy of (None: a main delivery). Migration 0011.
+    # 抄送: the main delivery this row is a copy of (None: a main delivery). Migration 0012.
     copy_of: Mapped[str | None] = mapped_column(ForeignKey("deliveries.id"), nullable=True)
 
     __table_args__ = (

@@ -68,6 +68,7 @@ class PushJob:
     to_agency: str
     case_number: str
     content: bytes
+    operator_id: str | None = None  # the sender's officer, for the push-time decision
 
     @property
     def idempotency_key(self) -> str:
@@ -82,6 +83,7 @@ class PushJob:
             delivery.to_agency,
             delivery.case_number,
             delivery.content,
+            delivery.operator_id,
         )
 
 

@@ -47,11 +47,11 @@ from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
+from gateway.deliveries.content import RecipientRead, decide_content
 from gateway.deliveries.copies import check_copies, check_copy_rules, copy_rows
 from gateway.deliveries.lifecycle import check_answer, not_found, record_answer, render
-from gateway.deliveries.limits import check_per_case_limit
+from gateway.deliveries.limits import check_per_case_limit, enforce_per_case_limit
 from gateway.deliveries.moves import as_received, recipient_mismatch
-from gateway.deliveries.recipient import check_for_recipient
 from gateway.deliveries.repository import (
     DeliveryRepository,
     IdempotencyConflict,
@@ -305,8 +305,12 @@ class DeliveryService:
         if copies:
             draft.action["copies"] = [c.id for c in copies]
 
+        def hold(session: Session) -> None:  # the limit counted again, locked, as stored
+            assert case is not None
+            enforce_per_case_limit(session, kind, new.case_number, case)
+
         def commit(index: int) -> dict[str, Any]:
-            stored = self._store(new, copies, key, parsed.request_sha256, index)
+            stored = self._store(new, copies, key, parsed.request_sha256, index, hold)
             self.on_created()
             return stored
 
@@ -328,13 +332,20 @@ class DeliveryService:
             return render(repo, found)
 
     def _store(
-        self, new: NewDelivery, copies: list[NewDelivery], key: str, sha: str, index: int
+        self,
+        new: NewDelivery,
+        copies: list[NewDelivery],
+        key: str,
+        sha: str,
+        index: int,
+        hold: Callable[[Session], None] = lambda session: None,
     ) -> dict[str, Any]:
         # The key was found unused before the audit entry (``_replay``); the document is
         # rendered in the creating transaction. Only a concurrent duplicate reads again.
         document: dict[str, Any] = {}
 
         def build(repo: DeliveryRepository) -> Any:
+            hold(repo.session)
             row = repo.create(new, key=key, request_sha256=sha, audit_index=index)
             for copy in copies:  # 抄送: stored with it, or not at all
                 repo.create(copy, key=None, request_sha256=sha, audit_index=index)
@@ -458,25 +469,18 @@ class DeliveryService:
         draft: EntryDraft,
     ) -> None:
         """The choke point: the content decided for the recipient, as a read by it."""
-        resource = self.standard.resource(parsed.kind.resource)
-        id_value = record.get(resource.id_field)
-        decision_only = resource.decision_only_fields
-        access = self._access(
-            parsed,
-            frozenset(record) - decision_only,
-            id_value if isinstance(id_value, str) else None,
-            headers,
-            case,
+        read = RecipientRead(
+            parsed.kind,
+            parsed.recipient,
             purpose,
+            headers.case_number,
+            headers.operator_id,
+            case,
         )
-        pdp = self.policy.current
-        decision = pdp.decide(access)
-        subjects = await self.exchange.subjects.prepare(
-            decision, resource, {}, case.record if case else None
-        )
-        await self.exchange.subjects.complete(subjects, decision, resource, [record])
         try:
-            verdict = check_for_recipient(pdp, access, record, subjects, decision_only)
+            decision, verdict = await decide_content(
+                self.standard, self.policy, self.exchange, read, record, self.clock()
+            )
         except Forbidden as exc:
             draft.rule_ids = sorted({*draft.rule_ids, *exc.extra.get("rule_ids", [])})
             raise

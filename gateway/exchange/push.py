@@ -16,12 +16,17 @@ emergency freeze, or before its rule was withdrawn, waits in the outbox (a recip
 backoff) and must not leave after it. Refused then: ``refused`` with category
 ``policy_refuses_now``, so the outbox marks it ``failed`` with its audit entry.
 
+Then, when given (the app gives it), ``recheck`` decides the stored content again for its
+recipient under the policy in force (:class:`gateway.deliveries.content.PushRecheck`): a
+negative list tightened, or a subject sealed, since the delivery was created refuses it the
+same way (``policy_refuses_now``); a case or subject lookup that fails is retried.
+
 The adapter's own error text goes to the log only; the result carries a fixed category.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import orjson
@@ -36,12 +41,13 @@ from adapters.base import (
 )
 from gateway.audit.writer import AuditWriter
 from gateway.deliveries.outbox import OutboxPusher, Push, PushJob, PushOutcome, PushResult
+from gateway.errors import GatewayError
 from gateway.exchange.upstream import AgencyAdapters
 from gateway.policy.follower import PolicyHolder
 from gateway.settings import Settings
 from gateway.standard import Standard
 
-__all__ = ["DeliveryRules", "adapter_push", "outbox_pusher", "rules_in_force"]
+__all__ = ["DeliveryRules", "Recheck", "adapter_push", "outbox_pusher", "rules_in_force"]
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +76,16 @@ def rules_in_force(policy: PolicyHolder) -> DeliveryRules:
     return allowed
 
 
-def adapter_push(adapters: AgencyAdapters, standard: Standard, allowed: DeliveryRules) -> Push:
+Recheck = Callable[[PushJob], Awaitable[str | None]]
+"""The stored content decided again before a push: None, or the refusal's category."""
+
+
+def adapter_push(
+    adapters: AgencyAdapters,
+    standard: Standard,
+    allowed: DeliveryRules,
+    recheck: Recheck | None = None,
+) -> Push:
     async def push(job: PushJob) -> PushResult:
         recipient = standard.agency(job.to_agency)
         sender = standard.agency(job.from_agency)
@@ -79,6 +94,18 @@ def adapter_push(adapters: AgencyAdapters, standard: Standard, allowed: Delivery
                 "delivery not pushed: the policy in force refuses it", delivery=job.delivery_id
             )
             return PushResult(PushOutcome.REFUSED, None, "policy_refuses_now")
+        if recheck is not None:
+            try:
+                refused = await recheck(job)
+            except GatewayError as exc:  # the case's or a subject's system did not answer
+                log.warning(
+                    "delivery not pushed yet: its content cannot be decided now",
+                    delivery=job.delivery_id,
+                    error=exc.slug,
+                )
+                return PushResult(PushOutcome.RETRY, None, "content_undecided")
+            if refused is not None:
+                return PushResult(PushOutcome.REFUSED, None, refused)
         if not adapters.serves(recipient.kind):
             return PushResult(PushOutcome.REFUSED, None, "recipient_has_no_adapter")
         content = orjson.loads(job.content)
@@ -125,12 +152,13 @@ def outbox_pusher(
     standard: Standard,
     audit: AuditWriter,
     policy: PolicyHolder,
+    recheck: Recheck | None = None,
 ) -> OutboxPusher:
     """The app's pusher: pushes through the adapters what the policy in force still allows,
     audited by the app's writer."""
     return OutboxPusher(
         factory,
-        adapter_push(adapters, standard, rules_in_force(policy)),
+        adapter_push(adapters, standard, rules_in_force(policy), recheck),
         audit.append,
         resource_of=lambda kind: standard.delivery_kind(kind).resource,
         lease=timedelta(seconds=settings.delivery_push_lease_seconds),

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.base import AdapterError, MappingError
-from gateway.audit.entry import AuditKind, Decision, EntryDraft, SearchCriteria
+from gateway.audit.entry import CONCEALED, AuditKind, Decision, EntryDraft, SearchCriteria
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.errors import (
@@ -79,7 +79,6 @@ __all__ = ["AUDIT_INDEX_HEADER", "ExchangeService"]
 log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
-CONCEALED = "concealed: neither confirm nor deny"
 # Agency answers that may be about the record itself (a refusal, a 4xx): for a record the
 # caller might not have been allowed to see, they answer like the concealed case.
 _RECORD_SPECIFIC = frozenset({"upstream_4xx", "upstream_refused"})

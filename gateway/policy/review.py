@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from gateway.auth.users import person_of
 from gateway.errors import Conflict, Forbidden, NotFound, UnprocessableContent
 from gateway.policy.admin_log import Actor, AdminLog
 from gateway.policy.engine import PolicyEngine
@@ -202,6 +203,11 @@ class Reviews:
             raise Conflict(f"version {version_id} is {state.status}, not a candidate")
         if proposal.proposed_by == actor.client_id:
             raise Forbidden("maker-checker: a candidate is reviewed by another administrator")
+        if await run_in_threadpool(self._same_person, proposal.proposed_by, actor.client_id):
+            raise Forbidden(
+                "maker-checker: a candidate is reviewed by another person; "
+                "this account and the proposer's belong to the same person"
+            )
         publishes = approve and proposal.kind != ProposalKind.INITIAL
         candidate: PolicyEngine | None = None
         if publishes:
@@ -235,6 +241,12 @@ class Reviews:
             "published": seq is not None,
             "audit_index": index,
         }
+
+    def _same_person(self, proposer: str, reviewer: str) -> bool:
+        """Two console accounts of one person (``person_id``); clients are compared by id."""
+        with Session(self.store.engine) as session:
+            person = person_of(session, proposer)
+            return person is not None and person == person_of(session, reviewer)
 
     def _store_review(
         self, actor: Actor, proposal: PolicyProposal, approve: bool, comment: str

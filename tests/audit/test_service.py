@@ -200,6 +200,7 @@ def test_stats_default_grouping_and_interval(sample_log: AuditLog) -> None:
             "period": "2026-03",
             "count": 10,
             "denied": 2,
+            "concealed": 0,
             "errors": 2,
             "upstream_latency_us": {"p50": 400, "p95": 5000, "p99": 5000},
         }

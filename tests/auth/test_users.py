@@ -9,8 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from gateway.auth.user_models import AuthorizationCode
 from gateway.auth.users import (
     CodeRefused,
     UserError,
@@ -142,6 +144,7 @@ def test_cli_adds_lists_and_disables_users(
         monkeypatch.setenv(key, value)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     args = ["users", "add", "--username", "wang", "--name", "王五", "--agency", "JC640000"]
+    args += ["--person-id", "JC-0042"]
     assert main([*args, "--scopes", "audit:read", "--totp", "--password-stdin"]) == 0
     added = json.loads(capsys.readouterr().out)
     assert added["username"] == "wang"
@@ -149,9 +152,107 @@ def test_cli_adds_lists_and_disables_users(
     assert main(["users", "list"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["scopes"] == ["audit:read"]
+    assert listed[0]["person_id"] == "JC-0042"
     assert listed[0]["totp"] is True
     assert main(["users", "disable", "wang"]) == 0
     assert main(["users", "list"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["disabled"] is True
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main([*args[:3], "li", *args[4:], "--scopes", "audit:read", "--password-stdin"]) == 2
+
+
+def _cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_MODE", "test")
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", settings.resolved_database_url)
+    if settings.migration_database_url:
+        monkeypatch.setenv("GATEWAY_MIGRATION_DATABASE_URL", settings.migration_database_url)
+    if settings.database_app_role:
+        monkeypatch.setenv("GATEWAY_DATABASE_APP_ROLE", settings.database_app_role)
+
+
+def test_cli_enrols_administrators_in_totp_and_says_how(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """policy:admin signs in only with TOTP (the default): ``users add`` enrols the account
+    without --totp and says what to do with the secret; ``users totp`` enrols any account."""
+    _cli_env(settings, monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    args = ["users", "add", "--username", "zhang", "--name", "张三", "--agency", "ZF640000"]
+    assert main([*args, "--person-id", "ZF-7", "--scopes", "policy:admin", "--password-stdin"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["otpauth_uri"].startswith("otpauth://totp/")
+    assert "authenticator app" in added["enrol"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    args = ["users", "add", "--username", "wang", "--name", "王五", "--agency", "JC640000"]
+    assert main([*args, "--person-id", "JC-1", "--scopes", "audit:read", "--password-stdin"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "totp_secret" not in plain
+    assert plain["enrol"] == "no TOTP: `gateway users totp wang` enrols one"
+    assert main(["users", "totp", "wang"]) == 0
+    enrolled = json.loads(capsys.readouterr().out)
+    assert enrolled["totp_secret"] != added["totp_secret"]
+    assert main(["users", "list"]) == 0
+    assert [u["totp"] for u in json.loads(capsys.readouterr().out)] == [True, True]
+    assert main(["users", "totp", "nobody"]) == 2
+    # --person-id is required: the two-person rule compares persons.
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    with pytest.raises(SystemExit):
+        main(["users", "add", "--username", "li", "--name", "李", "--agency", "ZF640000",
+              "--scopes", "audit:read", "--password-stdin"])  # fmt: skip
+
+
+def test_cli_prunes_used_codes_and_ended_sessions_as_the_owner(
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The application role has no DELETE (tests/security/test_database_roles.py): ``users
+    prune`` deletes as the tables' owner what is used, ended or expired, and nothing live."""
+    from gateway.console.models import ConsoleSession
+    from gateway.console.sessions import SessionStore
+
+    settings = make_settings(tmp_path, database_url)
+    upgrade(settings)
+    _cli_env(settings, monkeypatch)
+    engine = create_db_engine(settings.resolved_database_url)
+    long_ago = utcnow() - timedelta(days=3)
+    try:
+        factory = make_session_factory(engine)
+        with session_scope(factory) as session:
+            service = UserService(session)
+            _add(service)
+            used, live = _code(service), _code(service)
+            _code(service, now=long_ago)  # expired three days ago
+            _redeem(service, used)
+        with session_scope(factory) as session:
+            session.execute(
+                update(AuthorizationCode)
+                .values(used_at=long_ago)
+                .where(AuthorizationCode.used_at.is_not(None))
+            )
+        store = SessionStore(factory, 60)
+        ended, _ = store.start("zhang")
+        kept, _ = store.start("zhang")
+        ended_row = store.find(ended)
+        assert ended_row is not None
+        store.end(ended_row.session_hash)
+        with session_scope(factory) as session:
+            session.execute(
+                update(ConsoleSession)
+                .values(ended_at=long_ago)
+                .where(ConsoleSession.ended_at.is_not(None))
+            )
+        assert main(["users", "prune"]) == 0
+        assert json.loads(capsys.readouterr().out) == {
+            "authorization_codes": 2,
+            "console_sessions": 1,
+        }
+        assert store.find(kept) is not None
+        with session_scope(factory) as session:
+            grant = _redeem(UserService(session), live)
+            assert getattr(grant, "username", None) == "zhang"
+        assert main(["users", "prune"]) == 0  # nothing more
+        assert json.loads(capsys.readouterr().out)["authorization_codes"] == 0
+    finally:
+        engine.dispose()

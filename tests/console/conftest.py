@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.auth.keys import KeyStore
+from gateway.auth.totp import STEP_SECONDS, _key, hotp
 from gateway.auth.users import UserService
 from gateway.db import create_db_engine, make_session_factory, session_scope, utcnow
 from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
@@ -33,13 +35,38 @@ PASSWORD = "correct horse battery"
 FILE = "permissions/court.yaml"
 # name → (display name, agency, scopes, totp)
 USERS: dict[str, tuple[str, str, list[str], bool]] = {
-    "zhang": ("张管理", "ZF640000", ["policy:admin"], False),
-    "li": ("李复核", "ZF640000", ["policy:admin"], False),
+    # policy:admin signs in with TOTP only (GATEWAY_CONSOLE_ADMIN_TOTP_REQUIRED, the default).
+    "zhang": ("张管理", "ZF640000", ["policy:admin"], True),
+    "li": ("李复核", "ZF640000", ["policy:admin"], True),
     "wang": ("王监督", "JC640000", ["audit:read"], False),
     "zhao": ("赵双因素", "ZF640000", ["audit:read"], True),
     "sun": ("孙审核", "GA640104", ["sharing:review"], False),
     "zhou": ("周审核", "FY640104", ["sharing:review"], False),
 }
+
+
+class TotpCodes:
+    """The current TOTP codes of the test users, each time step used once (the server takes a
+    code once): the steps now-1, now and now+1 are good, then it waits for the next step."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+        self._last: dict[str, int] = {}
+
+    def code(self, username: str) -> str:
+        secret = self.secrets.get(username)
+        if secret is None:
+            return ""
+        # As of 2 s from now: the step is good whether or not the server's clock has moved on.
+        ahead = int((time.time() + 2) // STEP_SECONDS)
+        step = max(self._last.get(secret, ahead - 2) + 1, ahead - 1)
+        if step > ahead:
+            time.sleep(max(0.0, (step - 1) * STEP_SECONDS - time.time() + 0.5))
+        self._last[secret] = step
+        return hotp(_key(secret), step)
+
+
+TOTP = TotpCodes()
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
 
@@ -59,6 +86,8 @@ def add_users(settings: Settings) -> dict[str, str | None]:
                     totp=totp,
                 )
                 secrets[name] = secret
+                if secret is not None:
+                    TOTP.secrets[name] = secret
     finally:
         engine.dispose()
     return secrets
@@ -75,20 +104,27 @@ class Console:
     totp_secrets: dict[str, str | None]
     api_clients: dict[str, Any] = field(default_factory=dict)
 
-    def browser(self) -> TestClient:
-        """Another browser (its own cookie jar) on the same app."""
-        return TestClient(self.client.app, base_url=BASE)
+    def browser(self, address: str = "testclient") -> TestClient:
+        """Another browser (its own cookie jar) on the same app, from ``address``."""
+        return TestClient(self.client.app, base_url=BASE, client=(address, 50000))
 
     def sign_in(
-        self, client: TestClient, username: str, password: str = PASSWORD, totp: str = ""
+        self,
+        client: TestClient,
+        username: str,
+        password: str = PASSWORD,
+        totp: str | None = None,
     ) -> Any:
+        """Sign in by the form; ``totp`` None: the user's current code with the right password."""
         page = client.get("/console/signin")  # → /oauth/authorize, the sign-in form
         assert page.status_code == 200, page.text
         form = hidden_fields(page.text)
+        if totp is None:
+            totp = TOTP.code(username) if password == PASSWORD else ""
         form.update(username=username, password=password, totp=totp)
         return client.post("/oauth/authorize", data=form)
 
-    def signed_in(self, username: str, totp: str = "") -> TestClient:
+    def signed_in(self, username: str, totp: str | None = None) -> TestClient:
         client = self.browser()  # no lifespan of its own: the app's is running
         response = self.sign_in(client, username, totp=totp)
         assert response.status_code == 200, response.text
@@ -139,6 +175,15 @@ def propose(client: object, text_value: str, comment: str) -> object:
             "text": text_value,
             "comment": comment,
         },
+    )
+
+
+def review(client: object, version_id: str, verdict: str, comment: str) -> Any:
+    """Open a version's page and post its review form."""
+    page = client.get(f"/console/policies/versions/{version_id}")  # type: ignore[attr-defined]
+    return client.post(  # type: ignore[attr-defined]
+        f"/console/policies/versions/{version_id}/review",
+        data={"csrf_token": csrf_of(page.text), "verdict": verdict, "comment": comment},
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from html import unescape
 
 from sqlalchemy import create_engine, text
 
@@ -25,6 +27,25 @@ def _queries(console: Console) -> list[str]:
     finally:
         engine.dispose()
     return [json.loads(bytes(r[0]))["action"]["route"] for r in rows]
+
+
+def _denied(console: Console, client_id: str, status: int, detail: str | None = None) -> None:
+    """An exchange entry of the police (GA640104), denied."""
+    from gateway.audit.entry import AuditKind, Decision, EntryDraft
+
+    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.audit_writer.append_blocking(
+        EntryDraft(
+            kind=AuditKind.EXCHANGE,
+            client_id=client_id,
+            requester_agency="GA640104",
+            decision=Decision.DENY,
+            status=status,
+            resource="person",
+            purpose="INVESTIGATION",
+            detail=detail,
+        )
+    )
 
 
 def test_stats_by_agency_over_time_with_charts(console: Console) -> None:
@@ -61,21 +82,8 @@ def test_export_csv_and_jsonl(console: Console) -> None:
 
 
 def test_alerts_name_a_probing_caller(console: Console) -> None:
-    from gateway.audit.entry import AuditKind, Decision, EntryDraft
-
-    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
     for _ in range(3):  # a caller refused three times out of three
-        runtime.audit_writer.append_blocking(
-            EntryDraft(
-                kind=AuditKind.EXCHANGE,
-                client_id="probe-client",
-                requester_agency="GA640104",
-                decision=Decision.DENY,
-                status=403,
-                resource="person",
-                purpose="INVESTIGATION",
-            )
-        )
+        _denied(console, "probe-client", 403)
     wang = console.signed_in("wang")
     page = wang.get("/console/audit/alerts?threshold=0.5&min_requests=3")
     assert page.status_code == 200, page.text
@@ -96,3 +104,23 @@ def test_stats_show_overdue_sharing_answers(console: Console) -> None:
     row = page.text.split('id="sharing-stats"')[1].split("</tr>")[1]
     assert "GA640104" in row
     assert "<td>1</td><td>0</td><td>1</td>" in row  # one application, none answered, 1 overdue
+
+
+def test_stats_count_and_chart_concealments(console: Console) -> None:
+    """Concealed requests (denials answered "not found") have their own figure and chart: two
+    concealed and one plain denial of the police are 3 denials, 2 of them concealed."""
+    from gateway.audit.entry import CONCEALED
+    from gateway.exchange import service as exchange
+
+    assert exchange.CONCEALED == CONCEALED  # what the exchange writes is what is counted
+    for status, detail in ((404, CONCEALED), (404, f"{CONCEALED} (upstream)"), (403, "denied")):
+        _denied(console, "police-system", status, detail)
+    page = console.signed_in("wang").get("/console/audit/stats?group=requester&interval=day")
+    assert page.status_code == 200, page.text
+    match = re.search(r"id=\"concealments-chart\"[^>]*data-chart='([^']*)'", page.text)
+    assert match, page.text
+    chart = json.loads(unescape(match.group(1)))
+    police = [s for s in chart["series"] if s["name"] == "GA640104"]
+    assert [sum(s["values"]) for s in police] == [2]
+    row = re.search(r"<td>GA640104</td><td>3</td><td>3</td><td>2</td>", page.text)
+    assert row, page.text

@@ -24,7 +24,7 @@ import pytest
 from gateway.audit.checkpoint import CheckpointSigner, parse_checkpoint_body
 from gateway.console.templating import missing_assets
 from tests.conftest import IN_CI
-from tests.console.conftest import PASSWORD, add_users_and_an_application
+from tests.console.conftest import PASSWORD, TOTP, add_users_and_an_application
 from tests.served import ServedGateway, served_gateway
 
 CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -117,12 +117,15 @@ class Watched:
             page.screenshot(path=str(Path(SHOTS) / f"{shot}.png"))
 
     def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        """By keyboard only: the user name field has the focus, Tab to the password, Enter."""
+        """By keyboard only: the user name field has the focus, Tab to the password, Tab to the
+        TOTP code (the user's current one with the right password), Enter."""
         self.goto("/console/")
         assert "/oauth/authorize" in self.page.url
         self.page.keyboard.type(username)
         self.page.keyboard.press("Tab")
         self.page.keyboard.type(password)
+        self.page.keyboard.press("Tab")
+        self.page.keyboard.type(TOTP.code(username) if password == PASSWORD else "")
         with self.page.expect_navigation():
             self.page.keyboard.press("Enter")
         self.page.wait_for_load_state("networkidle")
@@ -152,6 +155,7 @@ def test_sign_in_with_a_wrong_then_the_right_password(watched: Any) -> None:
     w.check("signin")
     w.page.get_by_label("用户名").fill("zhang")
     w.page.get_by_label("密码", exact=True).fill(PASSWORD)
+    w.page.get_by_label("动态口令（如已启用）").fill(TOTP.code("zhang"))
     with w.page.expect_navigation():
         w.page.get_by_role("button", name="登录").click()
     w.page.wait_for_load_state("networkidle")

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from gateway.audit.checkpoint import open_checkpoint, parse_verifier
 from gateway.audit.merkle import leaf_hash, verify_inclusion
 from gateway.console import templating
-from tests.console.conftest import FILE, Console, csrf_of, current_text, propose
+from tests.console.conftest import FILE, Console, csrf_of, current_text, propose, review
 
 
 def _entries(console: Console, where: str) -> list[tuple[object, ...]]:
@@ -265,3 +265,45 @@ def test_sign_in_work_and_sign_out_on_each_database(console_any_db: Console) -> 
     signed_out = zhao.post("/console/signout", data={"csrf_token": csrf_of(page.text)})
     assert signed_out.status_code == 200
     assert zhao.get("/console/audit", follow_redirects=False).status_code == 303
+
+
+def test_a_second_account_of_the_proposer_cannot_approve(console: Console) -> None:
+    """Attacker review: two-person approval was per account. zhang's second account (the
+    same person id) is refused as zhang is, through the service the API uses; li approves."""
+    from gateway.auth.users import UserService
+    from gateway.db import create_db_engine, make_session_factory, session_scope
+    from tests.console.conftest import PASSWORD, TOTP
+
+    engine = create_db_engine(console.settings.resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            _, secret = UserService(session).add(
+                username="zhang2",
+                display_name="张管理（第二账号）",
+                agency="ZF640000",
+                scopes=["policy:admin"],
+                password=PASSWORD,
+                totp=True,
+                person_id="zhang",  # the person id zhang's account got (its user name)
+            )
+    finally:
+        engine.dispose()
+    assert secret is not None
+    TOTP.secrets["zhang2"] = secret
+    zhang, second = console.signed_in("zhang"), console.signed_in("zhang2")
+    original = current_text(zhang)
+    submitted = propose(
+        zhang, original.replace("description: 法院", "description: 法院。", 1), "改"
+    )
+    assert submitted.status_code == 201, submitted.text
+    version_id = re.search(r"(sha256:[0-9a-f]{64})", submitted.text).group(1)  # type: ignore[union-attr]
+    refused = review(second, version_id, "approve", "换号批准")
+    assert refused.status_code == 403, refused.text
+    assert "同一人" in refused.text
+    assert refused.headers["x-audit-index"].isdigit()
+    runtime = console.client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.policy.current.version != version_id
+    li = console.signed_in("li")
+    done = review(li, version_id, "approve", "同意")
+    assert done.status_code == 200, done.text
+    assert runtime.policy.current.version == version_id

@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import create_engine, text
 
 from gateway.auth.totp import _key, totp
-from tests.console.conftest import BASE, PASSWORD, Console, hidden_fields
+from gateway.auth.users import UserService
+from gateway.db import make_session_factory, session_scope
+from tests.console.conftest import (
+    BASE,
+    PASSWORD,
+    TOTP,
+    Console,
+    hidden_fields,
+    start_console,
+)
 
 
 def _set_cookies(response: object) -> dict[str, str]:
@@ -34,7 +45,7 @@ def test_sign_in_opens_a_session_with_strict_cookie(console: Console) -> None:
     assert "samesite=strict" in pkce
     form_page = client.get(page.headers["location"])
     form = hidden_fields(form_page.text)
-    form.update(username="zhang", password=PASSWORD)
+    form.update(username="zhang", password=PASSWORD, totp=TOTP.code("zhang"))
     answer = client.post("/oauth/authorize", data=form, follow_redirects=False)
     assert answer.status_code == 303
     callback = urlsplit(answer.headers["location"])
@@ -60,7 +71,7 @@ def test_the_code_is_good_once(console: Console) -> None:
     client = console.browser()
     page = client.get("/console/signin")
     form = hidden_fields(page.text)
-    form.update(username="zhang", password=PASSWORD)
+    form.update(username="zhang", password=PASSWORD, totp=TOTP.code("zhang"))
     answer = client.post("/oauth/authorize", data=form, follow_redirects=False)
     callback = answer.headers["location"]
     pkce = client.cookies.get("zf_console_pkce")
@@ -79,7 +90,7 @@ def test_a_code_without_the_verifier_is_refused(console: Console) -> None:
     victim, attacker = console.browser(), console.browser()
     page = victim.get("/console/signin")
     form = hidden_fields(page.text)
-    form.update(username="zhang", password=PASSWORD)
+    form.update(username="zhang", password=PASSWORD, totp=TOTP.code("zhang"))
     callback = victim.post("/oauth/authorize", data=form, follow_redirects=False)
     start = attacker.get("/console/signin", follow_redirects=False)  # the attacker's own state
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
@@ -131,7 +142,7 @@ def test_totp_is_required_and_good_once(console: Console) -> None:
     secret = console.totp_secrets["zhao"]
     assert secret is not None
     client = console.browser()
-    assert console.sign_in(client, "zhao").status_code == 401  # no code
+    assert console.sign_in(client, "zhao", totp="").status_code == 401  # no code
     assert console.sign_in(client, "zhao", totp="000000").status_code in (200, 401)
     code = totp(_key(secret), time.time())
     ok = console.sign_in(client, "zhao", totp=code)
@@ -168,7 +179,7 @@ def test_the_form_needs_its_csrf_cookie(console: Console) -> None:
     client = console.browser()
     page = client.get("/console/signin")
     form = hidden_fields(page.text)
-    form.update(username="zhang", password=PASSWORD)
+    form.update(username="zhang", password=PASSWORD, totp=TOTP.code("zhang"))
     fresh = console.browser()  # another browser: no CSRF cookie
     refused = fresh.post("/oauth/authorize", data=form, follow_redirects=False)
     assert refused.status_code == 403
@@ -215,7 +226,7 @@ def test_the_sign_in_entry_names_the_scopes_the_session_holds(console: Console) 
     client = console.browser()
     page = client.get("/console/signin", follow_redirects=False)
     form = hidden_fields(client.get(page.headers["location"] + "&scope=audit%3Aread").text)
-    form.update(username="zhang", password=PASSWORD)
+    form.update(username="zhang", password=PASSWORD, totp=TOTP.code("zhang"))
     done = client.post("/oauth/authorize", data=form)
     assert str(done.url) == f"{BASE}/console/", done.url
     assert client.get("/console/policies").status_code == 200  # what zhang's session holds
@@ -230,3 +241,102 @@ def test_the_sign_in_entry_names_the_scopes_the_session_holds(console: Console) 
         engine.dispose()
     (sign_in,) = [e for e in entries if (e.get("action") or {}).get("action") == "console_sign_in"]
     assert sign_in["action"]["scopes"] == ["policy:admin"]
+
+
+def _started(tmp_path: object, **overrides: object) -> tuple[Console, Iterator[Console]]:
+    gen = start_console(Path(str(tmp_path)), **overrides)
+    return next(gen), gen
+
+
+def test_a_third_party_cannot_lock_a_user_out(tmp_path: object) -> None:
+    """Attacker review: wrong passwords in a user's name from one address locked the user out
+    everywhere. Now they throttle that address (for that name, and for every name), not the
+    user at theirs."""
+    console, gen = _started(
+        tmp_path,
+        token_rate_limit_per_second=0.01,
+        token_rate_limit_burst=2,
+        token_source_rate_limit_per_second=0.01,
+        token_source_rate_limit_burst=4,
+    )
+    try:
+        attacker = console.browser("10.0.0.66")
+        guesses = [
+            console.sign_in(attacker, "wang", f"guess {i} wrong").status_code for i in range(3)
+        ]
+        assert guesses == [401, 401, 429]
+        # Brute force stays limited: from that address even the right password waits.
+        assert console.sign_in(attacker, "wang", PASSWORD).status_code == 429
+        # Other names from the same address: the per-address limit (4 attempts in all).
+        assert console.sign_in(attacker, "sun", "wrong wrong").status_code == 429
+        wang = console.browser("10.0.0.7")
+        done = console.sign_in(wang, "wang")
+        assert done.status_code == 200, done.text
+        assert str(done.url) == f"{BASE}/console/"
+    finally:
+        gen.close()
+
+
+def test_guessing_from_many_addresses_leaves_password_and_totp(tmp_path: object) -> None:
+    """Many addresses guessing at one name: past the per-name limit only the right password
+    with a TOTP code passes (a lock the user still opens); without TOTP, the name waits."""
+    console, gen = _started(
+        tmp_path,
+        console_signin_user_rate_limit_per_second=0.01,
+        console_signin_user_rate_limit_burst=3,
+    )
+    try:
+        for name in ("zhao", "wang"):
+            statuses = [
+                console.sign_in(console.browser(f"10.0.1.{i}"), name, "wrong guess!").status_code
+                for i in range(4)
+            ]
+            assert statuses == [401, 401, 401, 429], name
+        user = console.browser("10.0.2.1")
+        assert console.sign_in(user, "zhao", "wrong guess!", totp="").status_code == 429
+        assert console.sign_in(user, "zhao", PASSWORD, totp="").status_code == 429
+        assert console.sign_in(user, "zhao", PASSWORD, totp="000000").status_code == 429
+        done = console.sign_in(user, "zhao", PASSWORD)  # with the current code
+        assert done.status_code == 200, done.text
+        assert str(done.url) == f"{BASE}/console/"
+        # wang has no TOTP: the right password answers as a wrong one while the name is hot.
+        assert console.sign_in(console.browser("10.0.2.2"), "wang").status_code == 429
+    finally:
+        gen.close()
+
+
+def _add_admin_without_totp(console: Console) -> None:
+    engine = create_engine(console.settings.resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            UserService(session).add(
+                username="chen",
+                display_name="陈管理",
+                agency="ZF640000",
+                scopes=["policy:admin"],
+                password=PASSWORD,
+            )
+    finally:
+        engine.dispose()
+
+
+def test_an_administrator_signs_in_only_with_totp_enrolled(tmp_path: object) -> None:
+    console, gen = _started(tmp_path)
+    try:
+        assert console.settings.console_admin_totp_required  # the default
+        _add_admin_without_totp(console)
+        client = console.browser()
+        assert console.sign_in(client, "chen", "not the password").status_code == 401
+        refused = console.sign_in(client, "chen")
+        assert refused.status_code == 403
+        assert "须启用动态口令" in refused.text
+        assert "gateway users totp" in refused.text
+        assert client.get("/console/", follow_redirects=False).status_code == 303
+    finally:
+        gen.close()
+    console, gen = _started(Path(str(tmp_path)) / "optional", console_admin_totp_required=False)
+    try:
+        _add_admin_without_totp(console)
+        assert console.sign_in(console.browser(), "chen").status_code == 200
+    finally:
+        gen.close()

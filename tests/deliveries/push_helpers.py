@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import session_scope
+from gateway.deliveries.content import PushRecheck
 from gateway.deliveries.outbox import OutboxPusher, PushJob
 from gateway.deliveries.repository import DeliveryRepository, NewDelivery, new_delivery_id
 from gateway.exchange.push import adapter_push, rules_in_force
@@ -68,8 +69,7 @@ def first_record(
     raise LookupError(resource)
 
 
-def store_delivery(
-    factory: sessionmaker[Session],
+def new_delivery(
     kind: str,
     sender: str,
     recipient: str,
@@ -79,12 +79,12 @@ def store_delivery(
     attachments: Sequence[dict[str, str]] = (),
     created_at: datetime = T0,
     purpose: str = "TEST",
-) -> str:
-    """A delivery stored as the service stores one (content: canonical JSON); its id."""
+) -> NewDelivery:
+    """A delivery as the service builds one (content: canonical JSON)."""
     content = orjson.dumps(
         {"record": record, "attachments": list(attachments)}, option=orjson.OPT_SORT_KEYS
     )
-    new = NewDelivery(
+    return NewDelivery(
         id=new_delivery_id(),
         kind=kind,
         from_agency=AGENCY[sender],
@@ -98,6 +98,18 @@ def store_delivery(
         created_at=created_at,
         due_at=None,
     )
+
+
+def store_delivery(
+    factory: sessionmaker[Session],
+    kind: str,
+    sender: str,
+    recipient: str,
+    record: dict[str, Any],
+    **kw: Any,
+) -> str:
+    """A delivery stored as the service stores one (see :func:`new_delivery`); its id."""
+    new = new_delivery(kind, sender, recipient, record, **kw)
     with session_scope(factory) as session:
         DeliveryRepository(session).create(new, key=new.id, request_sha256="0" * 64, audit_index=0)
     return new.id
@@ -112,11 +124,16 @@ def pusher(
     gw: Gateway,
     clock: Clock,
     push: Callable[[PushJob], Any] | None = None,
+    *,
+    recheck: bool = True,
     **kw: Any,
 ) -> OutboxPusher:
-    """A pusher on the gateway's database, adapters and audit log, with a clock of the test."""
+    """A pusher on the gateway's database, adapters and audit log, with a clock of the test;
+    as the app's, it decides each content again before pushing it (``recheck=False``: not, for
+    deliveries stored directly that the API would refuse)."""
     rt = runtime(gw)
-    real = adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy))
+    again = PushRecheck(rt.standard, rt.policy, rt.exchange, clock) if recheck else None
+    real = adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy), again)
     return OutboxPusher(
         rt.session_factory,
         push or real,
@@ -205,7 +222,7 @@ def world_systems(dataset: Dataset) -> Iterator[dict[str, str]]:
     with contextlib.ExitStack() as stack:
         urls = {}
         for kind in AGENCY_KINDS:
-            app = create_app(kind, dataset, CREDENTIALS)
+            app = create_app(kind, dataset, CREDENTIALS, faults_enabled=True)
             app.state.world = dataset
             urls[kind] = stack.enter_context(serve_in_thread(app))
         yield urls

@@ -9,6 +9,7 @@ the case to a stage it is not in yet; and nothing else about the case changes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ _RESOURCES = Path(__file__).parents[2] / "policies" / "standard" / "resources"
 _STAGES = ("INVESTIGATION", "ARREST_REVIEW", "PROSECUTION_REVIEW", "TRIAL", "EXECUTION", "CLOSED")
 
 
+@functools.cache
 def _party_fields(resource: str) -> list[dict[str, Any]]:
     spec = yaml.safe_load((_RESOURCES / f"{resource}.yaml").read_text(encoding="utf-8"))
     return [f for f in spec["fields"] if f.get("party")]

@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from gateway.demo_deliveries import walked_case_records
+from gateway.policy.bundle import bundle_from_directory, load_bundle
 from sandbox.generator import Dataset
 from tests.conftest import Gateway
 from tests.deliveries.push_helpers import (
@@ -29,10 +30,13 @@ from tests.deliveries.push_helpers import (
     pusher,
     received,
     run_once,
+    runtime,
     sandbox_auth,
     state,
+    sticky_fault,
     world_systems,
 )
+from tests.policy.conftest import POLICIES
 
 POLICE_NUMBER = "A6401040000002024112156"  # C00000023, 立案侦查 in 兴庆区
 
@@ -62,7 +66,8 @@ class _Walk:
     def __init__(self, gw: Gateway, urls: dict[str, str]) -> None:
         self.gw, self.urls = gw, urls
         # The API stamps rows with the real time: the pusher's clock runs a little ahead of it.
-        self.outbox = pusher(gw, Clock(datetime.now(UTC) + timedelta(minutes=1)))
+        self.outbox_clock = Clock(datetime.now(UTC) + timedelta(minutes=1))
+        self.outbox = pusher(gw, self.outbox_clock)
         self.last: dict[str, Any] = {}  # the last delivery sent
 
     def send(self, client: str, purpose: str, key: str, body: dict[str, Any]) -> httpx.Response:
@@ -261,3 +266,95 @@ def test_a_step_to_an_agency_its_record_does_not_name_is_refused(
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "record.receiving_procuratorate"
     assert run_once(gw, walk.outbox) == 0
+
+
+@pytest.fixture
+def walk(exchange_gateway: Callable[..., Gateway], world_urls: dict[str, str]) -> _Walk:
+    return _Walk(exchange_gateway(upstream_urls=world_urls), world_urls)
+
+
+def _transfer_created(walk: _Walk, dataset: Dataset, key: str) -> str:
+    """The chain's 移送审查起诉 of C00000023, created (201), not pushed yet."""
+    record = walked_case_records(dataset)["transfer"]
+    body = {"kind": "prosecution_transfer", "to_agency": "JC640104", "record": record}
+    sent = walk.send("police", "INVESTIGATION", key, body)
+    assert sent.status_code == 201, sent.text
+    delivery_id: str = sent.json()["id"]
+    return delivery_id
+
+
+def test_a_case_marked_secret_after_the_delivery_was_made_is_not_pushed(
+    walk: _Walk, world_dataset: Dataset, world_urls: dict[str, str]
+) -> None:
+    # Created while the case was ordinary; marked 工作秘密 before the push: decided again by
+    # the outbox, the content no longer goes, and nothing reaches the procuratorate.
+    gw = walk.gw
+    delivery_id = _transfer_created(walk, world_dataset, "walk-then-secret")
+    case = world_dataset.get("case", "C00000023")
+    assert case is not None
+    case["work_secret"] = True  # type: ignore[index]  # the cached record, changed in place
+    # The gateway's case cache (30 s) would still hold the ordinary case: as 30 s later.
+    runtime(gw).adapters.forget_case(POLICE_NUMBER)
+    assert run_once(gw, walk.outbox) == 0
+    status, events, _ = state(gw, delivery_id)
+    assert status == "failed"
+    assert events[-1]["type"] == "failed"
+    assert _police_case(world_urls)["AJZT"] == "10"  # never received, so never moved
+
+
+def test_a_field_the_negative_list_withholds_since_creation_is_not_pushed(
+    walk: _Walk, world_dataset: Dataset, world_urls: dict[str, str]
+) -> None:
+    # The negative list is tightened after the delivery was created: the 起诉意见书's opinion
+    # is withheld from everyone. The outbox decides the stored content again: failed, not sent.
+    gw = walk.gw
+    delivery_id = _transfer_created(walk, world_dataset, "walk-then-tightened")
+    files = bundle_from_directory(POLICIES)
+    files["negative_list/test_tightened.yaml"] = _TIGHTENED
+    rt = runtime(gw)
+    rt.policy.current = load_bundle(files, rt.standard, run_tests=False).engine
+    assert run_once(gw, walk.outbox) == 0
+    assert state(gw, delivery_id)[0] == "failed"
+    assert _police_case(world_urls)["AJZT"] == "10"
+
+
+def test_a_delivery_still_allowed_at_push_time_is_pushed(
+    walk: _Walk, world_dataset: Dataset, world_urls: dict[str, str]
+) -> None:
+    # The negative case of the two above: the same delivery, nothing changed, is pushed.
+    gw = walk.gw
+    delivery_id = _transfer_created(walk, world_dataset, "walk-unchanged")
+    runtime(gw).adapters.forget_case(POLICE_NUMBER)
+    assert run_once(gw, walk.outbox) == 1
+    assert state(gw, delivery_id)[0] == "delivered"
+
+
+_TIGHTENED = """\
+description: 测试：收紧负面清单。
+negative_list:
+  - id: nl.test.transfer-opinion
+    description: 起诉意见书的意见不予共享（测试用）。
+    resource: prosecution_transfer
+    action: withhold_fields
+    fields: [opinion]
+    legal_basis: 测试
+"""
+
+
+def test_a_content_that_cannot_be_decided_now_waits_and_is_never_sent_undecided(
+    walk: _Walk, world_dataset: Dataset, world_urls: dict[str, str]
+) -> None:
+    # The police system (the case's owner) answers 503 when the outbox asks for the case: the
+    # push is retried later, not failed and not sent; once the system answers, it goes.
+    gw = walk.gw
+    delivery_id = _transfer_created(walk, world_dataset, "walk-undecided")
+    runtime(gw).adapters.forget_case(POLICE_NUMBER)
+    with sticky_fault(world_urls, "public_security", "status=503"):
+        assert run_once(gw, walk.outbox) == 0
+    status, events, _ = state(gw, delivery_id)
+    assert status == "pending"
+    assert events[-1]["type"] == "push_failed"
+    assert received(world_urls, "procuratorate", delivery_id) == []
+    walk.outbox_clock.now += timedelta(minutes=5)  # past the backoff
+    assert run_once(gw, walk.outbox) == 1
+    assert state(gw, delivery_id)[0] == "delivered"

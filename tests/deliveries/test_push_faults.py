@@ -51,7 +51,7 @@ def test_a_recipient_down_then_back_is_delivered_after_backoff(
 ) -> None:
     delivery_id = _indictment(gw, dataset)
     clock = Clock()
-    outbox = pusher(gw, clock)
+    outbox = pusher(gw, clock, recheck=False)  # stored directly: the push mechanics only
     with sticky_fault(agency_urls, "court", "status=503"):
         assert run_once(gw, outbox) == 0
         status, events, row = state(gw, delivery_id)
@@ -84,7 +84,7 @@ def test_a_hanging_recipient_times_out_and_the_retry_is_received_once(
     gw = exchange_gateway()  # SQLite: the backend plays no part in a timeout
     delivery_id = _indictment(gw, dataset)
     clock = Clock()
-    outbox = pusher(gw, clock)
+    outbox = pusher(gw, clock, recheck=False)  # stored directly: the push mechanics only
     with sticky_fault(agency_urls, "court", "hang=4"):
         started = time.monotonic()
         assert run_once(gw, outbox) == 0  # the court's 3 s deadline (court.yaml)
@@ -117,7 +117,7 @@ def test_a_push_repeated_after_a_crash_is_received_once(
     first = portal.call(adapter_push(rt.adapters, rt.standard, rules_in_force(rt.policy)), job)
     assert first.outcome == "delivered"
     assert state(gw, delivery_id)[0] == "pending"  # nothing recorded: the worker died
-    outbox = pusher(gw, clock)
+    outbox = pusher(gw, clock, recheck=False)  # stored directly: the push mechanics only
     clock.now += timedelta(seconds=30)
     assert run_once(gw, outbox) == 0  # still leased by the dead worker
     clock.now += timedelta(seconds=31)
@@ -133,7 +133,7 @@ def test_a_refused_push_ends_failed_with_an_audit_entry(
     gw: Gateway, dataset: Dataset, agency_urls: dict[str, str]
 ) -> None:
     delivery_id = _indictment(gw, dataset)
-    outbox = pusher(gw, Clock())
+    outbox = pusher(gw, Clock(), recheck=False)
     with sticky_fault(agency_urls, "court", "status=422"):
         assert run_once(gw, outbox) == 0
     status, events, row = state(gw, delivery_id)

@@ -5,8 +5,8 @@ delivery). A copy is its own delivery (same kind and content, its own recipient,
 outbox, no answer, no deadline). The application role's grants on ``deliveries`` are unchanged
 (SELECT, INSERT, UPDATE; ``gateway.migrate``).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
