@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from gateway.deliveries.models import Delivery, DeliveryOutbox
+from gateway.policy.bundle import bundle_from_directory, load_bundle
 from sandbox.generator import Dataset
 from tests.conftest import Gateway
-from tests.deliveries.push_helpers import Clock, pusher, received, run_once, state
+from tests.deliveries.push_helpers import Clock, pusher, received, run_once, runtime, state
 from tests.deliveries.test_api import _counts, _entry, _headers
+from tests.policy.conftest import POLICIES
 
 EXECUTING = "(2020)宁0104刑初1277号"  # C00000055: FY640104, JC640104 and GA640104 handle it
 
@@ -207,3 +209,39 @@ def test_a_copy_is_refused_with_the_field_when_its_agency_may_not_receive_it_who
     assert "summary" in problem["fields"]
     assert "refused, not stripped" in problem["detail"]
     assert _counts(gw) == before
+
+
+_NO_SUMMARY_FOR_THE_PROCURATORATE = """\
+description: 测试：判决主文不再提供给检察院。
+negative_list:
+  - id: nl.test.no-summary-for-the-procuratorate
+    description: 判决主文不提供给检察院（测试用）。
+    resource: judgment
+    condition: request.requester_kind == "procuratorate"
+    action: withhold_fields
+    fields: [summary]
+    legal_basis: 测试
+"""
+
+
+def test_each_copy_is_decided_again_for_its_own_recipient_before_its_push(
+    gw: Gateway, agency_urls: dict[str, str]
+) -> None:
+    """The negative list is tightened for the procuratorate after the request: the outbox
+    decides each stored delivery again for ITS recipient. The prison's goes; the copy does not
+    (failed, nothing sent); the tightening that does not touch the prison leaves it alone."""
+    created = _send(gw, _body(), key="copy-recheck")
+    assert created.status_code == 201, created.text
+    main_id = created.json()["id"]
+    (copy_ref,) = created.json()["copies"]
+    files = bundle_from_directory(POLICIES)
+    files["negative_list/test_no_summary.yaml"] = _NO_SUMMARY_FOR_THE_PROCURATORATE
+    rt = runtime(gw)
+    rt.policy.current = load_bundle(files, rt.standard, run_tests=False).engine
+    outbox = pusher(gw, Clock(datetime.now(UTC) + timedelta(minutes=1)))
+    assert run_once(gw, outbox) == 1  # the main delivery only
+    assert state(gw, main_id)[0] == "delivered"
+    status, events, _ = state(gw, copy_ref["id"])
+    assert status == "failed"
+    assert events[-1]["type"] == "failed"
+    assert received(agency_urls, "procuratorate", copy_ref["id"]) == []
