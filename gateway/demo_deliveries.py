@@ -211,9 +211,16 @@ def _chain(data: Dataset) -> list[_Hop]:
             "court",
             "COMMUNITY_CORRECTION",
             case,
-            {"to_agency": "SF640104", "record": records["judgment"]},
+            {
+                "to_agency": "SF640104",
+                "record": records["judgment"],
+                "copies": ["JC640104", "GA640104"],
+            },
             "入矫: a suspended sentence; the judgment to the 司法局 within 5 days of taking effect "
-            "(社区矫正法 第20条): an old date, so it shows as overdue",
+            "(社区矫正法 第20条): an old date, so it shows as overdue. Copied (抄送) to the "
+            "procuratorate and the police, as the article says "
+            "(同时抄送人民检察院和执行地公安机关): each copy its own delivery, decided for its "
+            "recipient, pushed, needing no answer",
             "justice",
             "COMMUNITY_CORRECTION",
         ),
@@ -281,6 +288,16 @@ def delivery_examples(data: Dataset) -> list[dict[str, Any]]:
             "headers": {},
             "expect_status": 200,
             "note": "public: the receipt verifier key (C2SP signed-note, Ed25519)",
+        },
+        {
+            "name": "copies-inbound-procuratorate",
+            "client": "procuratorate",
+            "method": "GET",
+            "path": "/v1/deliveries?role=inbound&kind=community_correction_entry",
+            "headers": _headers("procuratorate", "EXECUTION_SUPERVISION", None),
+            "expect_status": 200,
+            "note": "the procuratorate's copy (抄送) of the 入矫: delivered, copy_of the main one, "
+            "no deadline, no answer asked",
         },
         {
             "name": "deliveries-inbound",

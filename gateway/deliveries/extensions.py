@@ -30,9 +30,9 @@ from gateway.db import session_scope
 from gateway.deliveries.lifecycle import (
     MAX_REASON,
     check_extension,
-    delivery_document,
     not_found,
     record_extension,
+    render,
     visible_to,
 )
 from gateway.deliveries.models import Delivery
@@ -117,6 +117,6 @@ def extend_delivery(
             record_extension(
                 repo, row, kind, record, code, at=now, audit_index=index, reason=reason
             )
-            return delivery_document(row, repo.events(row.id))
+            return render(repo, row)
 
     return Answer(200, None, {}, commit)

@@ -3,13 +3,16 @@
 Contracts:
 
 * :func:`delivery_document` is the issue's shape: ``{"id", "kind", "from_agency", "to_agency",
-  "case_number", "status", "created_at", "due_at", "content_sha256", "events", "receipt"}``;
-  each event is ``{"type", "at", "audit_index", **detail}``.
+  "case_number", "status", "created_at", "due_at", "content_sha256", "events", "receipt"}``,
+  plus ``"copy_of"`` (a copy, 抄送: the id of the delivery it copies; else null) and ``"copies"``
+  (a main delivery's copies: ``[{"id", "to_agency", "status"}]``, by id; else ``[]``); each
+  event is ``{"type", "at", "audit_index", **detail}``.
 * :func:`visible_to` is the only test of who sees a delivery: the sender's and the recipient's
   agencies. Everyone else is answered exactly as for a delivery that does not exist
   (:func:`not_found`: one text for both, neither confirm nor deny).
 * :func:`check_answer` refuses, before anything is written or audited as done: an answer by
-  a third party (the NCND 404) or by the sender (403), an answer the kind does not allow (422), a
+  a third party (the NCND 404) or by the sender (403), an answer to a copy (409: a copy asks no
+  answer; ``delivered`` is its final status), an answer the kind does not allow (422), a
   ``returned`` without a reason (422, ``reason`` named), an answer to a delivery already
   answered or failed (409).
 * :func:`record_answer` then applies it: the receipt (signed, holding the audit index of the
@@ -44,6 +47,7 @@ __all__ = [
     "not_found",
     "record_answer",
     "record_extension",
+    "render",
     "visible_to",
 ]
 
@@ -54,7 +58,9 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def delivery_document(delivery: Delivery, events: Sequence[DeliveryEvent]) -> dict[str, Any]:
+def delivery_document(
+    delivery: Delivery, events: Sequence[DeliveryEvent], copies: Sequence[Delivery] = ()
+) -> dict[str, Any]:
     """The delivery as the API answers it (see module docstring)."""
     return {
         "id": delivery.id,
@@ -76,7 +82,14 @@ def delivery_document(delivery: Delivery, events: Sequence[DeliveryEvent]) -> di
             for event in events
         ],
         "receipt": delivery.receipt,
+        "copy_of": delivery.copy_of,
+        "copies": [{"id": c.id, "to_agency": c.to_agency, "status": c.status} for c in copies],
     }
+
+
+def render(repo: DeliveryRepository, delivery: Delivery) -> dict[str, Any]:
+    """:func:`delivery_document` of ``delivery`` with its events and copies, as stored."""
+    return delivery_document(delivery, repo.events(delivery.id), repo.copies_of(delivery.id))
 
 
 def visible_to(delivery: Delivery | None, agency: str) -> bool:
@@ -102,6 +115,12 @@ def check_answer(
         raise not_found(delivery_id)
     if agency != delivery.to_agency:
         raise Forbidden("only the recipient answers a delivery")
+    if delivery.copy_of is not None:
+        raise Conflict(
+            "a copy (抄送) is delivered for information and takes no answer; "
+            f"the delivery it copies ({delivery.copy_of}) is answered by its own recipient",
+            extra={"copy_of": delivery.copy_of},
+        )
     allowed = [answer.value for answer in kind.answers]
     if decision not in allowed:
         raise UnprocessableContent(

@@ -1,6 +1,7 @@
 """Delivery tables (协同办案, issue 15): deliveries, their events, the outbox and idempotency keys.
 
-* ``deliveries``: one row per delivery; ``status``, ``due_at``, ``answered_at`` and ``receipt``
+* ``deliveries``: one row per delivery (a copy, 抄送, is its own row naming its main delivery
+  in ``copy_of``); ``status``, ``due_at``, ``answered_at`` and ``receipt``
   change as it moves (the application role may UPDATE it, never DELETE).
 * ``delivery_events``: append-only history (created, push attempts, delivered, answered,
   extended, failed), each with the audit index of its audit entry.
@@ -53,12 +54,15 @@ class Delivery(Base):
     # Canonical JSON of {"record", "attachments"} as validated: what the outbox pushes.
     content: Mapped[bytes] = mapped_column(LargeBinary)
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # 抄送: the main delivery this row is a copy of (None: a main delivery). Migration 0012.
+    copy_of: Mapped[str | None] = mapped_column(ForeignKey("deliveries.id"), nullable=True)
 
     __table_args__ = (
         Index("ix_deliveries_from_agency", "from_agency", "created_at", "id"),
         Index("ix_deliveries_to_agency", "to_agency", "created_at", "id"),
         Index("ix_deliveries_case_number", "case_number"),
         Index("ix_deliveries_status_due_at", "status", "due_at"),
+        Index("ix_deliveries_copy_of", "copy_of"),
     )
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from gateway.audit.entry import EntryDraft
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
-from gateway.deliveries.lifecycle import delivery_document, not_found, visible_to
+from gateway.deliveries.lifecycle import not_found, render, visible_to
 from gateway.deliveries.repository import STATUSES, DeliveryRepository
 from gateway.deliveries.service import Answer, DeliveryService
 from gateway.deliveries.stats import delivery_stats
@@ -49,7 +49,7 @@ def get_delivery(
         if delivery is None or not visible_to(delivery, caller.agency):
             raise not_found(delivery_id)
         draft.owner_agency = delivery.from_agency
-        return Answer(200, delivery_document(delivery, repo.events(delivery.id)))
+        return Answer(200, render(repo, delivery))
 
 
 def _encode(at: datetime, delivery_id: str) -> str:
@@ -110,7 +110,7 @@ def list_deliveries(
             limit=limit + 1,
         )
         page = rows[:limit]
-        documents = [delivery_document(d, repo.events(d.id)) for d in page]
+        documents = [render(repo, d) for d in page]
         last = page[-1] if len(rows) > limit else None
         next_cursor = _encode(last.created_at, last.id) if last is not None else None
     draft.record_ids = [d["id"] for d in documents]

@@ -3,9 +3,9 @@
 Contracts:
 
 * :meth:`DeliveryRepository.create` inserts, in the caller's transaction, the delivery, its
-  idempotency key, its outbox row (``pending``, due now) and its ``created`` event. A duplicate
-  key raises ``IntegrityError`` from the database at flush: the caller rolls back and replays
-  (:func:`create_idempotent`).
+  idempotency key (none for a copy, 抄送, stored with its main delivery), its outbox row
+  (``pending``, due now) and its ``created`` event. A duplicate key raises ``IntegrityError``
+  from the database at flush: the caller rolls back and replays (:func:`create_idempotent`).
 * :func:`create_idempotent` answers ``(delivery, True)`` for a new delivery, ``(delivery,
   False)`` when the key was already used with the same request (also when a concurrent duplicate
   won the race), and raises :class:`IdempotencyConflict` when it was used with another request.
@@ -91,6 +91,7 @@ class NewDelivery:
     content_sha256: str
     created_at: datetime
     due_at: datetime | None
+    copy_of: str | None = None  # 抄送: the main delivery's id
 
 
 class DeliveryRepository:
@@ -109,7 +110,7 @@ class DeliveryRepository:
         self,
         new: NewDelivery,
         *,
-        key: str,
+        key: str | None,
         request_sha256: str,
         audit_index: int | None,
         detail: dict[str, object] | None = None,
@@ -128,18 +129,20 @@ class DeliveryRepository:
             operator_id=new.operator_id,
             content_sha256=new.content_sha256,
             content=new.content,
+            copy_of=new.copy_of,
         )
         self.session.add(row)
         self.session.flush()
-        self.session.add(
-            DeliveryIdempotency(
-                client_id=new.client_id,
-                key=key,
-                request_sha256=request_sha256,
-                delivery_id=new.id,
-                created_at=new.created_at,
+        if key is not None:  # a copy has none: the request's key names its main delivery
+            self.session.add(
+                DeliveryIdempotency(
+                    client_id=new.client_id,
+                    key=key,
+                    request_sha256=request_sha256,
+                    delivery_id=new.id,
+                    created_at=new.created_at,
+                )
             )
-        )
         self.session.add(
             DeliveryOutbox(
                 delivery_id=new.id,
@@ -171,6 +174,12 @@ class DeliveryRepository:
         self.session.flush()
         return event
 
+    def copies_of(self, delivery_id: str) -> Sequence[Delivery]:
+        """The copies (抄送) of a main delivery, by id."""
+        return self.session.scalars(
+            select(Delivery).where(Delivery.copy_of == delivery_id).order_by(Delivery.id)
+        ).all()
+
     def events(self, delivery_id: str) -> Sequence[DeliveryEvent]:
         return self.session.scalars(
             select(DeliveryEvent)
@@ -187,7 +196,11 @@ class DeliveryRepository:
         query = (
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.kind == kind, Delivery.case_number.in_(list(case_numbers)))
+            .where(
+                Delivery.kind == kind,
+                Delivery.case_number.in_(list(case_numbers)),
+                Delivery.copy_of.is_(None),  # a copy is not another delivery of the kind
+            )
         )
         if excluding:
             query = query.where(Delivery.status.not_in(list(excluding)))

@@ -2,14 +2,17 @@
 
 Body: ``{"kind", "to_agency", "record"}`` (the standard record inline) or ``{"kind",
 "to_agency", "record_id"}`` (the sender's own record, fetched through its adapter by the
-caller of :func:`parse_delivery`), with optional ``"attachments"``.
+caller of :func:`parse_delivery`), with optional ``"attachments"`` and ``"copies"`` (抄送: a
+list of agency codes, each of a kind the delivery kind's ``copies`` declares, neither the
+sender nor the recipient, none twice; 422 naming ``copies[i]``).
 
 Contract of :func:`parse_delivery`: it returns a :class:`DeliveryRequest`, or raises one 4xx,
 always naming the field: 403 when the sender's agency, or its kind, does not send this kind;
 413 for an oversize attachment; 422 for anything else (not a JSON object, unknown keys, an
 unknown kind, an unknown recipient or one of a kind the kind does not go to, the sender itself,
 both or neither of ``record``/``record_id``, a record that breaks the standard (``record.<field>``),
-a record without the date its deadline counts from, bad attachments). Nothing is written.
+a record without the date its deadline counts from, bad attachments, bad copies). Nothing is
+written.
 
 ``request_sha256`` is the SHA-256 of the body's canonical JSON (sorted keys, no whitespace):
 the idempotency key's fingerprint, the same for the same body however it is spaced.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +39,9 @@ from gateway.standard.delivery_kinds import DeliveryKind
 
 __all__ = ["DeliveryRequest", "parse_delivery"]
 
-_KEYS = frozenset({"kind", "to_agency", "record", "record_id", "attachments"})
+_KEYS = frozenset({"kind", "to_agency", "record", "record_id", "attachments", "copies"})
+#: At most this many copies (抄送) per delivery (no kind copies to more than two agency kinds).
+MAX_COPIES = 10
 _RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -53,6 +58,7 @@ class DeliveryRequest:
     record_id: str | None
     attachments: list[Attachment]
     request_sha256: str
+    copies: tuple[Agency, ...] = ()  # 抄送: each its own delivery of the same content
 
     def content(self, record: dict[str, Any]) -> bytes:
         """The canonical stored and pushed content for ``record`` (see module docstring)."""
@@ -140,6 +146,7 @@ def parse_delivery(standard: Standard, sender_agency: str, body: bytes) -> Deliv
     if "record_id" in data and not (isinstance(record_id, str) and _RECORD_ID.fullmatch(record_id)):
         raise _invalid("record_id", "1-64 letters, digits, '_', '.', ':' or '-'")
     attachments = check_attachments(data.get("attachments"), kind.attachments)
+    copies = _copies(standard, kind, sender, recipient, data.get("copies"))
     request = DeliveryRequest(
         kind=kind,
         sender=sender,
@@ -148,10 +155,40 @@ def parse_delivery(standard: Standard, sender_agency: str, body: bytes) -> Deliv
         record_id=record_id if isinstance(record_id, str) else None,
         attachments=attachments,
         request_sha256=hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+        copies=copies,
     )
     if "record" in data:
         checked = request.checked_record(standard, data["record"])
-        request = DeliveryRequest(
-            kind, sender, recipient, checked, None, attachments, request.request_sha256
-        )
+        request = replace(request, record=checked)
     return request
+
+
+def _copies(
+    standard: Standard, kind: DeliveryKind, sender: Agency, recipient: Agency, value: object
+) -> tuple[Agency, ...]:
+    """The ``copies`` (抄送) of the body: agencies of the kind's ``copies`` kinds, each once,
+    neither the sender nor the recipient; the 422 names ``copies[i]``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_COPIES:
+        raise _invalid("copies", f"a list of at most {MAX_COPIES} agency codes")
+    copies: list[Agency] = []
+    for i, code in enumerate(value):
+        field = f"copies[{i}]"
+        try:
+            agency = standard.agency(code) if isinstance(code, str) else None
+        except KeyError:
+            agency = None
+        if agency is None:
+            raise _invalid(field, "not an agency of the standard")
+        if agency.code == sender.code:
+            raise _invalid(field, "the sender does not copy itself")
+        if agency.code == recipient.code:
+            raise _invalid(field, "the recipient already receives the delivery")
+        if agency in copies:
+            raise _invalid(field, f"{agency.code} is listed twice")
+        if agency.kind not in kind.copies:
+            to = ", ".join(kind.copies) or "no agency"
+            raise _invalid(field, f"{kind.name} ({kind.code}) is copied to: {to}")
+        copies.append(agency)
+    return tuple(copies)

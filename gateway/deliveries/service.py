@@ -14,7 +14,11 @@ rules of the permissions list (:meth:`PolicyEngine.decide_delivery`, 403), a rep
 (the same delivery again, 201) or its conflict (409), the sender's agency must handle the case
 (403), a per-case limit of the kind (补充侦查以二次为限, 409), then the content decided for the
 recipient as a read by it (:func:`gateway.deliveries.recipient.check_for_recipient`: refused
-with the field named, never stripped, 403), then the deadline (422 naming the date field).
+with the field named, never stripped, 403), then the same for each copy (抄送) agency
+(:mod:`gateway.deliveries.copies`: its delivery rule before the replay, its content after the
+recipient's; 403 naming ``copies[i]``), then the deadline (422 naming the date field). The
+copies are stored with the main delivery in one transaction, each its own row (``copy_of``);
+the request's one audit entry lists all their ids in ``record_ids``.
 ``record_id``: the sender's own record, fetched from its agency's system only if the sender's
 kind keeps that resource, the sender handles the case and the recipient may read such records
 (:meth:`DeliveryService._own_record`); then checked as an inline record.
@@ -44,7 +48,8 @@ from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.db import session_scope
 from gateway.deliveries.content import RecipientRead, decide_content
-from gateway.deliveries.lifecycle import check_answer, delivery_document, not_found, record_answer
+from gateway.deliveries.copies import check_copies, check_copy_rules, copy_rows
+from gateway.deliveries.lifecycle import check_answer, not_found, record_answer, render
 from gateway.deliveries.limits import check_per_case_limit, enforce_per_case_limit
 from gateway.deliveries.moves import as_received, recipient_mismatch
 from gateway.deliveries.repository import (
@@ -236,6 +241,7 @@ class DeliveryService:
         draft.rule_ids = list(allowed.rule_ids)
         if not allowed.allowed:
             raise Forbidden(f"denied: {allowed.reason}", extra={"rule_ids": []})
+        copy_purposes = check_copy_rules(pdp, parsed, draft)
         replay = self._replay(caller.client_id, key, parsed.request_sha256)
         if replay is not None:
             draft.action = {**draft.action, "event": "replayed", "delivery": replay["id"]}
@@ -268,7 +274,8 @@ class DeliveryService:
         received = as_received(
             self.standard, case, kind, recipient, self.standard.resource(kind.resource), record
         )
-        await self._check_content(parsed, record, headers, received, purpose, draft)
+        await self.check_content(parsed, record, headers, received, purpose, draft)
+        await check_copies(self, parsed, record, headers, copy_purposes, draft)
         now = self.clock()
         due = parsed.deadline(record, now)
         # The delivered document as the standard defines it: without the flags kept for the
@@ -290,17 +297,20 @@ class DeliveryService:
             created_at=now,
             due_at=due,
         )
-        draft.record_ids = [new.id]
+        copies = copy_rows(parsed, new)
+        draft.record_ids = [new.id, *(c.id for c in copies)]
         draft.released = sorted(record)
         draft.body_sha256 = new.content_sha256
         draft.action = {**draft.action, "delivery": new.id}
+        if copies:
+            draft.action["copies"] = [c.id for c in copies]
 
         def hold(session: Session) -> None:  # the limit counted again, locked, as stored
             assert case is not None
             enforce_per_case_limit(session, kind, new.case_number, case)
 
         def commit(index: int) -> dict[str, Any]:
-            stored = self._store(new, key, parsed.request_sha256, index, hold)
+            stored = self._store(new, copies, key, parsed.request_sha256, index, hold)
             self.on_created()
             return stored
 
@@ -319,11 +329,12 @@ class DeliveryService:
                 )
             found = repo.get(used.delivery_id)
             assert found is not None
-            return delivery_document(found, repo.events(found.id))
+            return render(repo, found)
 
     def _store(
         self,
         new: NewDelivery,
+        copies: list[NewDelivery],
         key: str,
         sha: str,
         index: int,
@@ -336,7 +347,9 @@ class DeliveryService:
         def build(repo: DeliveryRepository) -> Any:
             hold(repo.session)
             row = repo.create(new, key=key, request_sha256=sha, audit_index=index)
-            document.update(delivery_document(row, repo.events(row.id)))
+            for copy in copies:  # 抄送: stored with it, or not at all
+                repo.create(copy, key=None, request_sha256=sha, audit_index=index)
+            document.update(render(repo, row))
             return row
 
         try:
@@ -359,11 +372,11 @@ class DeliveryService:
             repo = DeliveryRepository(session)
             found = repo.get(delivery.id)
             assert found is not None
-            return delivery_document(found, repo.events(found.id))
+            return render(repo, found)
 
     def _access(
         self,
-        parsed: DeliveryRequest,
+        parsed: DeliveryRequest,  # its ``recipient``: the main recipient or a copy agency
         fields: frozenset[str] | None,
         record_id: str | None,
         headers: ExchangeHeaders,
@@ -446,7 +459,7 @@ class DeliveryService:
                 [{"field": f"record.{field}", "reason": reason}],
             )
 
-    async def _check_content(
+    async def check_content(
         self,
         parsed: DeliveryRequest,
         record: dict[str, Any],
@@ -526,7 +539,7 @@ class DeliveryService:
                 )
                 if not done:
                     raise Conflict(f"the delivery was answered meanwhile ({row.status})")
-                document = delivery_document(row, repo.events(row.id))
+                document = render(repo, row)
             self.exchange.forget_case(document["case_number"])  # the step may have moved it
             return document
 

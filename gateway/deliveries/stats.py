@@ -12,7 +12,8 @@ Time to answer is ``answered_at - created_at`` in whole seconds; the median is t
 percentile; both ``None`` when nothing was answered. ``overdue``: unanswered and past ``due_at``
 at ``now``; ``answered_late``: answered after ``due_at``. ``returned_rate`` = returned /
 answered, rounded to 4 places (``None`` when nothing was answered). ``agencies`` limits the
-rows to deliveries whose recipient or sender is one of them (``None``: all).
+rows to deliveries whose recipient or sender is one of them (``None``: all). Copies (抄送) are
+not counted: a copy asks for no answer and has no deadline, so it is no figure of a duty.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def delivery_stats(
         Delivery.created_at,
         Delivery.answered_at,
         Delivery.due_at,
-    )
+    ).where(Delivery.copy_of.is_(None))  # a copy (抄送) asks no answer: no figure of a duty
     if agencies is not None:
         query = query.where(
             or_(Delivery.to_agency.in_(list(agencies)), Delivery.from_agency.in_(list(agencies)))

@@ -23,7 +23,8 @@ Errors carry file:line:column (of the offending YAML node) and the rule id:
 * CEL conditions that do not compile or fail the static checks of
   :func:`gateway.policy.cel_env.compile_condition` (unknown ``record.<field>`` …);
 * delivery rules naming an unknown agency kind or delivery kind, a sender or recipient kind
-  the delivery kind does not declare, or a recipient kind it declares no purpose for;
+  the delivery kind does not declare (a recipient kind may be one of its ``copies``, 抄送), or
+  a recipient kind it declares no purpose for;
 * duplicate ids across all files (permissions, items and exceptions share one namespace).
 
 Then :func:`gateway.policy.checks.run_static_checks` runs; its findings are warnings kept on
@@ -350,11 +351,12 @@ class _Loader:
             for name in rule.recipients:
                 if name not in self._kinds:
                     continue
-                if name not in kind.recipients:
+                if name not in kind.recipients and name not in kind.copies:
                     problem(
                         ("kinds", i),
                         f"{kind.name} ({code}) does not go to agencies of kind {name!r} "
-                        f"(the standard: {', '.join(kind.recipients)})",
+                        f"(the standard: {', '.join(kind.recipients)}; "
+                        f"copies: {', '.join(kind.copies) or 'none'})",
                         "delivery-recipient",
                     )
                 elif kind.recipient_purpose(name) is None:

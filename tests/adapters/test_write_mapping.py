@@ -121,9 +121,10 @@ def test_delivery_record_tables_round_trip(
 def test_every_kind_can_be_written_for_every_recipient(
     agency_configs: dict[str, AgencyConfig], standard: Standard
 ) -> None:
-    """Each recipient kind of each delivery kind has a document type code and a record table."""
+    """Each recipient kind and each copy (抄送) kind of each delivery kind has a document type
+    code and a record table."""
     for delivery_kind in standard.deliveries:
-        for recipient in delivery_kind.recipients:
+        for recipient in (*delivery_kind.recipients, *delivery_kind.copies):
             config = agency_configs[recipient]
             deliveries = config.deliveries
             assert deliveries is not None, recipient

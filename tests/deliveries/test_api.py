@@ -97,8 +97,10 @@ def test_create_replay_conflict_read_list_answer(gw: Gateway, dataset: Dataset) 
     assert created.headers["Location"] == f"/v1/deliveries/{doc['id']}"
     assert set(doc) == {
         "id", "kind", "from_agency", "to_agency", "case_number", "status", "created_at",
-        "due_at", "content_sha256", "events", "receipt",
+        "due_at", "content_sha256", "events", "receipt", "copy_of", "copies",
     }  # fmt: skip
+    assert doc["copy_of"] is None
+    assert doc["copies"] == []
     assert (doc["kind"], doc["from_agency"], doc["to_agency"], doc["status"]) == (
         "indictment",
         "JC640104",

@@ -120,7 +120,11 @@ def test_an_accepted_delivery_carries_a_receipt_that_verifies(
         "content_sha256",
         "events",
         "receipt",
+        "copy_of",
+        "copies",
     ]
+    assert doc["copy_of"] is None
+    assert doc["copies"] == []
     assert doc["status"] == "accepted"
     assert doc["due_at"] == "2026-04-02T16:00:00+00:00"  # end of 2 April in China
     assert doc["events"] == [

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 import pytest
 
 from gateway.demo_deliveries import walked_case_records
@@ -67,6 +68,7 @@ class _Walk:
         # The API stamps rows with the real time: the pusher's clock runs a little ahead of it.
         self.outbox_clock = Clock(datetime.now(UTC) + timedelta(minutes=1))
         self.outbox = pusher(gw, self.outbox_clock)
+        self.last: dict[str, Any] = {}  # the last delivery sent
 
     def send(self, client: str, purpose: str, key: str, body: dict[str, Any]) -> httpx.Response:
         headers = {
@@ -91,8 +93,11 @@ class _Walk:
         sent = self.send(client, purpose, key or f"walk-{body['kind']}", body)
         assert sent.status_code == 201, sent.text
         delivery_id = sent.json()["id"]
-        assert run_once(self.gw, self.outbox) == 1
+        copies = [c["id"] for c in sent.json()["copies"]]
+        assert len(copies) == len(body.get("copies", []))
+        assert run_once(self.gw, self.outbox) == 1 + len(copies)  # each copy pushed too
         assert state(self.gw, delivery_id)[0] == "delivered"
+        self.last = sent.json()
         headers = {**self.gw.auth(answerer), "X-Purpose": under, "X-Operator-Id": "officer-02"}
         answer = self.gw.client.post(
             f"/v1/deliveries/{delivery_id}/receipt",
@@ -181,12 +186,50 @@ def test_one_case_travels_the_whole_chain(
             "kind": "community_correction_entry",
             "to_agency": "SF640104",
             "record": records["judgment"],
+            "copies": ["JC640104", "GA640104"],  # 社区矫正法 第20条: 同时抄送
         },
         "justice",
         "COMMUNITY_CORRECTION",
     )
     assert case["AJZT"] == "50"  # 执行: 入矫
     assert "SF640104" in case["BLDWDM"].split(",")
+    _the_copies_reached_their_systems(gw, world_urls, walk.last)
+
+
+def _the_copies_reached_their_systems(
+    gw: Gateway, urls: dict[str, str], main: dict[str, Any]
+) -> None:
+    """Each copy of the 入矫: its own delivery, pushed once to its agency's system with the
+    judgment whole, final at ``delivered`` (no answer, no deadline)."""
+    by_agency = {c["to_agency"]: c["id"] for c in main["copies"]}
+    assert set(by_agency) == {"JC640104", "GA640104"}
+    for agency, kind, purpose in (
+        ("JC640104", "procuratorate", "EXECUTION_SUPERVISION"),
+        ("GA640104", "public_security", "COMMUNITY_CORRECTION"),
+    ):
+        copy_id = by_agency[agency]
+        status, events, outbox = state(gw, copy_id)
+        assert (status, outbox) == ("delivered", "done")
+        assert [e["type"] for e in events][-1] == "delivered"
+        (pushed,) = received(urls, kind, copy_id)  # once, under the copy's own id
+        assert pushed["idempotency_key"] == copy_id
+        assert "被告人林平犯诈骗罪" in orjson.dumps(pushed["document"]).decode()  # the 判决主文
+        client = "procuratorate" if kind == "procuratorate" else "police"
+        headers = {**gw.auth(client), "X-Purpose": purpose, "X-Operator-Id": "o"}
+        seen = gw.client.get(f"/v1/deliveries/{copy_id}", headers=headers)
+        assert seen.status_code == 200, seen.text
+        copy = seen.json()
+        assert (copy["copy_of"], copy["due_at"], copy["copies"]) == (main["id"], None, [])
+        assert copy["content_sha256"] == main["content_sha256"]
+        answered = gw.client.post(
+            f"/v1/deliveries/{copy_id}/receipt", headers=headers, json={"decision": "accepted"}
+        )
+        assert answered.status_code == 409, answered.text
+        assert "takes no answer" in answered.json()["detail"]
+        assert state(gw, copy_id)[0] == "delivered"
+        # The main recipient (司法局) is not the copy's: the same 404 as for a missing one.
+        justice = {**gw.auth("justice"), "X-Purpose": "COMMUNITY_CORRECTION", "X-Operator-Id": "o"}
+        assert gw.client.get(f"/v1/deliveries/{copy_id}", headers=justice).status_code == 404
 
 
 def test_a_step_that_moves_the_case_still_carries_nothing_the_negative_list_withholds(

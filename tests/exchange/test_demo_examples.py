@@ -59,7 +59,8 @@ def test_every_demo_example_gets_its_expected_status(
         assert response.status_code == example["expect_status"], (example["name"], response.text)
         if "saves" in example:
             saved[example["saves"]] = response.json()["id"]
-            assert run_once(gateway, outbox) == 1, example["name"]
+            copies = example["body"].get("copies", [])
+            assert run_once(gateway, outbox) == 1 + len(copies), example["name"]
         if example["path"].endswith("/receipt"):
             receipts.append(response.json()["receipt"])
         if example["path"].startswith("/v1/resources/"):
@@ -78,6 +79,38 @@ def test_every_demo_example_gets_its_expected_status(
     }
     assert served == {"public_security", "procuratorate", "court", "prison", "justice"}
     _every_kind_delivered_and_receipted(gateway, examples, receipts)
+    _the_copies_were_delivered(gateway, examples, saved)
+
+
+def _the_copies_were_delivered(
+    gateway: Gateway, examples: list[dict[str, Any]], saved: dict[str, str]
+) -> None:
+    """The 入矫 went with its copies (社区矫正法 第20条: 同时抄送人民检察院和执行地公安机关):
+    each its own delivery to its agency, delivered by the outbox, no answer or deadline."""
+    entry = next(e for e in examples if e["name"] == "deliver-community-correction-entry")
+    assert entry["body"]["copies"] == ["JC640104", "GA640104"]
+    main_id = saved["community_correction_entry"]
+    court = {**gateway.auth("court"), "X-Purpose": "COMMUNITY_CORRECTION", "X-Operator-Id": "o"}
+    main = gateway.client.get(f"/v1/deliveries/{main_id}", headers=court).json()
+    assert main["status"] == "accepted"
+    assert main["copy_of"] is None
+    assert sorted(c["to_agency"] for c in main["copies"]) == ["GA640104", "JC640104"]
+    for client, agency, purpose in (
+        ("procuratorate", "JC640104", "EXECUTION_SUPERVISION"),
+        ("public_security", "GA640104", "COMMUNITY_CORRECTION"),
+    ):
+        headers = {**gateway.auth(client), "X-Purpose": purpose, "X-Operator-Id": "o"}
+        listed = gateway.client.get(
+            "/v1/deliveries?role=inbound&kind=community_correction_entry", headers=headers
+        )
+        assert listed.status_code == 200, listed.text
+        (copy,) = listed.json()["deliveries"]
+        assert (copy["to_agency"], copy["copy_of"]) == (agency, main_id)
+        assert copy["status"] == "delivered"
+        assert copy["due_at"] is None
+        assert copy["receipt"] is None
+        assert copy["content_sha256"] == main["content_sha256"]
+        assert any(e["type"] == "delivered" for e in copy["events"])
 
 
 def _every_kind_delivered_and_receipted(

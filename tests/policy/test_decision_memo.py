@@ -203,7 +203,9 @@ def _execution_request(**changes: Any) -> AccessRequest:
         requester_agency="JC640104",
         requester_kind="procuratorate",
         resource="judgment",
-        purpose="EXECUTION_SUPERVISION",
+        # 减刑假释监督: the judgment's result only, no 判决主文 without a grant (under
+        # EXECUTION_SUPERVISION an effective judgment's 主文 is granted: 社区矫正法 第20条).
+        purpose="COMMUTATION_PAROLE",
         operator_id="op",
         time=datetime(2026, 12, 7, 2, tzinfo=UTC),
         case_number=case.court_case_number,
@@ -220,7 +222,7 @@ def _summary_grant(**changes: Any) -> Grant:
         requester_agency="JC640104",
         resource="judgment",
         fields=frozenset({"summary"}),
-        purpose="EXECUTION_SUPERVISION",
+        purpose="COMMUTATION_PAROLE",
         case_id="C00000006",
         record_ids=None,
         valid_from=datetime(2026, 12, 7, tzinfo=UTC),
@@ -246,7 +248,7 @@ def test_each_field_of_a_grant_changes_the_decision_it_gets(
         "requester_agency": _summary_grant(requester_agency="JC640105"),
         "resource": _summary_grant(resource="indictment"),
         "fields": _summary_grant(fields=frozenset({"summary", "verdict"})),
-        "purpose": _summary_grant(purpose="COMMUTATION_PAROLE"),
+        "purpose": _summary_grant(purpose="EXECUTION_SUPERVISION"),
         "case_id": _summary_grant(case_id="C00000001"),
         "record_ids": _summary_grant(record_ids=frozenset({"JD0000000602"})),
         "valid_from": _summary_grant(valid_from=base.time + timedelta(hours=1)),

@@ -47,7 +47,7 @@ def test_shipped_rules_allow_exactly_what_the_kinds_declare(standard: Standard) 
     for delivery, sender, recipient in product(standard.deliveries, kinds, kinds):
         expected = (
             sender in delivery.senders
-            and recipient in delivery.recipients
+            and (recipient in delivery.recipients or recipient in delivery.copies)  # 抄送
             and delivery.recipient_purpose(recipient) is not None
         )
         decision = engine.decide_delivery(sender, recipient, delivery.code)
@@ -61,6 +61,29 @@ def test_shipped_rules_allow_exactly_what_the_kinds_declare(standard: Standard) 
             assert decision.outcome is Outcome.DENY
             assert decision.rule_ids == ()
     assert checked >= 9
+
+
+def test_every_copy_the_standard_declares_has_its_own_rule_with_its_basis() -> None:
+    """抄送 is allowed by rules of its own (``*.copy``/``*.copies``), each citing the article
+    that makes the copy: 社区矫正法 第20条 for 入矫, 刑事诉讼法 第273条第2款 for 减刑假释建议书,
+    第276条 (execution supervision) for the others."""
+    engine = PolicyEngine(load_policy_set(POLICIES))
+    supervision = "人民检察院对执行机关执行刑罚的活动是否合法实行监督"
+    bases = {
+        ("community_correction_entry", "procuratorate"): "同时抄送人民检察院和执行地公安机关",
+        ("community_correction_entry", "public_security"): "同时抄送人民检察院和执行地公安机关",
+        ("commutation_parole_proposal", "procuratorate"): "并将建议书副本抄送人民检察院",
+        ("judgment_execution", "procuratorate"): supervision,
+        ("prison_admission", "procuratorate"): supervision,
+    }
+    for (kind, copy), words in bases.items():
+        sender = {"commutation_parole_proposal": "prison", "prison_admission": "prison"}.get(
+            kind, "court"
+        )
+        decision = engine.decide_delivery(sender, copy, kind)
+        assert decision.allowed, (kind, copy)
+        assert all(r.endswith((".copy", ".copies")) for r in decision.rule_ids), decision
+        assert any(words in basis for basis in decision.legal_basis), decision.legal_basis
 
 
 def test_custody_transfer_goes_from_the_receiving_agency_to_the_detention_centre() -> None:

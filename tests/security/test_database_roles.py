@@ -115,6 +115,24 @@ def test_d01b_the_owner_runs_the_migrations_and_the_role_owns_nothing(
     # Conditional sharing: answered and revoked, never deleted.
     for table in ("sharing_applications", "sharing_grants"):
         assert {p for t, p in privileges if t == table} == {"SELECT", "INSERT", "UPDATE"}, table
+    # Deliveries, their copies (抄送, rows naming their main delivery in copy_of, migration 0012)
+    # included: answered and pushed, never deleted; events and idempotency keys only appended.
+    for table in ("deliveries", "delivery_outbox"):
+        assert {p for t, p in privileges if t == table} == {"SELECT", "INSERT", "UPDATE"}, table
+    for table in ("delivery_events", "delivery_idempotency"):
+        assert {p for t, p in privileges if t == table} == {"SELECT", "INSERT"}, table
+    assert _has_column(pg_log, "deliveries", "copy_of")
+
+
+def _has_column(log: AuditLog, table: str, column: str) -> bool:
+    return bool(
+        log.rows(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = :t AND column_name = :c "
+            "AND table_schema = current_schema()",
+            t=table,
+            c=column,
+        )
+    )
 
 
 # D2
