@@ -83,6 +83,7 @@ async def decide_content(
         case=read.case,
         requested_fields=frozenset(record) - decision_only,
         record_id=id_value if isinstance(id_value, str) else None,
+        channel="delivery",
     )
     pdp = policy.current
     decision = pdp.decide(access)

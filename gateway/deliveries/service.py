@@ -395,6 +395,7 @@ class DeliveryService:
             case=case,
             requested_fields=fields,
             record_id=record_id,
+            channel="delivery",
         )
 
     async def _own_record(

@@ -107,6 +107,7 @@ REQUEST_ATTRIBUTES: Mapping[str, Callable[[AccessRequest], object]] = {
     "operator_id": lambda r: r.operator_id,
     "role": lambda r: r.role,
     "approval_reference": lambda r: r.approval_reference,
+    "channel": lambda r: r.channel,
     "time": _china_time,
     "date": lambda r: request_day(r).isoformat(),
     "case_number": lambda r: r.case_number,

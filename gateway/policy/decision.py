@@ -119,6 +119,10 @@ class AccessRequest:
     # Live conditional-sharing grants of the requester for this resource (the PDP uses only
     # those that cover the request: Grant.covers).
     grants: tuple[Grant, ...] = ()
+    # How the data reaches the requester: "read" (it asks: the exchange, searches, grants) or
+    # "delivery" (a delivery or copy is decided for its recipient: a document the law has sent
+    # to it, 抄送). A permission may apply to one only (``request.channel`` in its condition).
+    channel: str = "read"
 
 
 class Outcome(StrEnum):

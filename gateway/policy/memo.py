@@ -24,7 +24,7 @@ __all__ = [
 #: AccessRequest fields that are part of every key.
 REQUEST_KEY_FIELDS = (
     "resource", "purpose", "requester_agency", "requester_kind", "role", "requested_fields",
-    "case_number", "approval_reference",
+    "case_number", "approval_reference", "channel",
 )  # fmt: skip
 #: AccessRequest fields that decide only through the conditions that read them (as request
 #: attributes), or in another form: ``time`` as its day, ``filters`` by their names, ``case`` by

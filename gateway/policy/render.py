@@ -53,7 +53,7 @@ _REQUEST_KEYS = frozenset(
     {
         "requester_agency", "requester_kind", "resource", "purpose", "operator_id", "time",
         "case_number", "case", "fields", "requested_fields", "record_id", "filters", "role",
-        "approval_reference",
+        "approval_reference", "channel",
     }
 )  # fmt: skip
 _CASE_FLAGS = ("closed_trial", "work_secret", "has_sealed_juvenile")
@@ -105,6 +105,7 @@ def request_to_json(request: AccessRequest) -> dict[str, Any]:
         "filters": dict(request.filters),
         "role": request.role,
         "approval_reference": request.approval_reference,
+        "channel": request.channel,
     }
 
 
@@ -210,7 +211,18 @@ def request_from_json(
         filters={str(k): str(v) for k, v in filters.items()},
         role=_opt_str(data, "role"),
         approval_reference=_opt_str(data, "approval_reference"),
+        channel=_channel(data),
     )
+
+
+_CHANNELS = ("read", "delivery")
+
+
+def _channel(data: Mapping[str, Any]) -> str:
+    value = data.get("channel", "read")
+    if value not in _CHANNELS:
+        raise ValueError(f"request.channel must be one of: {', '.join(_CHANNELS)}")
+    return str(value)
 
 
 def subjects_from_json(

@@ -193,16 +193,17 @@ def test_a_copy_its_agency_may_not_receive_refuses_the_whole_request(
 
 
 def test_a_copy_is_refused_with_the_field_when_its_agency_may_not_receive_it_whole(
-    gw: Gateway, dataset: Dataset
+    gw: Gateway,
 ) -> None:
-    """A judgment not yet effective gives the procuratorate only its result under
-    EXECUTION_SUPERVISION, not the 判决主文: the copy is refused naming ``summary``."""
-    record = dict(dataset.case(55).judgment[0])
-    body = _body(record={**record, "effective_date": None})
-    del body["record_id"]
+    """The negative list withholds the 判决主文 from procuratorates (a test rule): the copy to
+    the procuratorate is refused naming ``summary``, and nothing is stored, not even the main
+    delivery to the prison, which the rule does not touch."""
+    files = bundle_from_directory(POLICIES)
+    files["negative_list/test_no_summary.yaml"] = _NO_SUMMARY_FOR_THE_PROCURATORATE
+    rt = runtime(gw)
+    rt.policy.current = load_bundle(files, rt.standard, run_tests=False).engine
     before = _counts(gw)
-    refused = _send(gw, body, key="copy-field")
-    # Decided before the main delivery's deadline (which would want effective_date: 422).
+    refused = _send(gw, _body(), key="copy-field")
     assert refused.status_code == 403, refused.text
     problem = refused.json()
     assert (problem["copy"], problem["to_agency"]) == ("copies[0]", "JC640104")

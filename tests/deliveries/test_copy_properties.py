@@ -11,11 +11,13 @@ yaml declares for it, and generated judgments, defendants and cases, the choke p
   that an exception of ``nl.juvenile.sealed-record`` names.
 
 The generated space is not vacuous: ``test_each_outcome_for_the_copies`` shows copies passing
-whole and refused, one refusal naming the field (``summary``).
+whole and refused, one refusal naming the field (``summary``: the same judgment decided as a
+read rather than as the copy the law sends, ``channel``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,7 @@ def _decide(
     closed: bool = False,
     effective: str | None = "2025-05-17",
     handles: bool = True,
+    channel: str = "delivery",
 ) -> tuple[Any, Any, dict[str, Any], SubjectRecords]:
     """The copy's access request, record and subjects, as the delivery would decide them."""
     _, copy_kind, purpose = copy
@@ -132,7 +135,8 @@ def _decide(
         stage="EXECUTION",
         case_flags={"work_secret": work, "closed_trial": closed, "has_sealed_juvenile": sealed},
     )
-    return engine, access, record, subjects
+    # Decided as the delivery decides it: the copy the law sends, not a read (channel).
+    return engine, replace(access, channel=channel), record, subjects
 
 
 @settings(
@@ -188,7 +192,6 @@ def test_no_copy_recipient_gets_a_field_the_policy_withholds(
     # The YAML oracle: never a secret case, a sealed juvenile only under an exception.
     assert _oracle_may_go(copy_kind, purpose, sealed, secret != "NONE", work)
     assert handles
-    assert effective is not None
 
 
 _ENTRY_JC = ("community_correction_entry", "procuratorate", "EXECUTION_SUPERVISION")
@@ -207,9 +210,10 @@ _EXEC_JC = ("judgment_execution", "procuratorate", "EXECUTION_SUPERVISION")
         (_ENTRY_GA, {"sealed": True}, ""),  # no exception for the police's copy: refused
         (_ENTRY_JC, {"work": True}, ""),
         (_ENTRY_GA, {"handles": False}, ""),  # being copied makes no agency a party
-        # Not yet effective: only the judgment's result (jc.execution-supervision.judgment), not
-        # its 判决主文 — refused, the field named.
-        (_ENTRY_JC, {"effective": None}, "summary"),
+        # The same judgment ASKED for by the procuratorate (a read, not the copy): its
+        # 判决主文 stays 有条件 (jc.execution-supervision.judgment-document is for deliveries
+        # only), so as a delivery decided on a read's terms it would be refused, the field named.
+        (_ENTRY_JC, {"channel": "read"}, "summary"),
     ],
 )
 def test_each_outcome_for_the_copies(

@@ -17,7 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.policy import PolicyEngine
-from gateway.policy.decision import AccessRequest, CaseContext, Grant, RequestDecision
+from gateway.policy.decision import (
+    AccessRequest,
+    CaseContext,
+    Grant,
+    RequestDecision,
+    SubjectRecords,
+)
 from gateway.policy.memo import (
     CASE_KEY_FIELDS,
     GRANT_KEY_FIELDS,
@@ -150,6 +156,7 @@ def test_each_input_of_the_key_changes_the_decision_it_gets(
         "a filter": replace(base, filters={"id_number": "11010519491231002X"}),
         "another agency": replace(base, requester_agency="FY640105"),
         "another day": replace(base, time=base.time + timedelta(days=1)),
+        "a delivery, not a read": replace(base, channel="delivery"),
     }
     for what, variant in variants.items():
         decision = engine.decide(variant)
@@ -270,3 +277,32 @@ def test_each_field_of_a_grant_changes_the_decision_it_gets(
     # Outside its window (the request's own time decides, not the day).
     late = replace(base, time=datetime(2026, 12, 10, tzinfo=UTC))
     assert "summary" not in engine.decide(late).permitted_fields
+
+
+def test_a_decision_for_a_delivery_is_never_remembered_for_a_read(
+    shipped_engine: PolicyEngine,
+) -> None:
+    # The procuratorate's copy of an effective judgment carries its 判决主文 (a permission for
+    # deliveries only); its own read of the same judgment, asked right after, does not.
+    engine = PolicyEngine(shipped_engine.policy_set)
+    read = AccessRequest(
+        requester_agency="JC640104",
+        requester_kind="procuratorate",
+        resource="judgment",
+        purpose="EXECUTION_SUPERVISION",
+        operator_id="op",
+        time=datetime(2025, 6, 1, 2, tzinfo=UTC),
+        case_number=DATASET.case(55).case["court_case_number"],
+        case=replace(_case(55), stage="EXECUTION",
+                     handling_agencies=frozenset({"FY640104", "JC640104"})),
+        requested_fields=frozenset({"judgment_id", "summary"}),
+    )  # fmt: skip
+    delivered = replace(read, channel="delivery")
+    judgment = dict(DATASET.case(55).judgment[0])
+    subjects = SubjectRecords()
+    subjects.add("person", "person_id", [dict(p) for p in DATASET.case(55).person])
+    for access, summary in ((delivered, True), (read, False), (delivered, True)):
+        decision = engine.decide(access)
+        verdict = engine.filter_record(decision, access, judgment, subjects)
+        assert verdict.released, verdict.reason
+        assert ("summary" in verdict.record) is summary, access.channel
