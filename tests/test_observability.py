@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.logging import configure_logging, redact
@@ -175,6 +177,66 @@ def test_redact() -> None:
     assert "Z3c6c2VjcmV0" not in event["note"]
     assert event["raw"] == "token=[jwt]"
     assert event["count"] == 3
+
+
+def _reference_redact(event: dict[str, Any]) -> dict[str, Any]:
+    """Redaction as it was before its fast path: every pattern on every key and string."""
+    from gateway.observability import logging as module
+
+    out = dict(event)
+    for key, value in event.items():
+        if module._SECRET_KEYS.search(key):
+            out[key] = "[redacted]"
+        elif isinstance(value, str):
+            value = module._JWT.sub("[jwt]", module._BEARER.sub(r"\1 [redacted]", value))
+            out[key] = module._CITIZEN_ID.sub("[id-number]", value)
+    return out
+
+
+_TRICKY = [
+    "GET",
+    "/v1/resources/{resource}/{record_id}",
+    "Bearer abc.def",
+    "BEARER xyz",
+    "Baſic Z3c6",  # U+017F folds to s under IGNORECASE: the pattern takes it
+    "basic\u2003token",  # Unicode whitespace
+    "eyJhbGciOi.eyJzdWIiOi.c2ln",
+    "EYJhbGciOi.eyJzdWIiOi.c2ln",
+    "id 640104199001011234 and 64010419900101123X",
+    "old id 640104900101123",
+    "1234567890123456789",  # 19 digits: not an ID number
+    "a" * 40,
+    "",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["note", "raw", "Token", "client_id", "route", "ms", "x_api-key"]),
+        st.one_of(
+            st.sampled_from(_TRICKY),
+            st.text(alphabet="BbEeAaRrSsIiCcyJ.ſK 0123456789Xx\t-_"),
+            st.integers(),
+            st.none(),
+        ),
+    )
+)
+def test_redact_is_the_reference_redaction(event: dict[str, Any]) -> None:
+    """The fast path (one pre-check per string, verdicts per key kept) changes no output."""
+    assert redact(None, "info", dict(event)) == _reference_redact(event)
+    assert redact(None, "info", dict(event)) == _reference_redact(event)  # cached keys
+
+
+@pytest.mark.parametrize("value", _TRICKY)
+def test_redact_tricky_values(value: str) -> None:
+    assert redact(None, "info", {"note": value}) == _reference_redact({"note": value})
+
+
+def test_redact_still_scrubs_what_the_fast_path_lets_through() -> None:
+    event = redact(None, "info", {"a": "Baſic Z3c6c2VjcmV0", "b": "x640104199001011234"})
+    assert "Z3c6c2VjcmV0" not in event["a"]
+    assert event["b"] == "x[id-number]"
 
 
 @pytest.mark.parametrize(

@@ -335,8 +335,14 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
         deployment = prepare_gateway(workdir / key, url, agency, secrets)
         port = free_port()
         cores = SERVER_CORES if workers == 1 else TWO_CORES
+        # The gateway that also takes the deliveries does not push them: the recording has no
+        # answer to the outbox's POST to the court, so nginx would refuse every push and the
+        # outbox would retry it (backoff, up to its attempts), work a real court's answer would
+        # not cause. The push is left out of the delivery figures (docs/performance.md §6).
+        delivers = workers == 1 and agency == DELIVERY_SENDER
+        no_push = {"GATEWAY_DELIVERY_PUSH_ENABLED": "false"} if delivers else None
         server = start_gateway(deployment, port, upstream_urls, workers=workers, cores=cores,
-                               log=workdir / f"{key}.log")  # fmt: skip
+                               log=workdir / f"{key}.log", extra_env=no_push)  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
             time.sleep(1.0 * workers)  # the other worker finishes its start-up
@@ -344,7 +350,7 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
             result = measure(key, server, target)
             if profile is not None and workers == 1:
                 result.flame = _profile(server, target, profile, workdir / f"{key}.spy")
-            if workers == 1 and agency == DELIVERY_SENDER:
+            if delivers:
                 extra, body = delivery_request()
                 token = target.headers["Authorization"]
                 posting = Target(base + "/v1/deliveries", {**extra, "Authorization": token}, body)

@@ -33,9 +33,9 @@ from gateway.standard import (
     ResourceType,
     Standard,
     canonical_case_number,
-    case_number_check,
-    check_case_number,
     check_police_case_number,
+    parse_case_number,
+    parsed_case_number_check,
     validate_filter_value,
 )
 
@@ -85,7 +85,7 @@ def _percent_decoded(header: str, raw: str) -> str:
     return decoded.strip()
 
 
-_CASE_NUMBER_CHECK = "gateway.exchange.request.case_number_check"
+_CASE_NUMBER_CHECK = "gateway.exchange.request.parsed_case_number_check"
 
 
 def decode_case_number(raw: str, standard: Standard | None = None) -> str:
@@ -95,15 +95,22 @@ def decode_case_number(raw: str, standard: Standard | None = None) -> str:
     code must name a court (a GB/T 2260 division or a court of the standard).
     """
     decoded = _percent_decoded("X-Case-Number", raw)
-    if check_case_number(decoded) is None:
+    # Parsed once: its form, then the standard's codes on the parts, then its canonical text.
+    try:
+        number = parse_case_number(decoded)
+    except ValueError:
+        number = None
+    if number is not None:
         # The check holds the standard's court and division codes: built once per standard
         # (building it took ~75 µs, on every request that named a case).
         check = (
-            None if standard is None else standard.derived(_CASE_NUMBER_CHECK, case_number_check)
+            None
+            if standard is None
+            else standard.derived(_CASE_NUMBER_CHECK, parsed_case_number_check)
         )
-        if check is not None and (reason := check(decoded)):
+        if check is not None and (reason := check(number)):
             raise InvalidHeader("X-Case-Number", f"X-Case-Number: {reason}")
-        return canonical_case_number(decoded)
+        return str(number)
     if check_police_case_number(decoded) is not None:
         raise InvalidHeader(
             "X-Case-Number",

@@ -25,6 +25,7 @@ from typing import TypeAlias
 from gateway.standard.model import FieldSpec, FieldType, Standard
 from gateway.standard.validators import (
     CRIMINAL_CASE_TYPE_CODES,
+    CaseNumber,
     check_citizen_id,
     check_court_code,
     check_iso_date,
@@ -39,6 +40,7 @@ __all__ = [
     "RecordValidator",
     "case_number_check",
     "compile_record_validators",
+    "parsed_case_number_check",
     "record_validator",
     "validate_filter_value",
     "validate_record",
@@ -171,13 +173,7 @@ def case_number_check(standard: Standard) -> Callable[[str], str | None]:
     court: one of the standard's courts, or one read from a division of code table
     ``division`` (``check_court_code``).
     """
-    type_codes: frozenset[str] = CRIMINAL_CASE_TYPE_CODES
-    if any(t.id == CASE_TYPE_TABLE for t in standard.code_tables):
-        type_codes = frozenset(standard.code_table(CASE_TYPE_TABLE).codes)
-    divisions: frozenset[str] = frozenset()
-    if any(t.id == _DIVISION_TABLE for t in standard.code_tables):
-        divisions = frozenset(standard.code_table(_DIVISION_TABLE).codes)
-    courts = frozenset(a.court_code for a in standard.agencies if a.court_code is not None)
+    type_codes, divisions, courts = _case_number_codes(standard)
 
     def check(value: str) -> str | None:
         try:
@@ -187,6 +183,37 @@ def case_number_check(standard: Standard) -> Callable[[str], str | None]:
         return check_court_code(number.court_code, divisions, courts)
 
     return check
+
+
+def parsed_case_number_check(standard: Standard) -> Callable[[CaseNumber], str | None]:
+    """:func:`case_number_check` for a 案号 already parsed (``parse_case_number``), no re-parse.
+
+    The same reasons: a number that parses with any criminal type code fails
+    :func:`case_number_check` only on its type code (the last step of the parse, with
+    ``parse_case_number``'s reason) or on its court code.
+    """
+    type_codes, divisions, courts = _case_number_codes(standard)
+
+    def check(number: CaseNumber) -> str | None:
+        if number.type_code not in type_codes:
+            return f"unknown case type code {number.type_code!r}"
+        return check_court_code(number.court_code, divisions, courts)
+
+    return check
+
+
+def _case_number_codes(
+    standard: Standard,
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The standard's 案号 type codes, division codes and court codes."""
+    type_codes: frozenset[str] = CRIMINAL_CASE_TYPE_CODES
+    if any(t.id == CASE_TYPE_TABLE for t in standard.code_tables):
+        type_codes = frozenset(standard.code_table(CASE_TYPE_TABLE).codes)
+    divisions: frozenset[str] = frozenset()
+    if any(t.id == _DIVISION_TABLE for t in standard.code_tables):
+        divisions = frozenset(standard.code_table(_DIVISION_TABLE).codes)
+    courts = frozenset(a.court_code for a in standard.agencies if a.court_code is not None)
+    return type_codes, divisions, courts
 
 
 def _list_checker(item: Checker, required: bool) -> Checker:

@@ -170,16 +170,69 @@ def test_the_case_number_check_is_built_once_per_standard(
     from gateway.exchange import request as module
 
     built: list[Standard] = []
-    original = module.case_number_check
+    original = module.parsed_case_number_check
 
     def counting(given: Standard) -> object:
         built.append(given)
         return original(given)
 
-    monkeypatch.setattr(module, "case_number_check", counting)
+    monkeypatch.setattr(module, "parsed_case_number_check", counting)
     fresh = load_standard(Path(REPO_ROOT / "policies" / "standard"))
     for _ in range(3):
         assert decode_case_number(quote(COURT_CASE), fresh) == COURT_CASE
         with pytest.raises(InvalidHeader, match="X-Case-Number"):
             decode_case_number(quote("(2021)宁9999刑初123号"), fresh)  # no such court
     assert built == [fresh]
+
+
+def _narrowed(standard: Standard) -> Standard:
+    """The standard with one 案号 type code (刑初) in its table ``court_case_type``."""
+    data = standard.model_dump(by_alias=True)
+    for table in data["code_tables"]:
+        if table["id"] == "court_case_type":
+            table["codes"] = {"刑初": table["codes"]["刑初"]}
+    return Standard.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        COURT_CASE,
+        "（2021）宁0104刑初123号",  # full-width parentheses
+        "(2021)宁9999刑初123号",  # no such court
+        "(2021)宁0104刑终7号",  # a type code the narrowed standard does not have
+        "(2021)最高法刑核1号",
+        "(2021)京0105刑初9号",  # a court outside the sample's divisions
+    ],
+)
+def test_the_header_is_parsed_once_with_the_same_reasons(standard: Standard, value: str) -> None:
+    """``X-Case-Number`` is parsed once (form, then codes, then canonical text), as before."""
+    from gateway.standard import canonical_case_number, case_number_check, parse_case_number
+    from gateway.standard.records import parsed_case_number_check
+
+    for std in (standard, _narrowed(standard)):
+        expected = case_number_check(std)(value)
+        assert parsed_case_number_check(std)(parse_case_number(value)) == expected
+        if expected is None:
+            assert decode_case_number(quote(value), std) == canonical_case_number(value)
+        else:
+            with pytest.raises(InvalidHeader) as caught:
+                decode_case_number(quote(value), std)
+            assert caught.value.detail == f"X-Case-Number: {expected}"
+    narrowed = case_number_check(_narrowed(standard))
+    assert narrowed("(2021)宁0104刑终7号") == "unknown case type code '刑终'"
+
+
+def test_the_header_is_parsed_once(standard: Standard, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.exchange import request as module
+
+    calls: list[str] = []
+    original = module.parse_case_number
+
+    def counting(value: str, **kwargs: object) -> object:
+        calls.append(value)
+        return original(value, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "parse_case_number", counting)
+    assert decode_case_number(quote(COURT_CASE), standard) == COURT_CASE
+    assert calls == [COURT_CASE]
