@@ -177,6 +177,7 @@ def _database(kind: str) -> Iterator[str]:
         with postgres_schema(migrated=False) as url:
             yield url
     else:
+        SCRATCH.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/bench yet
         with tempfile.TemporaryDirectory(prefix="e2e-db-", dir=SCRATCH) as tmp:
             yield f"sqlite:///{Path(tmp) / 'gateway.db'}"
 

@@ -130,7 +130,15 @@ INBOUND: Final = InboundSpec(
         ("documentType",),
         ("receiverCode",),
         ("caseNumber",),
-        {"TQPB": "arrest_request", PROSECUTION_TRANSFER: "prosecution_transfer"},
+        {
+            "TQPB": "arrest_request",
+            PROSECUTION_TRANSFER: "prosecution_transfer",
+            # 抄送 (copies) of the court's and the prison's deliveries, read the same way.
+            "CSZX": "judgment_execution",
+            "CSRJ": "community_correction_entry",
+            "CSSJ": "prison_admission",
+            "CSJX": "commutation_parole_proposal",
+        },
     ),
 )
 SPEC: Final = SystemSpec(

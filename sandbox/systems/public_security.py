@@ -238,6 +238,7 @@ INBOUND: Final = InboundSpec(
             "BCZC": "supplementary_investigation",
             "HY": "custody_transfer",
             "ZXTZ": "judgment_execution",
+            "RJCS": "community_correction_entry",  # 入矫's 抄送
         },
     ),
 )

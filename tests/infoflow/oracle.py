@@ -138,6 +138,10 @@ COURTS = {"宁0104": "FY640104", "宁0105": "FY640105", "宁0302": "FY640302", "
 STATIONED = {"JY640001": "JC640100", "JY640002": "JC640200"}
 STATIONED_PURPOSES = frozenset({"EXECUTION_SUPERVISION", "COMMUTATION_PAROLE"})
 ROLE_CONDITION = 'record.role in ["DEFENDANT", "CONVICT"]'
+#: 换押 (CUSTODY_MANAGEMENT): the custodial measures only, 刑事拘留 and 逮捕.
+CUSTODY_ONLY = 'record.measure_type in ["DETENTION", "ARREST"]'
+#: A permission for an effective judgment only (the 看守所's read as executing agency).
+EFFECTIVE_ONLY = "has(record.effective_date)"
 #: A permission for what the law sends an agency (抄送), never for what it asks: no read here.
 DELIVERY_ONLY = 'request.channel == "delivery"'
 
@@ -164,6 +168,8 @@ class Grant:
     reach: bool
     needs_defendant_filter: bool
     convict_only: bool = False  # granted per record: the person must be the convict
+    effective_only: bool = False  # granted per record: the judgment must have taken effect
+    custody_only: bool = False  # granted per record: a custodial measure (拘留, 逮捕)
 
 
 @dataclass(frozen=True)
@@ -370,7 +376,13 @@ class Oracle:
             condition = perm.get("condition")
             if condition == DELIVERY_ONLY:
                 continue  # every ask of this oracle is a read
-            assert condition in (None, '"defendant_id" in request.filters', ROLE_CONDITION)
+            assert condition in (
+                None,
+                '"defendant_id" in request.filters',
+                ROLE_CONDITION,
+                EFFECTIVE_ONLY,
+                CUSTODY_ONLY,
+            )
             if (
                 condition == '"defendant_id" in request.filters'
                 and "defendant_id" not in ask.filters
@@ -390,8 +402,10 @@ class Oracle:
                 fields,
                 bound,
                 "reach" in perm,
-                condition is not None and condition != ROLE_CONDITION,
+                condition == '"defendant_id" in request.filters',
                 condition == ROLE_CONDITION,
+                condition == EFFECTIVE_ONLY,
+                condition == CUSTODY_ONLY,
             )
             if bound and case is not None and case["stage"] not in self.stages[ask.purpose]:
                 staged.append(grant)
@@ -557,8 +571,13 @@ class Oracle:
             return None
         fields: set[str] = set()
         for grant in verdict.grants:
-            if not grant.convict_only or record.get("role") in ("DEFENDANT", "CONVICT"):
-                fields |= grant.fields
+            if grant.convict_only and record.get("role") not in ("DEFENDANT", "CONVICT"):
+                continue
+            if grant.effective_only and record.get("effective_date") is None:
+                continue
+            if grant.custody_only and record.get("measure_type") not in ("DETENTION", "ARREST"):
+                continue
+            fields |= grant.fields
         if reach_only is not None:
             fields &= reach_only
         allowed = verdict.permitted & fields
