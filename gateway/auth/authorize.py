@@ -140,13 +140,21 @@ def _load_user(runtime: Runtime, username: str) -> tuple[UserInfo, str] | None:
 
 
 def _second_factor(runtime: Runtime, username: str, code: str) -> bool:
+    # Read, then record the step in a transaction of its own. On SQLite (WAL) a transaction
+    # that reads and then writes fails at once (SQLITE_BUSY, not after the busy timeout) when
+    # another connection committed in between, and the audit writer commits all the time:
+    # such a sign-in answered 503. The conditional UPDATE (a later step only) is what keeps a
+    # code single-use, whatever was read.
     with session_scope(runtime.session_factory) as db:
-        service = UserService(db)
-        row = service.get(username)
+        row = UserService(db).get(username)
         if row is None or row.totp_secret is None:
             return row is not None
-        step = verify_totp(row.totp_secret, code, last_step=row.totp_last_step)
-        return step is not None and service.accept_totp_step(username, step)
+        secret, last_step = row.totp_secret, row.totp_last_step
+    step = verify_totp(secret, code, last_step=last_step)
+    if step is None:
+        return False
+    with session_scope(runtime.session_factory) as db:
+        return UserService(db).accept_totp_step(username, step)
 
 
 def _issue(runtime: Runtime, user: UserInfo, params: dict[str, str]) -> str:

@@ -272,20 +272,24 @@ class UserService:
     ) -> CodeGrant:
         """Redeem a code once (RFC 6749 §4.1.3, RFC 7636 §4.6); :class:`CodeRefused` else."""
         moment = now or utcnow()
-        row = self.session.get(AuthorizationCode, _sha256(code))
-        if row is None or row.used_at is not None:
-            raise CodeRefused("the code is unknown or was used already")
-        # Used on first presentation, whatever follows: a code is never good twice.
+        digest = _sha256(code)
+        # Used on first presentation, whatever follows: a code is never good twice. Claimed
+        # first, read after: on SQLite a transaction that reads and then writes fails at once
+        # when another connection (the audit writer) committed in between (authorize.py).
         claimed = self.session.execute(
             update(AuthorizationCode)
             .where(
-                AuthorizationCode.code_sha256 == row.code_sha256,
+                AuthorizationCode.code_sha256 == digest,
                 AuthorizationCode.used_at.is_(None),
             )
             .values(used_at=moment)
+            .execution_options(synchronize_session=False)
         )
-        if not getattr(claimed, "rowcount", 0):
-            raise CodeRefused("the code was used already")
+        row = (
+            self.session.get(AuthorizationCode, digest) if getattr(claimed, "rowcount", 0) else None
+        )
+        if row is None:
+            raise CodeRefused("the code is unknown or was used already")
         if row.expires_at <= moment:
             raise CodeRefused("the code has expired")
         if row.client_id != client_id or row.redirect_uri != redirect_uri:
