@@ -74,6 +74,9 @@ class Header:
     to_agency: tuple[str, ...]
     case_number: tuple[str, ...]
     kinds: Mapping[str, str]
+    # Codes of copies (抄送): read like the rest, but a copy informs, it is not the step, so it
+    # moves nothing (the main delivery, to the agency that takes the case, does).
+    copies: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -139,7 +142,10 @@ def _advance(request: Request, header: Header, document: Any) -> None:
     world = getattr(request.app.state, "world", None)
     if world is None:
         return
-    kind = header.kinds.get(str(_at(document, header.kind)))
+    code = str(_at(document, header.kind))
+    if code in header.copies:
+        return
+    kind = header.kinds.get(code)
     to_agency, case_number = _at(document, header.to_agency), _at(document, header.case_number)
     if kind is not None and isinstance(to_agency, str) and isinstance(case_number, str):
         advance(world, kind, to_agency, case_number)

@@ -133,12 +133,13 @@ INBOUND: Final = InboundSpec(
         {
             "TQPB": "arrest_request",
             PROSECUTION_TRANSFER: "prosecution_transfer",
-            # 抄送 (copies) of the court's and the prison's deliveries, read the same way.
+            # 抄送 (copies) of the court's and the prison's deliveries: read, moving nothing.
             "CSZX": "judgment_execution",
             "CSRJ": "community_correction_entry",
             "CSSJ": "prison_admission",
             "CSJX": "commutation_parole_proposal",
         },
+        frozenset({"CSZX", "CSRJ", "CSSJ", "CSJX"}),
     ),
 )
 SPEC: Final = SystemSpec(

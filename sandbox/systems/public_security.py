@@ -240,6 +240,7 @@ INBOUND: Final = InboundSpec(
             "ZXTZ": "judgment_execution",
             "RJCS": "community_correction_entry",  # 入矫's 抄送
         },
+        frozenset({"RJCS"}),
     ),
 )
 SPEC: Final = SystemSpec("public_security", RESOURCES, RENDERER, "rows", 20, 500, inbound=INBOUND)
