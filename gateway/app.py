@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from adapters.registry import build_adapters
+from gateway import heap
 from gateway.audit.aggregate import AnonymousRequests, FailedTokenRequests
 from gateway.audit.checkpoint import CheckpointSigner, load_or_create_signer, load_signer
 from gateway.audit.checkpointer import Checkpointer
@@ -65,7 +66,7 @@ from gateway.sharing.routes import router as sharing_router
 from gateway.sharing.wiring import attach_sharing
 from gateway.standard import catalog_document, load_standard
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_served_app"]
 
 log = structlog.get_logger(__name__)
 
@@ -345,7 +346,13 @@ async def _refresh_external_keys(runtime: Runtime) -> None:
         await asyncio.sleep(_EXTERNAL_JWKS_REFRESH_SECONDS if external.key_set else 5.0)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """The app as ``gateway serve`` runs it, in each worker: :func:`create_app` from the
+    environment, with the heap settled once it has started (:mod:`gateway.heap`)."""
+    return create_app(served=True)
+
+
+def create_app(settings: Settings | None = None, *, served: bool = False) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = GatewayMetrics()
@@ -407,6 +414,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
                     )
                 )
+            if served and settings.gc_freeze:
+                heap.settle(settings.gc_young_threshold)
             yield
         finally:
             for task in tasks:

@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.app:create_served_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,

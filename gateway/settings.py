@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # `gateway serve` only (gateway/heap.py): freeze the start-up heap out of the cyclic
+    # collector, and collect the youngest generation after this many net allocations.
+    gc_freeze: bool = True
+    gc_young_threshold: Annotated[int, Field(ge=700, le=1_000_000)] = 20_000
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
 

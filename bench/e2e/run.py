@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     SCRATCH.mkdir(parents=True, exist_ok=True)
     results: dict[str, PathResult] = {}
     workdir = Path(tempfile.mkdtemp(prefix="e2e-", dir=SCRATCH))
-    with _kept_on_failure(workdir):
+    with _kept_on_failure(workdir, keep=args.keep):
         example = example_request(args.example)
         recording, secrets, agency = record_upstream(workdir, example)
         ports = {name: free_port() for name in recording.agencies()}
@@ -291,13 +291,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextmanager
-def _kept_on_failure(workdir: Path) -> Iterator[None]:
+def _kept_on_failure(workdir: Path, *, keep: bool = False) -> Iterator[None]:
     try:
         yield
     except BaseException:
         log(f"failed: the servers' logs are kept in {workdir}")
         raise
-    shutil.rmtree(workdir, ignore_errors=True)
+    if keep:
+        log(f"the servers' logs and profiles are kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _at(target: Target, port: int, path: str) -> Target:
@@ -379,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (servers' logs, py-spy's raw samples)")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the py-spy run of the one-worker gateway")  # fmt: skip
     args = parser.parse_args(argv)

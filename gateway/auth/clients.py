@@ -190,6 +190,7 @@ class ClientRegistry:
         self._clients: dict[str, ClientInfo] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
+        self._refreshing = False
 
     def refresh(self) -> None:
         with session_scope(self._factory) as session:
@@ -201,6 +202,33 @@ class ClientRegistry:
     @property
     def stale(self) -> bool:
         return time.monotonic() - self._loaded_at > self._max_age
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded_at != float("-inf")
+
+    @property
+    def uncached(self) -> bool:
+        """No snapshot age allowed (``client_cache_seconds`` 0): each request reads afresh."""
+        return self._max_age == 0
+
+    def claim_refresh(self) -> bool:
+        """True for the one caller that is to refresh a stale snapshot now, which must then
+        call :meth:`refresh_claimed`. Once loaded, a stale snapshot is refreshed by one
+        request while the others read it: every request of a busy worker running its own
+        refresh (a thread hand-off and a query each) is what this avoids."""
+        with self._lock:
+            if self._refreshing or not self.stale:
+                return False
+            self._refreshing = True
+            return True
+
+    def refresh_claimed(self) -> None:
+        try:
+            self.refresh()
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def get(self, client_id: str) -> ClientInfo | None:
         return self._clients.get(client_id)

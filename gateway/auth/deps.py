@@ -23,6 +23,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from gateway.audit.refusals import anonymous_refusal
+from gateway.auth.clients import ClientRegistry
 from gateway.auth.ratelimit import retry_after_header
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal, TokenError
@@ -72,12 +73,20 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
+async def keep_fresh(clients: ClientRegistry) -> None:
+    """Refresh the client snapshot if it is due: by every caller while there is none (or no
+    caching is allowed), else by the one caller that claims it."""
+    if not clients.loaded or clients.uncached:
+        await run_in_threadpool(clients.refresh)
+    elif clients.stale and clients.claim_refresh():
+        await run_in_threadpool(clients.refresh_claimed)
+
+
 async def authenticate_token(request: Request, runtime: Runtime, token: str | None) -> Principal:
     """Verify the bearer ``token``, check its client and apply the client's rate limit."""
     if token is None:
         raise await anonymous_refusal(request, Unauthorized("a Bearer access token is required"))
-    if runtime.clients.stale:
-        await run_in_threadpool(runtime.clients.refresh)
+    await keep_fresh(runtime.clients)
     try:
         principal = runtime.token_verifier.verify(token)
     except TokenError as exc:

@@ -7,6 +7,8 @@ the per-worker port or set PROMETHEUS_MULTIPROC_DIR (see docs/operations.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 __all__ = ["GatewayMetrics"]
@@ -31,9 +33,22 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # Each label set's children, kept: ``labels()`` builds and checks the label tuple and
+        # takes a lock on every call (~3 µs per request of the 5 µs here). Bounded like the
+        # metrics themselves: routes × methods × statuses × agencies.
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
     def observe(self, route: str, method: str, status: int, agency: str, seconds: float) -> None:
-        self.requests.labels(route, method, str(status), agency).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status, agency)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status), agency),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

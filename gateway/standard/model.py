@@ -13,16 +13,17 @@ Contracts:
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar, cast
+from functools import cached_property
+from typing import Annotated, Any, Self, TypeVar, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -105,6 +106,18 @@ _STRINGY = frozenset({FieldType.STRING, FieldType.TEXT})
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; what the ``cached_property``s derived from this model is left behind, since
+        ``update`` may change what they were derived from."""
+        copied = super().model_copy(update=update, deep=deep)
+        for klass in type(self).__mro__:
+            for name, value in vars(klass).items():
+                if isinstance(value, cached_property):
+                    copied.__dict__.pop(name, None)
+        if isinstance(copied, Standard):
+            _ = copied._index  # duplicates refused at once, as at load
+        return copied
 
 
 class StandardInfo(_Frozen):
@@ -345,8 +358,6 @@ class ResourceType(_Frozen):
     description: _Text
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
 
-    _by_name: dict[str, FieldSpec] = PrivateAttr(default_factory=dict)
-
     @model_validator(mode="after")
     def _unique_fields(self) -> ResourceType:
         seen: set[str] = set()
@@ -358,8 +369,13 @@ class ResourceType(_Frozen):
             raise ValueError(f"id_field {self.id_field!r} is not a field of {self.name!r}")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._by_name = {spec.name: spec for spec in self.fields}
+    # A cached property, not a ``PrivateAttr``: pydantic's private-attribute read raises and
+    # catches an AttributeError on every access (~2.5 µs), and these lookups are on every
+    # request's path many times (issue 18). The value sits in the instance's ``__dict__``;
+    # pydantic ignores it for dumps and compares only fields.
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in self.fields}
 
     def field(self, name: str) -> FieldSpec:
         """The field called ``name``; ``KeyError`` if there is none."""
@@ -369,27 +385,27 @@ class ResourceType(_Frozen):
         """True if the resource type has a field called ``name``."""
         return name in self._by_name
 
-    @property
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
         """Field names in document order."""
         return tuple(spec.name for spec in self.fields)
 
-    @property
+    @cached_property
     def filterable_fields(self) -> tuple[str, ...]:
         """Names of fields usable as request filters."""
         return tuple(spec.name for spec in self.fields if spec.filterable)
 
-    @property
+    @cached_property
     def decision_only_fields(self) -> frozenset[str]:
         """Flags the gateway decides by that are no part of a delivered document."""
         return frozenset(spec.name for spec in self.fields if spec.decision_only)
 
-    @property
+    @cached_property
     def references(self) -> tuple[FieldSpec, ...]:
         """Fields whose value identifies a record of another resource (``refers_to``)."""
         return tuple(spec for spec in self.fields if spec.refers_to is not None)
 
-    @property
+    @cached_property
     def grade(self) -> Grade:
         """Highest grade of any field (the resource's overall grade)."""
         return max((spec.grade for spec in self.fields), key=lambda g: g.rank)
@@ -412,61 +428,59 @@ class Standard(_Frozen):
     conditions: tuple[SharingCondition, ...] = ()
     deliveries: tuple[DeliveryKind, ...] = ()
 
-    _kinds: dict[str, AgencyKind] = PrivateAttr(default_factory=dict)
-    _agencies: dict[str, Agency] = PrivateAttr(default_factory=dict)
-    _purposes: dict[str, Purpose] = PrivateAttr(default_factory=dict)
-    _tables: dict[str, CodeTable] = PrivateAttr(default_factory=dict)
-    _resources: dict[str, ResourceType] = PrivateAttr(default_factory=dict)
-    _conditions: dict[str, SharingCondition] = PrivateAttr(default_factory=dict)
-    _courts: dict[str, Agency] = PrivateAttr(default_factory=dict)
-    _deliveries: dict[str, DeliveryKind] = PrivateAttr(default_factory=dict)
-    _derived: dict[str, object] = PrivateAttr(default_factory=dict)
-
     def model_post_init(self, context: Any, /) -> None:
-        self._kinds = _index(self.agency_kinds, lambda k: k.code, "agency kind")
-        self._agencies = _index(self.agencies, lambda a: a.code, "agency")
-        self._purposes = _index(self.purposes, lambda p: p.code, "purpose")
-        self._tables = _index(self.code_tables, lambda t: t.id, "code table")
-        self._resources = _index(self.resources, lambda r: r.name, "resource type")
-        self._conditions = _index(self.conditions, lambda c: c.id, "sharing condition")
-        self._courts = {a.court_code: a for a in self.agencies if a.court_code is not None}
-        self._deliveries = _index(self.deliveries, lambda d: d.code, "delivery kind")
+        # Built (and duplicates refused) when the standard is loaded, not at first use.
+        _ = self._index
+
+    # A cached property, not ``PrivateAttr``s: see ResourceType._by_name.
+    @cached_property
+    def _index(self) -> _StandardIndex:
+        return _StandardIndex(
+            kinds=_index(self.agency_kinds, lambda k: k.code, "agency kind"),
+            agencies=_index(self.agencies, lambda a: a.code, "agency"),
+            purposes=_index(self.purposes, lambda p: p.code, "purpose"),
+            tables=_index(self.code_tables, lambda t: t.id, "code table"),
+            resources=_index(self.resources, lambda r: r.name, "resource type"),
+            conditions=_index(self.conditions, lambda c: c.id, "sharing condition"),
+            courts={a.court_code: a for a in self.agencies if a.court_code is not None},
+            deliveries=_index(self.deliveries, lambda d: d.code, "delivery kind"),
+        )
 
     def agency_kind(self, code: str) -> AgencyKind:
         """Agency kind by code (``public_security`` ...); ``KeyError`` if unknown."""
-        return self._kinds[code]
+        return self._index.kinds[code]
 
     def agency(self, code: str) -> Agency:
         """Agency by code (``GA640104`` ...); ``KeyError`` if unknown."""
-        return self._agencies[code]
+        return self._index.agencies[code]
 
     def purpose(self, code: str) -> Purpose:
         """Purpose by code (``ARREST_REVIEW`` ...); ``KeyError`` if unknown."""
-        return self._purposes[code]
+        return self._index.purposes[code]
 
     def code_table(self, table_id: str) -> CodeTable:
         """Code table by id (``sex``, ``ethnicity``, ``division`` ...); ``KeyError`` if unknown."""
-        return self._tables[table_id]
+        return self._index.tables[table_id]
 
     def resource(self, name: str) -> ResourceType:
         """Resource type by name (``case``, ``person`` ...); ``KeyError`` if unknown."""
-        return self._resources[name]
+        return self._index.resources[name]
 
     def condition(self, condition_id: str) -> SharingCondition:
         """Sharing condition by id; ``KeyError`` if unknown."""
-        return self._conditions[condition_id]
+        return self._index.conditions[condition_id]
 
     def delivery_kind(self, code: str) -> DeliveryKind:
         """Delivery kind by code (``arrest_request`` ...); ``KeyError`` if unknown."""
-        return self._deliveries[code]
+        return self._index.deliveries[code]
 
     def court_by_code(self, court_code: str) -> Agency | None:
         """The court agency whose 案号 court code (法院代字) is ``court_code``, if any."""
-        return self._courts.get(court_code)
+        return self._index.courts.get(court_code)
 
     def has_resource(self, name: str) -> bool:
         """True if ``name`` is a resource type of the standard."""
-        return name in self._resources
+        return name in self._index.resources
 
     def agencies_of_kind(self, kind: str) -> Iterator[Agency]:
         """Agencies whose kind is ``kind``, in document order."""
@@ -477,12 +491,28 @@ class Standard(_Frozen):
 
         ``build(self)`` runs once per ``key``; later calls return the stored value.
         """
+        derived = self._index.derived
         try:
-            return cast(_T, self._derived[key])
+            return cast(_T, derived[key])
         except KeyError:
             value = build(self)
-            self._derived[key] = value
+            derived[key] = value
             return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StandardIndex:
+    """The standard's lookups by code, and what is derived from it (``Standard.derived``)."""
+
+    kinds: dict[str, AgencyKind]
+    agencies: dict[str, Agency]
+    purposes: dict[str, Purpose]
+    tables: dict[str, CodeTable]
+    resources: dict[str, ResourceType]
+    conditions: dict[str, SharingCondition]
+    courts: dict[str, Agency]
+    deliveries: dict[str, DeliveryKind]
+    derived: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 def _index(items: tuple[_T, ...], key: Callable[[_T], str], what: str) -> dict[str, _T]:
