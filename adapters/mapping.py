@@ -36,6 +36,7 @@ from adapters.config import FieldMapConfig, ResourceMapConfig
 __all__ = [
     "CompiledFieldMap",
     "CompiledResourceMap",
+    "compile_path",
     "compile_resource_map",
     "get_path",
     "set_path",
@@ -72,6 +73,33 @@ def get_path(data: Any, path: str) -> Any:
             values = [get_path(item, rest) for item in items]
             return [v for v in values if v is not _MISSING]
     return current
+
+
+def compile_path(path: str) -> Converter:
+    """``get_path(data, path)`` as one function of ``data``, its steps split once.
+
+    A path without list steps (nearly every mapped field) is read with a fast check for a plain
+    ``dict`` before the ``Mapping`` test (an ABC check, ~0.3 µs each); the mapping reads about
+    twenty fields per record on every request.
+    """
+    if not path or "[]" in path:
+        return lambda data: get_path(data, path)
+    keys = tuple(path.split("."))
+
+    def read(data: Any) -> Any:
+        current = data
+        for key in keys:
+            if type(current) is dict:
+                current = current.get(key, _MISSING)
+                if current is _MISSING:
+                    return _MISSING
+            elif isinstance(current, Mapping) and key in current:
+                current = current[key]
+            else:
+                return _MISSING
+        return current
+
+    return read
 
 
 def _date_parser(fmt: str) -> Converter:
@@ -126,6 +154,7 @@ class _CompiledField:
     convert: Converter
     to_native: Converter
     write: Converter
+    read: Converter  # compile_path(source)
 
 
 def _joiner(separator: str) -> Converter:
@@ -220,7 +249,7 @@ def _compile_field(name: str, spec: FieldMapConfig) -> _CompiledField:
             value = step(value)
         return value
 
-    return _CompiledField(name, spec.source, convert, to_native, write)
+    return _CompiledField(name, spec.source, convert, to_native, write, compile_path(spec.source))
 
 
 def _set_path(target: dict[str, Any], path: str, value: Any) -> bool:
@@ -263,7 +292,7 @@ class CompiledFieldMap:
             raise MappingError(self.agency, f"{self.resource}: a record is not an object")
         record: StandardRecord = {}
         for compiled in self.fields:
-            raw = get_path(native, compiled.source)
+            raw = compiled.read(native)
             if raw is _MISSING or raw is None or raw == "":
                 continue
             try:

@@ -9,6 +9,8 @@ request) or reads the request as a whole makes every decision fresh.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from gateway.policy.cel_env import REQUEST_ATTRIBUTES, hashable_value, request_day
 from gateway.policy.decision import AccessRequest, Grant
 
@@ -43,6 +45,11 @@ CASE_KEY_FIELDS = (
 )  # fmt: skip
 
 
+# C-level readers of the fields above (a key is built on every request): the record by identity.
+_request_fields = attrgetter(*REQUEST_KEY_FIELDS)
+_case_fields = attrgetter(*(name for name in CASE_KEY_FIELDS if name != "record"))
+
+
 def decision_key(
     attrs: tuple[str, ...] | None, request: AccessRequest
 ) -> tuple[object, ...] | None:
@@ -58,13 +65,11 @@ def decision_key(
     case = request.case
     case_key = None
     if case is not None:
-        case_key = tuple(
-            id(case.record) if name == "record" and case.record is not None else getattr(case, name)
-            for name in CASE_KEY_FIELDS
-        )
+        record = case.record
+        case_key = (_case_fields(case), None if record is None else id(record))
     try:
         return (
-            *(getattr(request, name) for name in REQUEST_KEY_FIELDS),
+            _request_fields(request),
             case_key,
             frozenset(request.filters),
             request_day(request),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.base import MappingError
 from adapters.config import (
@@ -16,7 +19,7 @@ from adapters.config import (
     ResourceMapConfig,
     load_agency_configs,
 )
-from adapters.mapping import CompiledResourceMap, get_path
+from adapters.mapping import _MISSING, CompiledResourceMap, compile_path, get_path
 from gateway.standard import Standard
 from sandbox.systems import AGENCY_KINDS, DEFAULT_PORTS
 
@@ -301,3 +304,28 @@ def test_connection_defaults(agency_configs: dict[str, AgencyConfig]) -> None:
         assert connection.retries == 2
         assert connection.max_body_bytes == 4 * 1024 * 1024
         assert getattr(config.auth, "secret", None) == kind  # credential named after the agency
+
+
+# --- compile_path: the same reads as get_path --------------------------------------------------
+
+_KEYS = st.sampled_from(["a", "b", "c", "d[]"])
+_LEAVES = st.one_of(st.none(), st.just(""), st.integers(), st.text(max_size=3))
+_TREES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), inner, max_size=4),
+        st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), inner, max_size=4).map(
+            MappingProxyType
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@given(data=_TREES, steps=st.lists(_KEYS, max_size=4))
+def test_compiled_path_reads_as_get_path(data: Any, steps: list[str]) -> None:
+    """Oracle: get_path. Plain dicts, other mappings (read-only views) and non-mappings."""
+    path = ".".join(steps)
+    assert compile_path(path)(data) == get_path(data, path)
+    assert (compile_path(path)(data) is _MISSING) == (get_path(data, path) is _MISSING)
