@@ -450,8 +450,8 @@ def insert_rows(
 
     One statement for the whole batch, the cheapest plain bulk insert each backend has:
     ``COPY … FROM STDIN`` on PostgreSQL (psycopg formats the rows in C; a multi-row
-    ``executemany`` there costs a parse/bind/execute per row), and the DB-API
-    ``executemany`` on SQLite (sqlite3 loops in C). The audit writer and the plain-insert
+    ``executemany`` there costs a parse/bind/execute per row), and a few multi-row
+    ``INSERT``s on SQLite (:func:`_insert_sqlite`). The audit writer and the plain-insert
     baseline of ``bench/audit_appends.py`` both insert through this function.
     """
     if not rows:
@@ -468,6 +468,32 @@ def insert_rows(
     else:
         cursor = driver.cursor()
         try:
-            cursor.executemany(sql, rows)
+            _insert_sqlite(cursor, sql, len(columns), rows)
         finally:
             cursor.close()
+
+
+#: Rows per multi-row INSERT on SQLite (chunks of powers of two up to this: few statements
+#: to prepare and cache; 64 rows of the widest table stay far below SQLite's variable limit).
+_SQLITE_CHUNK = 64
+_multi_row: dict[tuple[str, int], str] = {}
+
+
+def _insert_sqlite(cursor: Any, sql: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` in a few multi-row ``INSERT … VALUES (…), (…)``, not ``executemany``.
+
+    The sqlite3 module releases the GIL around every step of a statement, and ``executemany``
+    steps once per row: each release hands the GIL to the event loop, which holds it until
+    the switch interval forces it back. With ~5 rows per audit entry that convoy cost the
+    event loop's thread more CPU than the writer's own work (docs/performance.md §6).
+    """
+    start = 0
+    while start < len(rows):
+        size = min(_SQLITE_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        statement = _multi_row.get((sql, size))
+        if statement is None:
+            head, _, values = sql.partition(" VALUES ")
+            statement = _multi_row[(sql, size)] = head + " VALUES " + ", ".join([values] * size)
+        cursor.execute(statement, [value for row in chunk for value in row])
+        start += size
