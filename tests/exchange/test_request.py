@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.datastructures import Headers, QueryParams
 
 from gateway.errors import InvalidHeader, UnprocessableContent
@@ -234,5 +238,59 @@ def test_the_header_is_parsed_once(standard: Standard, monkeypatch: pytest.Monke
         return original(value, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(module, "parse_case_number", counting)
-    assert decode_case_number(quote(COURT_CASE), standard) == COURT_CASE
+    fresh = load_standard(Path(REPO_ROOT / "policies" / "standard"))
+    assert decode_case_number(quote(COURT_CASE), fresh) == COURT_CASE
     assert calls == [COURT_CASE]
+    assert decode_case_number(quote(COURT_CASE), fresh) == COURT_CASE
+    assert calls == [COURT_CASE]  # the same header value again: remembered
+
+
+_CASE_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            quote(COURT_CASE),
+            quote("（2021）宁0104刑初123号"),
+            quote("(2021)宁9999刑初123号"),
+            POLICE_CASE,
+            "A640104",
+            "%FF%FE",
+            "caf\u00e9",
+            "",
+        ]
+    ),
+    st.text(max_size=12),
+)
+
+
+@functools.cache
+def _shipped_standard() -> Standard:
+    return load_standard(Path(REPO_ROOT / "policies" / "standard"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_CASE_VALUES, min_size=1, max_size=30))
+def test_remembered_case_numbers_answer_as_a_fresh_decode(values: list[str]) -> None:
+    """Oracle: the decode itself, uncached. Refusals are never remembered; a full memory is
+    emptied (the bound lowered to 4 here) and answers stay the same."""
+    from gateway.exchange import request as module
+
+    standard = _shipped_standard()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "DECODED_CASE_NUMBERS_MAX", 4)
+        _decode_all_twice(module, standard, values)
+
+
+def _decode_all_twice(module: Any, standard: Standard, values: list[str]) -> None:
+    for value in values * 2:
+        try:
+            expected: str | Exception = module._decode_case_number(value, standard)
+        except InvalidHeader as exc:
+            expected = exc
+        if isinstance(expected, InvalidHeader):
+            with pytest.raises(InvalidHeader) as caught:
+                decode_case_number(value, standard)
+            assert caught.value.detail == expected.detail
+        else:
+            assert decode_case_number(value, standard) == expected
+        known = standard.derived(module._DECODED_CASE_NUMBERS, dict)
+        assert len(known) <= 4
