@@ -174,6 +174,9 @@ class Condition:
     uses_request: bool
     record_key: tuple[str, ...] | None = None
     request_key: tuple[str, ...] | None = None
+    # A record-level condition that also reads request attributes, all named statically and
+    # not ``time``: memoised by both (the record fields, then the request attributes).
+    mixed_key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
 @lru_cache(maxsize=65536)
@@ -315,6 +318,15 @@ def compile_condition(
     request_key = None
     if request_attrs_set is not None and not record_used and "time" not in request_attrs_set:
         request_key = tuple(sorted(request_attrs_set))
+    mixed_key = None
+    if (
+        record_fields_set is not None
+        and request_attrs_set is not None
+        and record_used
+        and request_used
+        and "time" not in request_attrs_set
+    ):
+        mixed_key = (tuple(sorted(record_fields_set)), tuple(sorted(request_attrs_set)))
     return Condition(
         source=source,
         program=program,
@@ -324,6 +336,7 @@ def compile_condition(
         uses_request=request_used,
         record_key=record_key,
         request_key=request_key,
+        mixed_key=mixed_key,
     )
 
 
@@ -369,12 +382,29 @@ def request_memo_key(condition: Condition, request: AccessRequest) -> object | N
     return (condition, tuple((type(v), hashable_value(v)) for v in values))
 
 
-def record_memo_key(condition: Condition, record: Mapping[str, Any]) -> object | None:
-    """Key under which the result of a record-level ``condition`` may be memoised, or None."""
-    if condition.record_key is None:
-        return None
+def record_memo_key(
+    condition: Condition,
+    record: Mapping[str, Any],
+    request: Mapping[str, object] | None = None,
+) -> object | None:
+    """Key under which the result of a record-level ``condition`` may be memoised, or None.
+
+    ``request`` is the CEL ``request`` map the condition is evaluated with: a condition that
+    reads both (``mixed_key``) is keyed by the request attributes it reads as well.
+    """
+    key: object
     # Types are part of the key: True == 1 in Python, not in CEL.
-    key = (condition, tuple((type(v), v) for v in map(record.get, condition.record_key)))
+    if condition.record_key is not None:
+        key = (condition, tuple((type(v), v) for v in map(record.get, condition.record_key)))
+    elif condition.mixed_key is not None and request is not None:
+        fields, attrs = condition.mixed_key
+        try:
+            asked = tuple((type(v), hashable_value(v)) for v in map(request.get, attrs))
+        except TypeError:
+            return None
+        key = (condition, tuple((type(v), v) for v in map(record.get, fields)), asked)
+    else:
+        return None
     try:
         hash(key)
     except TypeError:  # a list value: not worth converting

@@ -197,7 +197,7 @@ def _checker(
     env: list[Any] = []
 
     def check(cond: Condition, rule_id: str, conceal: bool) -> bool:
-        key = None if memo is None else record_memo_key(cond, record)
+        key = None if memo is None else record_memo_key(cond, record, request)
         if key is not None and memo is not None and (hit := memo.recall(key)) is not None:
             return hit
         if not env:

@@ -529,6 +529,31 @@ def test_engine_refuses_another_standard(shipped_engine: PolicyEngine, standard:
         PolicyEngine(shipped_engine.policy_set, other)
 
 
+def test_memo_keys_a_condition_on_record_and_request_by_both(
+    standard: Standard, write_policies: PolicyWriter
+) -> None:
+    """A record-level condition that reads request attributes is memoised too (it was
+    evaluated afresh on every record), keyed by the attributes as well as the fields."""
+    engine = engine_for(
+        standard,
+        write_policies,
+        [perm("a", fields=["person_id"])],
+        [item("nl.mixed", condition='request.operator_id == "op-1" && record.is_minor == true')],
+    )
+    first = request()
+    other = replace(first, operator_id="op-2")
+    assert first.operator_id == "op-1"
+    decided, decided_other = engine.decide(first), engine.decide(other)
+    assert not engine.filter_record(decided, first, person("P1", is_minor=True)).released
+    hits = engine.cel_memo_hits
+    assert not engine.filter_record(decided, first, person("P2", is_minor=True)).released
+    assert engine.cel_memo_hits > hits  # remembered
+    # The same field values for another operator: not the remembered result.
+    assert engine.filter_record(decided_other, other, person("P3", is_minor=True)).released
+    assert engine.filter_record(decided, first, person("P4", is_minor=False)).released
+    assert not engine.filter_record(decided, first, person("P5", is_minor=True)).released
+
+
 def test_memo_distinguishes_types(standard: Standard, write_policies: PolicyWriter) -> None:
     engine = engine_for(
         standard,
