@@ -25,6 +25,7 @@ resource of every sample agency). Two fields writing different values at one nat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -102,13 +103,54 @@ def compile_path(path: str) -> Converter:
     return read
 
 
+_FIXED_WIDTH = {"Y": "([0-9]{4})", "m": "([0-9]{2})", "d": "([0-9]{2})", "H": "([0-9]{2})",
+                "M": "([0-9]{2})", "S": "([0-9]{2})"}  # fmt: skip
+
+
+def _fixed_width(fmt: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """A strict pattern for ``fmt`` with every number at its full width (``20240105``,
+    ``2024-01-05 08:30:00``), or None if ``fmt`` has another directive."""
+    parts: list[str] = []
+    order: list[str] = []
+    rest = fmt
+    while rest:
+        head, percent, rest = rest.partition("%")
+        parts.append(re.escape(head))
+        if not percent:
+            break
+        directive, rest = rest[:1], rest[1:]
+        if directive not in _FIXED_WIDTH or directive in order:
+            return None
+        parts.append(_FIXED_WIDTH[directive])
+        order.append(directive)
+    if "Y" not in order:
+        return None
+    return re.compile("".join(parts)), tuple(order)
+
+
 def _date_parser(fmt: str) -> Converter:
+    """The date of a native value in ``fmt``. A value with every number at full width is read
+    directly (``strptime`` costs ~10 µs, on many records' date fields); anything else, or
+    anything that is not a real date and time that way, goes to ``strptime`` as before."""
+    fixed = None if fmt in ("iso", "iso-datetime") else _fixed_width(fmt)
+
     def parse(value: Any) -> str:
         text = str(value).strip()
         if fmt == "iso":
             return date.fromisoformat(text).isoformat()
         if fmt == "iso-datetime":
             return datetime.fromisoformat(text).date().isoformat()
+        if fixed is not None and (found := fixed[0].fullmatch(text)) is not None:
+            numbers = dict(zip(fixed[1], map(int, found.groups()), strict=True))
+            try:
+                moment = datetime(
+                    numbers["Y"], numbers.get("m", 1), numbers.get("d", 1),
+                    numbers.get("H", 0), numbers.get("M", 0), numbers.get("S", 0),
+                )  # fmt: skip
+            except ValueError:
+                pass  # strptime decides (and says why)
+            else:
+                return moment.date().isoformat()
         return datetime.strptime(text, fmt).date().isoformat()
 
     return parse

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -329,3 +331,51 @@ def test_compiled_path_reads_as_get_path(data: Any, steps: list[str]) -> None:
     path = ".".join(steps)
     assert compile_path(path)(data) == get_path(data, path)
     assert (compile_path(path)(data) is _MISSING) == (get_path(data, path) is _MISSING)
+
+
+# --- dates in an agency's format: the fast path reads as strptime ------------------------------
+
+_AGENCY_DATE_FORMATS = [
+    "%Y%m%d",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT00:00:00+08:00",
+    "%Y年%m月%d日",
+]
+_DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=4)
+
+
+@st.composite
+def _date_texts(draw: st.DrawFn, fmt: str) -> str:
+    """Text shaped like ``fmt``: numbers of any width (0-4 digits, out of range too), literals
+    kept or case-changed, now and then noise."""
+    out = []
+    rest = fmt
+    while rest:
+        head, percent, rest = rest.partition("%")
+        out.append(draw(st.sampled_from([head, head.lower(), head + " "])))
+        if percent:
+            out.append(draw(_DIGITS))
+            rest = rest[1:]
+    text = "".join(out)
+    real = draw(
+        st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(2200, 12, 31))
+    ).strftime(fmt)
+    return draw(
+        st.one_of(st.just(real), st.just(text), st.just(" " + text + " "), st.text(max_size=12))
+    )
+
+
+@given(data=st.data(), fmt=st.sampled_from(_AGENCY_DATE_FORMATS))
+def test_dates_read_as_strptime_reads_them(data: st.DataObject, fmt: str) -> None:
+    """Oracle: ``datetime.strptime``, the way every agency date was read before."""
+    from adapters.mapping import _date_parser
+
+    text = data.draw(_date_texts(fmt))
+    try:
+        expected = datetime.strptime(text.strip(), fmt).date().isoformat()
+    except ValueError as refused:
+        with pytest.raises(ValueError, match=re.escape(str(refused))):
+            _date_parser(fmt)(text)
+    else:
+        assert _date_parser(fmt)(text) == expected
