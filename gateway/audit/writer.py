@@ -149,9 +149,11 @@ class AuditWriter:
         """Make ``draft`` durable and return its index, or raise :class:`AuditUnavailable`."""
         future = self.submit(draft)
         try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(future), timeout=self.append_timeout_s
-            )
+            # asyncio.timeout rather than wait_for: no second future and callback per entry.
+            # On expiry the task is cancelled, which cancels the wrapped future and so the
+            # draft, unless the writer has taken it already.
+            async with asyncio.timeout(self.append_timeout_s):
+                return await asyncio.wrap_future(future)
         except TimeoutError as exc:
             raise AuditUnavailable("the audit log did not confirm the entry in time") from exc
 
