@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import text, update
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.db import session_scope
-from gateway.deliveries.models import DeliveryOutbox
 from gateway.deliveries.repository import DeliveryRepository
 from gateway.errors import Conflict
 from gateway.policy.decision import CaseContext
@@ -78,11 +77,7 @@ def enforce_per_case_limit(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(kind.code, case.case_id)}
         )
     else:  # SQLite: a first write takes the write lock, so the count below is not stale
-        session.execute(
-            update(DeliveryOutbox)
-            .where(DeliveryOutbox.delivery_id == "")
-            .values(attempts=DeliveryOutbox.attempts)
-        )
+        DeliveryRepository(session).lock_for_writing()
     made = DeliveryRepository(session).count_of_kind_for_case(
         kind.code, _numbers(case_number, case), excluding=NOT_COUNTED
     )

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable
+from gateway.background import in_thread
 from gateway.db import session_scope, utcnow
 from gateway.deliveries.models import Delivery
 from gateway.deliveries.repository import DeliveryRepository
@@ -169,13 +170,18 @@ class OutboxPusher:
 
     async def run_once(self) -> int:
         """Push every due delivery once; the number delivered."""
-        with session_scope(self._factory) as session:
-            ids = DeliveryRepository(session).claim_due(self._clock(), self._lease, self._batch)
+        # The database steps run in a thread: on the event loop, a claim waiting for SQLite's
+        # write lock (held by the audit writer's commit) stalled every request of the worker.
+        ids = await in_thread(self._claim_due)
         self._claimed = len(ids)
         delivered = 0
         for delivery_id in ids:
             delivered += await self._one(delivery_id)
         return delivered
+
+    def _claim_due(self) -> list[str]:
+        with session_scope(self._factory) as session:
+            return DeliveryRepository(session).claim_due(self._clock(), self._lease, self._batch)
 
     def _load(self, delivery_id: str) -> tuple[Delivery, int]:
         with session_scope(self._factory) as session:
@@ -193,14 +199,16 @@ class OutboxPusher:
         )
 
     async def _one(self, delivery_id: str) -> int:
-        delivery, attempt = self._load(delivery_id)
+        delivery, attempt = await in_thread(self._load, delivery_id)
         try:
             before = await self._entry(delivery, "push_attempt", 202, f"attempt {attempt}")
         except AuditUnavailable:
             log.error("audit unavailable: delivery not pushed", delivery=delivery_id)
-            self._retry(delivery_id, "the audit log cannot record the push", attempt)
+            await in_thread(
+                self._retry, delivery_id, "the audit log cannot record the push", attempt
+            )
             return 0
-        self._event(delivery_id, "push_attempt", {"attempt": attempt}, before)
+        await in_thread(self._event, delivery_id, "push_attempt", {"attempt": attempt}, before)
         try:
             result = await self._push(PushJob.of(delivery))
         except Exception as exc:
@@ -215,10 +223,9 @@ class OutboxPusher:
             await self._finish(delivery, "failed", result.status or 502, result, "failed")
         else:
             index = await self._safe_entry(delivery, "push_failed", result.status or 502, error)
-            self._event(
-                delivery_id, "push_failed", {"attempt": attempt, "status": result.status}, index
-            )
-            self._retry(delivery_id, error, attempt)
+            detail: dict[str, object] = {"attempt": attempt, "status": result.status}
+            await in_thread(self._event, delivery_id, "push_failed", detail, index)
+            await in_thread(self._retry, delivery_id, error, attempt)
         return 0
 
     async def _safe_entry(
@@ -235,6 +242,11 @@ class OutboxPusher:
         self, delivery: Delivery, event: str, status: int, result: PushResult, new_status: str
     ) -> None:
         index = await self._safe_entry(delivery, event, status, result.error)
+        await in_thread(self._store_finish, delivery, event, result, new_status, index)
+
+    def _store_finish(
+        self, delivery: Delivery, event: str, result: PushResult, new_status: str, index: int | None
+    ) -> None:
         with session_scope(self._factory) as session:
             repo = DeliveryRepository(session)
             session.execute(

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -245,8 +245,22 @@ class DeliveryRepository:
 
     # -- outbox --------------------------------------------------------------------------
 
+    def lock_for_writing(self) -> None:
+        """SQLite: take the database's write lock now, by a first write (one that changes
+        nothing). What this transaction reads next is then not stale, and its write after the
+        read does not fail at once ("database is locked") when another connection committed
+        in between: SQLite cannot make a reading transaction wait for the lock. PostgreSQL:
+        nothing (its row and advisory locks serve)."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(
+                update(DeliveryOutbox)
+                .where(DeliveryOutbox.delivery_id == "")
+                .values(attempts=DeliveryOutbox.attempts)
+            )
+
     def claim_due(self, now: datetime, lease: timedelta, limit: int = 10) -> list[str]:
         """Lease up to ``limit`` due pending outbox rows until ``now + lease``; their ids."""
+        self.lock_for_writing()
         rows = self.session.scalars(
             select(DeliveryOutbox)
             .where(

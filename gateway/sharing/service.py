@@ -21,6 +21,7 @@ from gateway.audit.entry import AuditKind, Decision, EntryDraft
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.scopes import Scope
 from gateway.auth.tokens import Principal
+from gateway.background import in_thread
 from gateway.errors import (
     Conflict,
     Forbidden,
@@ -345,7 +346,9 @@ class SharingService:
 
     async def record_expiries(self, now: datetime) -> None:
         """An entry for each grant whose window ended (one worker writes each)."""
-        for grant in self.repository.claim_expired(now):
+        # In a thread: a blocking query (and its conditional updates) on the event loop stalls
+        # every request of the worker while it waits for the database.
+        for grant in await in_thread(self.repository.claim_expired, now):
             draft = EntryDraft(
                 kind=AuditKind.SHARING,
                 request_id=None,
@@ -367,4 +370,4 @@ class SharingService:
             try:
                 await self.audit.append(draft)
             except AuditUnavailable:
-                self.repository.unclaim_expired(grant.id)
+                await in_thread(self.repository.unclaim_expired, grant.id)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.entry import AuditKind, EntryDraft
 from gateway.audit.writer import AuditUnavailable
+from gateway.background import BackgroundThreads, tracked_threads
 from gateway.db import session_scope
 from gateway.deliveries.outbox import OutboxPusher, PushJob, PushOutcome, PushResult
 from gateway.deliveries.repository import DeliveryRepository
@@ -193,6 +196,23 @@ async def test_an_answer_that_came_first_stays(delivery_db: sessionmaker[Session
     assert (status, state, events[-1]) == ("accepted", "done", "delivered")
 
 
+@contextlib.asynccontextmanager
+async def _running(pusher: OutboxPusher, interval: float) -> AsyncIterator[asyncio.Task[None]]:
+    """The pusher's loop as the app's lifespan runs it: cancelled at the end, and its
+    database steps (threads) waited for before the database goes away."""
+    threads = BackgroundThreads()
+    token = tracked_threads.set(threads)
+    task = asyncio.create_task(pusher.run(interval))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await threads.drain(within_seconds=10)
+        tracked_threads.reset(token)
+
+
 async def _until(done: Callable[[], bool], seconds: float = 5.0) -> None:
     for _ in range(int(seconds * 100)):
         if done():
@@ -208,18 +228,13 @@ async def test_the_background_loop_drains_full_batches_and_wakes_at_once(
     recipient, audit = Recipient(), Audit()
     # Pushes counted from the first call: a poll interval far longer than the test.
     pusher = OutboxPusher(delivery_db, recipient.push, audit.append, batch=2)
-    task = asyncio.create_task(pusher.run(interval=60))
-    try:
+    async with _running(pusher, interval=60) as task:
         await _until(lambda: len(recipient.received) == 5)  # passes of 2, 2, 1: no waiting
         assert sorted(recipient.received) == sorted(ids)
         await asyncio.sleep(0.05)
         late = _delivery(delivery_db)
         pusher.wake()  # as the delivery service does after a 201
         await _until(lambda: late in recipient.received)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert task.cancelled()
 
 
@@ -238,10 +253,64 @@ async def test_a_failing_pass_does_not_stop_the_loop(
 
     monkeypatch.setattr(pusher, "run_once", flaky)
     delivery_id = _delivery(delivery_db)
-    task = asyncio.create_task(pusher.run(interval=0.01))
-    try:
+    async with _running(pusher, interval=0.01):
         await _until(lambda: delivery_id in recipient.received)
+
+
+async def test_a_pass_waiting_for_the_database_leaves_the_event_loop_free(
+    delivery_db: sessionmaker[Session],
+) -> None:
+    """The claim waits for the database (here: another transaction holds SQLite's write lock,
+    or the table on PostgreSQL) in a thread; on the event loop it stalled every request. On
+    SQLite it waits at all, rather than failing at once, because it takes the lock first."""
+    delivery_id = _delivery(delivery_db)
+    recipient, audit = Recipient(), Audit()
+    pusher = OutboxPusher(delivery_db, recipient.push, audit.append)
+    engine = delivery_db.kw["bind"]
+    blocker = engine.connect()
+    transaction = blocker.begin()
+    if engine.dialect.name == "postgresql":  # the claim skips locked rows: lock the table
+        blocker.execute(text("LOCK TABLE delivery_outbox IN ACCESS EXCLUSIVE MODE"))
+    else:  # SQLite's write lock
+        blocker.execute(text("UPDATE delivery_outbox SET attempts = attempts"))
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    # Should the claim block the event loop, nothing on the loop could release the lock: a
+    # timer does, so that the test fails (no ticks) instead of hanging.
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            transaction.rollback()
+
+    safety = threading.Timer(5.0, release)
+    safety.start()
+    ticker = asyncio.create_task(ticking())
+    threads = BackgroundThreads()
+    token = tracked_threads.set(threads)
+    try:
+        passing = asyncio.create_task(pusher.run_once())
+        await asyncio.sleep(0.4)
+        assert not passing.done()  # still waiting for the database …
+        assert ticks >= 10  # … while the loop ran on
+        released.set()
+        transaction.commit()
+        assert await asyncio.wait_for(passing, 10) == 1
     finally:
-        task.cancel()
+        safety.cancel()
+        if transaction.is_active:
+            transaction.rollback()
+        blocker.close()
+        ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await ticker
+        await threads.drain(within_seconds=10)
+        tracked_threads.reset(token)
+    assert list(recipient.received) == [delivery_id]
