@@ -382,8 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the work directory (servers' logs, py-spy's raw samples)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (servers' logs, py-spy's raw samples)",
+    )
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the py-spy run of the one-worker gateway")  # fmt: skip
     args = parser.parse_args(argv)
