@@ -251,16 +251,33 @@ def _describe(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+_FAST_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
+
+
+def _read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` of the file, parsed by libyaml where PyYAML has it (every app start
+    reads these files); a file libyaml refuses is parsed again by PyYAML's own parser, whose
+    error message is the one shown."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgencyConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
 def load_agency_configs(directory: Path) -> dict[str, AgencyConfig]:
     """Every ``*.yaml`` in ``directory``, keyed by agency kind."""
     if not directory.is_dir():
         raise AgencyConfigError(f"agency directory {directory} does not exist")
     configs: dict[str, AgencyConfig] = {}
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            raw: Mapping[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise AgencyConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raw: Mapping[str, Any] = _read_yaml(path)
         if not isinstance(raw, Mapping):
             raise AgencyConfigError(f"{path}: expected a mapping at the top level")
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -193,6 +194,29 @@ def register_client(
         engine.dispose()
 
 
+# One signing-key file per test process (of the key store's default algorithm, the one
+# started_gateway's ensure() makes), copied into each test gateway's data directory:
+# generating an RSA key takes ~0.5 s, and the suite starts a gateway ~1,000 times. Real keys
+# all the same; the tests of the key store itself and of rotation make their own.
+_SEEDED_KEY_FILE: list[str] = []
+
+
+def seed_signing_keys(settings: Settings) -> None:
+    """Give ``settings``' data directory this process's test signing key, unless it has one."""
+    path = settings.resolved_keys_path
+    if path.exists():
+        return
+    if not _SEEDED_KEY_FILE:
+        with tempfile.TemporaryDirectory() as scratch:
+            made = Path(scratch) / "keys.json"
+            KeyStore(made, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+            _SEEDED_KEY_FILE.append(made.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(_SEEDED_KEY_FILE[0])
+
+
 @contextmanager
 def started_gateway(
     tmp: Path, database_url: str | None = None, **overrides: Any
@@ -200,6 +224,7 @@ def started_gateway(
     """What ``make_gateway`` builds, for any fixture scope (an app start costs ~1 s)."""
     settings = make_settings(tmp, database_url or f"sqlite:///{tmp / 'gateway.db'}", **overrides)
     upgrade(settings)
+    seed_signing_keys(settings)
     KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
     gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
     for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():

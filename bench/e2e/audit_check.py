@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-__all__ = ["AuditCheck", "check_audit", "read_receipts"]
+__all__ = ["AuditCheck", "check_audit", "read_receipts", "verify_receipts"]
 
 
 @dataclass
@@ -54,9 +55,7 @@ def read_receipts(path: Path) -> tuple[list[tuple[int, int]], list[str]]:
 def check_audit(database_url: str, data_dir: Path, receipts_file: Path | None,
                 *, wait_s: float = 30.0) -> AuditCheck:  # fmt: skip
     from gateway.audit.checkpoint import open_checkpoint, parse_verifier
-    from gateway.audit.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
-    from gateway.audit.models import AuditEntry
-    from gateway.audit.repository import AuditRepository, NodeTable
+    from gateway.audit.repository import AuditRepository
     from gateway.db import create_db_engine, make_session_factory
 
     result = AuditCheck()
@@ -86,36 +85,75 @@ def check_audit(database_url: str, data_dir: Path, receipts_file: Path | None,
             result.entries = repository.tree_size()
             verifier = parse_verifier(_verifier_text(data_dir))
             checkpoint = open_checkpoint(latest.note, [verifier])
-            wanted = dict((index, status) for status, index in receipts)
-            stored: dict[int, int] = {
-                idx: status
-                for idx, status in session.execute(select(AuditEntry.idx, AuditEntry.status))
-            }
-            reader = NodeTable(session)
-            for index, status in wanted.items():
-                if stored.get(index) != status:
-                    result.problems.append(
-                        f"receipt {index}: stored status {stored.get(index)}, client saw {status}"
-                    )
-                    continue
-                leaf = session.get(AuditEntry, index)
-                assert leaf is not None
-                proof = inclusion_proof(index, checkpoint.size, reader)
-                try:
-                    verify_inclusion(
-                        leaf_hash(leaf.leaf), index, checkpoint.size, proof, checkpoint.root
-                    )
-                except ProofError as exc:
-                    result.problems.append(f"receipt {index}: inclusion proof fails: {exc}")
-                    continue
-                result.proofs_verified += 1
-                session.expunge(leaf)
+            result.proofs_verified, problems = verify_receipts(
+                session, checkpoint.size, checkpoint.root, receipts
+            )
+            result.problems.extend(problems)
     finally:
         engine.dispose()
     result.verify_exit = _gateway_verify(database_url, data_dir)
     if result.verify_exit != 0:
         result.problems.append(f"gateway audit verify exited {result.verify_exit}")
     return result
+
+
+def verify_receipts(session: Session, size: int, root: bytes,
+                    receipts: list[tuple[int, int]]) -> tuple[int, list[str]]:  # fmt: skip
+    """Check each (status, index) receipt against the first ``size`` stored entries.
+
+    The entries are read once, in index order, and their leaf hashes are recomputed from
+    the stored leaves into an in-memory tree; that tree must have the signed ``root``, and
+    each receipt's inclusion proof (built from it) must verify against that root. One pass
+    over the table instead of two queries per receipt: a soak leaves 300,000+ receipts.
+    Returns how many proofs verified, and what was wrong.
+    """
+    from gateway.audit.merkle import (
+        Frontier,
+        MemoryNodeStore,
+        ProofError,
+        inclusion_proof,
+        leaf_hash,
+        verify_inclusion,
+    )
+    from gateway.audit.models import AuditEntry
+
+    wanted = dict((index, status) for status, index in receipts)
+    statuses: dict[int, int] = {}
+    store = MemoryNodeStore()
+    frontier = Frontier()
+    rows = session.execute(
+        select(AuditEntry.idx, AuditEntry.status, AuditEntry.leaf)
+        .where(AuditEntry.idx < size)
+        .order_by(AuditEntry.idx)
+        .execution_options(yield_per=5_000)
+    )
+    with rows:  # closed on an early return too (a server-side cursor on PostgreSQL)
+        for idx, status, leaf in rows:
+            if idx != frontier.size:
+                return 0, [f"audit entry {frontier.size} is missing (the next stored is {idx})"]
+            store.put_nodes(frontier.append(leaf_hash(bytes(leaf))))
+            if idx in wanted:
+                statuses[idx] = status
+    if frontier.size != size:
+        return 0, [f"the signed checkpoint covers {size} entries, {frontier.size} are stored"]
+    if frontier.root() != root:
+        return 0, [f"the stored entries' root is not the signed checkpoint's at size {size}"]
+    verified = 0
+    problems: list[str] = []
+    for index, status in wanted.items():
+        if statuses.get(index) != status:
+            problems.append(
+                f"receipt {index}: stored status {statuses.get(index)}, client saw {status}"
+            )
+            continue
+        proof = inclusion_proof(index, size, store)
+        try:
+            verify_inclusion(store.get_nodes([(0, index)])[(0, index)], index, size, proof, root)
+        except ProofError as exc:
+            problems.append(f"receipt {index}: inclusion proof fails: {exc}")
+            continue
+        verified += 1
+    return verified, problems
 
 
 def _verifier_text(data_dir: Path) -> str:
