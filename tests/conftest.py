@@ -13,9 +13,11 @@ history (``gateway db upgrade --app-role``), as in production.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.auth import passwords
 from gateway.auth.clients import ClientService, IssuedCredentials
 from gateway.auth.keys import KeyStore
 from gateway.db import create_db_engine, make_session_factory, session_scope
@@ -81,6 +84,28 @@ def as_app_role(url: str) -> str:
     if not url.startswith("postgresql"):
         return url
     return make_url(url).set(username=APP_ROLE).render_as_string(hide_password=False)
+
+
+# Client secrets are hashed at a test cost: scrypt n=2**10 (~1 ms) instead of production's
+# n=2**14 (~45 ms). The suite registers thousands of clients, and scrypt was a fifth of its
+# time. Still scrypt, with its salt and its format; a check follows each stored hash's own
+# parameters, so nothing else changes. tests/auth/test_passwords.py checks the production
+# cost (fixture ``production_secret_cost``).
+PRODUCTION_SCRYPT_N = passwords._N
+TEST_SCRYPT_N = 2**10
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_secret_cost() -> Iterator[None]:
+    passwords._N = TEST_SCRYPT_N
+    yield
+    passwords._N = PRODUCTION_SCRYPT_N
+
+
+@pytest.fixture
+def production_secret_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash client secrets at the production cost in this test."""
+    monkeypatch.setattr(passwords, "_N", PRODUCTION_SCRYPT_N)
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +219,30 @@ def register_client(
         engine.dispose()
 
 
+# A fresh SQLite database is a copy of one this process migrated (with the real migrations)
+# at its first use: the migrations took ~0.15 s of every test gateway's start. PostgreSQL
+# schemas are migrated each time (a schema cannot be copied).
+_MIGRATED_SQLITE: list[Path] = []
+
+
+def migrate_database(settings: Settings) -> None:
+    """The schema at head in ``settings``' database, as ``gateway db upgrade`` makes it."""
+    url = settings.resolved_migration_database_url
+    target = Path(url.removeprefix("sqlite:///"))
+    if not url.startswith("sqlite:///") or target.exists():
+        upgrade(settings)
+        return
+    if not _MIGRATED_SQLITE:
+        template = Path(tempfile.mkdtemp(prefix="gateway-template-")) / "gateway.db"
+        atexit.register(shutil.rmtree, template.parent, ignore_errors=True)
+        upgrade(make_settings(template.parent, f"sqlite:///{template}"))
+        # Every connection closed: the log was checkpointed into the file and removed.
+        assert not template.with_name("gateway.db-wal").exists()
+        _MIGRATED_SQLITE.append(template)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED_SQLITE[0], target)
+
+
 # One signing-key file per test process (of the key store's default algorithm, the one
 # started_gateway's ensure() makes), copied into each test gateway's data directory:
 # generating an RSA key takes ~0.5 s, and the suite starts a gateway ~1,000 times. Real keys
@@ -223,9 +272,8 @@ def started_gateway(
 ) -> Iterator[Gateway]:
     """What ``make_gateway`` builds, for any fixture scope (an app start costs ~1 s)."""
     settings = make_settings(tmp, database_url or f"sqlite:///{tmp / 'gateway.db'}", **overrides)
-    upgrade(settings)
-    seed_signing_keys(settings)
-    KeyStore(settings.resolved_keys_path, token_ttl_seconds=settings.token_ttl_seconds).ensure()
+    migrate_database(settings)
+    seed_signing_keys(settings)  # the app loads it (KeyStore.ensure() would only load it too)
     gateway = Gateway(settings=settings, client=TestClient(create_app(settings)))
     for name, (agency, scopes) in STANDARD_TEST_CLIENTS.items():
         gateway.register(name, agency, scopes)

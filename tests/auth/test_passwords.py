@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.auth.passwords import burn_equal_time, hash_secret, new_client_secret, verify_secret
+from tests.conftest import PRODUCTION_SCRYPT_N, TEST_SCRYPT_N
 
 
-def test_hash_format_and_verification() -> None:
+def test_hash_format_and_verification(production_secret_cost: None) -> None:
     secret = new_client_secret()
     assert len(secret) >= 43  # 32 random bytes
     stored = hash_secret(secret)
@@ -20,6 +21,13 @@ def test_hash_format_and_verification() -> None:
     assert not verify_secret(secret[:-1], stored)
     assert not verify_secret(secret + " ", stored)
     assert not verify_secret("", stored)
+
+
+def test_the_suite_hashes_at_a_lower_cost_than_production() -> None:
+    """tests/conftest.py lowers the cost for speed; this module checks production's."""
+    assert PRODUCTION_SCRYPT_N == 2**14
+    assert hash_secret("x").split("$")[1] == str(TEST_SCRYPT_N)
+    assert TEST_SCRYPT_N < PRODUCTION_SCRYPT_N
 
 
 def test_same_secret_hashes_differently() -> None:

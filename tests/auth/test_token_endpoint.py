@@ -12,6 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
+from gateway.auth import passwords
 from gateway.auth.models import OAuthClient
 from gateway.auth.passwords import verify_secret
 from gateway.db import create_db_engine, make_session_factory, session_scope
@@ -413,7 +414,8 @@ def test_secrets_are_stored_only_as_salted_scrypt_hashes(backend_gateway: Gatewa
     hashes = set()
     for name, cred in gateway.clients.items():
         stored = rows[name].secret_hash
-        assert stored.startswith("scrypt$16384$8$1$")
+        # The configured cost (the suite's, tests/conftest.py; production's: test_passwords).
+        assert stored.startswith(f"scrypt${passwords._N}$8$1$")
         assert cred.client_secret not in stored
         assert verify_secret(cred.client_secret, stored)
         assert not verify_secret(cred.client_secret + "x", stored)

@@ -274,12 +274,15 @@ async def test_a_pass_waiting_for_the_database_leaves_the_event_loop_free(
     else:  # SQLite's write lock
         blocker.execute(text("UPDATE delivery_outbox SET attempts = attempts"))
     ticks = 0
+    ten_ticks = asyncio.Event()
 
     async def ticking() -> None:
         nonlocal ticks
         while True:
             await asyncio.sleep(0.01)
             ticks += 1
+            if ticks == 10:
+                ten_ticks.set()
 
     # Should the claim block the event loop, nothing on the loop could release the lock: a
     # timer does, so that the test fails (no ticks) instead of hanging.
@@ -297,9 +300,13 @@ async def test_a_pass_waiting_for_the_database_leaves_the_event_loop_free(
     token = tracked_threads.set(threads)
     try:
         passing = asyncio.create_task(pusher.run_once())
-        await asyncio.sleep(0.4)
-        assert not passing.done()  # still waiting for the database …
-        assert ticks >= 10  # … while the loop ran on
+        # The loop runs on while the claim waits: ten ticks, well before the safety timer.
+        # (Not "ten ticks in 0.4 s": a busy machine's pauses, e.g. a full garbage
+        # collection, failed that; a blocked loop cannot tick at all until the timer.)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ten_ticks.wait(), 4.0)
+        assert ticks >= 10
+        assert not passing.done()  # … and the claim is still waiting for the database
         released.set()
         transaction.commit()
         assert await asyncio.wait_for(passing, 10) == 1
