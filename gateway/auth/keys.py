@@ -45,6 +45,10 @@ _RSA_BITS = 3072
 _RETENTION_SKEW_SECONDS = 60
 
 SigningKey = RSAKey | ECKey | OKPKey
+# Keys imported in this process, by their JWK text: importing an RSA private key checks it
+# (~0.1 s), and every store opened on the same file (each app, CLI command) did it again.
+_IMPORTED: dict[str, SigningKey] = {}
+_IMPORTED_MAX = 32
 
 
 def generate_signing_key(alg: str, kid: str) -> SigningKey:
@@ -193,15 +197,22 @@ class KeyStore:
                 f"{self.path}: key {fields.get('kid')!r} has no supported alg "
                 f"({', '.join(SIGNING_ALGORITHMS)})"
             )
+        memo = json.dumps(fields, sort_keys=True)
+        key = _IMPORTED.get(memo)
+        if key is not None:
+            return key
         try:
-            key = JWKRegistry.import_key(fields)
+            imported = JWKRegistry.import_key(fields)
         except (JoseError, ValueError, TypeError) as exc:
             raise KeyStoreError(
                 f"{self.path}: key {fields.get('kid')!r} is unusable: {exc}"
             ) from exc
-        if not isinstance(key, RSAKey | ECKey | OKPKey):
+        if not isinstance(imported, RSAKey | ECKey | OKPKey):
             raise KeyStoreError(f"{self.path}: key {fields.get('kid')!r} is not a signing key")
-        return key
+        if len(_IMPORTED) >= _IMPORTED_MAX:
+            _IMPORTED.clear()
+        _IMPORTED[memo] = imported
+        return imported
 
     def public_jwks(self) -> dict[str, Any]:
         return self.load().public_jwks

@@ -488,6 +488,9 @@ class _Loader:
             raise StandardError.single("standard directory not found", str(self.directory))
         files = self.discover()
         version = self.digest(files)
+        key = (str(self.directory.resolve()), version)
+        if not self.problems and (loaded := _LOADED.get(key)) is not None:
+            return loaded
         docs = {rel: doc for rel in files if (doc := self.read(rel)) is not None}
 
         def parse(rel: str, model: type[_M]) -> tuple[YamlDocument, _M] | None:
@@ -591,7 +594,18 @@ class _Loader:
                 f"standard is inconsistent: {exc}", str(self.directory)
             ) from None
         compile_record_validators(standard)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = standard
         return standard
+
+
+# Standards loaded in this process, by directory and content digest (``Standard.version``
+# covers every YAML file's name and bytes). A Standard is immutable, and the same files give
+# the same Standard: an app start, a policy candidate's check and the isolated evaluator
+# each loaded it again (~0.1 s). Only a load without problems is kept.
+_LOADED: dict[tuple[str, str], Standard] = {}
+_LOADED_MAX = 16
 
 
 def load_standard(directory: Path) -> Standard:

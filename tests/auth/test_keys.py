@@ -198,3 +198,28 @@ def test_ensure_switches_algorithm_only_when_asked(tmp_path: Path) -> None:
     loaded = rsa.load(force=True)
     assert loaded.algorithms == {first: "Ed25519", second: "RS256"}
     assert rsa.ensure(rotate_to_algorithm=True) == second
+
+
+def test_an_imported_key_is_reused_only_for_the_same_key(tmp_path: Path) -> None:
+    """Imports are remembered by the key's own text: a changed key is imported afresh, and a
+    broken one is still refused."""
+    store = KeyStore(tmp_path / "keys.json", token_ttl_seconds=300, algorithm="ES256")
+    kid = store.rotate()
+    first = KeyStore(store.path, token_ttl_seconds=300).load().active_key
+    assert KeyStore(store.path, token_ttl_seconds=300).load().active_key is first
+
+    document = json.loads(store.path.read_text())
+    [entry] = document["keys"]
+    other = KeyStore(tmp_path / "other.json", token_ttl_seconds=300, algorithm="ES256")
+    other.rotate()
+    [replacement] = json.loads(other.path.read_text())["keys"]
+    document["keys"] = [{**replacement, "kid": kid}]
+    store.path.write_text(json.dumps(document))
+    swapped = KeyStore(store.path, token_ttl_seconds=300).load().active_key
+    assert swapped is not first
+    assert swapped.as_dict(private=True)["d"] == replacement["d"] != entry["d"]
+
+    document["keys"] = [{**replacement, "kid": kid, "d": "AAAA"}]
+    store.path.write_text(json.dumps(document))
+    with pytest.raises(KeyStoreError, match="unusable"):
+        KeyStore(store.path, token_ttl_seconds=300).load()

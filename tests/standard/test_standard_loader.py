@@ -431,3 +431,21 @@ def test_conditions_file_is_required(standard_copy: Path) -> None:
     (standard_copy / "conditions.yaml").unlink()
     err = _load_error(standard_copy)
     assert "required file is missing" in err.message
+
+
+def test_the_same_files_give_the_same_loaded_standard(standard_copy: Path) -> None:
+    """A load is remembered by directory and content; any change loads afresh, and a load
+    with problems is never remembered."""
+    first = load_standard(standard_copy)
+    assert load_standard(standard_copy) is first
+    info = standard_copy / "standard.yaml"
+    original = info.read_text(encoding="utf-8")
+    info.write_text(original + "\n# a comment changes the digest\n", encoding="utf-8")
+    changed = load_standard(standard_copy)
+    assert changed is not first
+    assert changed.version != first.version
+    info.write_text(original + "\nbroken: [\n", encoding="utf-8")
+    _load_error(standard_copy)
+    _load_error(standard_copy)  # refused again, not answered from memory
+    info.write_text(original, encoding="utf-8")
+    assert load_standard(standard_copy) is first
