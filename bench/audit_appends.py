@@ -60,17 +60,11 @@ from bench._common import (
 from gateway.audit.checkpoint import CheckpointSigner
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.entry import EntryDraft, encode_leaf, entry_document
-from gateway.audit.leaf import _reference_leaf_bytes
+from gateway.audit.leaf import LeafEncodingError, _reference_leaf_bytes
 from gateway.audit.merkle import Frontier, leaf_hash
 from gateway.audit.models import AuditEntry, AuditRuleHit, AuditTreeHead
-from gateway.audit.writer import (
-    ENTRY_COLUMNS,
-    HIT_COLUMNS,
-    AuditWriter,
-    _Pending,
-    entry_row,
-    insert_rows,
-)
+from gateway.audit.rows import ENTRY_COLUMNS, HIT_COLUMNS, entry_row, insert_rows
+from gateway.audit.writer import AuditWriter
 from gateway.db import create_db_engine
 
 BASELINE = "plain INSERT (baseline)"
@@ -87,15 +81,13 @@ class PlainInsertWriter(AuditWriter):
         self._next_index = 0
         self._canonical = canonical
 
-    def _commit(
-        self, batch: Sequence[_Pending]
-    ) -> tuple[list[tuple[_Pending, int]], list[tuple[_Pending, Exception]]]:
-        committed: list[tuple[_Pending, int]] = []
+    def _commit(self, drafts: Sequence[EntryDraft]) -> list[int | LeafEncodingError]:
+        committed: list[int | LeafEncodingError] = []
         entries: list[tuple[Any, ...]] = []
         hits: list[tuple[Any, ...]] = []
         with self.engine.begin() as conn:
-            for pending in batch:
-                draft, index = pending.draft, self._next_index
+            for draft in drafts:
+                index = self._next_index
                 self._next_index += 1
                 if self._canonical:
                     _, leaf = encode_leaf(index, draft)
@@ -103,10 +95,10 @@ class PlainInsertWriter(AuditWriter):
                     leaf = orjson.dumps(entry_document(index, draft))
                 entries.append(entry_row(index, draft, leaf, leaf_hash(leaf)))
                 hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
-                committed.append((pending, index))
+                committed.append(index)
             insert_rows(conn, AuditEntry, ENTRY_COLUMNS, entries)
             insert_rows(conn, AuditRuleHit, HIT_COLUMNS, hits)
-        return committed, []
+        return committed
 
 
 class ProfiledAuditWriter(AuditWriter):

@@ -1,7 +1,7 @@
 """The gateway's exchange path in one process, without an HTTP server: for A/B of changes.
 
 Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--profile]
-[--example NAME] [--passthrough]`` (a demo example; default the end-to-end benchmark's).
+[--example NAME] [--passthrough] [--no-pin]`` (a demo example; default the end-to-end benchmark's).
 ``--passthrough`` drives the bare FastAPI pass-through (path (c), aiohttp) the same way, in
 this process, for the same upstream answer: the in-process floor the gateway is compared with.
 
@@ -23,6 +23,7 @@ import os
 import pstats
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ async def _drive(app: Any, token: str, example: dict[str, Any], args: argparse.N
 
     await batch(500)
     profile = cProfile.Profile(time.thread_time) if args.profile else None
+    switches = _context_switches()
     cpu, wall = time.process_time(), time.perf_counter()
     if profile:
         profile.enable()
@@ -80,8 +82,32 @@ async def _drive(app: Any, token: str, example: dict[str, Any], args: argparse.N
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"{args.requests / wall:,.0f} requests/s, {cpu / args.requests * 1e6:,.0f} µs CPU "
           f"per request (process, all threads)")  # fmt: skip
+    after = _context_switches()
+    for name, (voluntary, forced) in sorted(after.items()):
+        v0, f0 = switches.get(name, (0, 0))
+        per_request = (voluntary - v0) / args.requests, (forced - f0) / args.requests
+        print(f"  thread {name}: {per_request[0]:.2f} voluntary, {per_request[1]:.2f} forced "
+              "context switches per request")  # fmt: skip
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+
+
+def _context_switches() -> dict[str, tuple[int, int]]:
+    """Each thread's (voluntary, forced) context switches so far, by thread name and id."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    counts: dict[str, tuple[int, int]] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        name = names.get(int(task.name)) or f"{fields['Name'].strip()}/{task.name}"
+        counts[name] = (
+            int(fields["voluntary_ctxt_switches"]),
+            int(fields["nonvoluntary_ctxt_switches"]),
+        )
+    return counts
 
 
 async def _pass_through(app: Any, path: str, example: dict[str, Any],
@@ -112,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example", default=EXAMPLE, help="the demo example to send")
     parser.add_argument("--passthrough", action="store_true",
                         help="drive the bare pass-through (c) instead of the gateway")  # fmt: skip
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                        default=(os.cpu_count() or 1) >= 2,
+                        help="this process on core 0, the upstream on core 1, as bench.e2e "
+                             "pins them (default: on with two cores or more)")  # fmt: skip
     args = parser.parse_args(argv)
     tools = ensure_tools()
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -123,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
         upstream = start_nginx("upstream", tools["nginx"],
                                nginx_upstream_conf(recording, ports, workdir / "upstream"),
-                               workdir / "upstream", None,
+                               workdir / "upstream", "1" if args.pin else None,
                                f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
+        if args.pin:
+            os.sched_setaffinity(0, {0})  # this process (both threads) on core 0, nginx on 1
         try:
             import uvloop
 

@@ -4,7 +4,10 @@
 that holds it has committed, then returns the entry's index. Drafts that arrive
 while a transaction is in flight are committed together in the next one (group
 commit, at most ``max_batch`` entries or ``max_wait_s`` of gathering), so
-durability (fsync per commit) does not cap throughput.
+durability (fsync per commit) does not cap throughput. Drafts from an event loop
+are gathered on the loop and reach the thread a batch at a time
+(:mod:`gateway.audit.gathering`); drafts from other threads (``submit``,
+``append_blocking``) are gathered by the writer thread itself.
 
 Index assignment is serialised by the database, not by this process: every batch
 locks the one tree-head row (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN
@@ -14,8 +17,7 @@ or processes therefore never fork the log nor leave a gap.
 If the commit fails, every waiting caller gets :class:`AuditUnavailable`, and
 the exchange answers 503 with no data.
 
-Rows are appended with :func:`insert_rows`, the cheapest plain bulk insert each
-backend offers (PostgreSQL ``COPY``, SQLite's C ``executemany``): one statement per
+Rows are appended with :func:`gateway.audit.rows.insert_rows`: one statement per
 table and batch, not one per row. On PostgreSQL the batch's Merkle nodes and the new
 tree head are written by a single statement.
 """
@@ -24,35 +26,35 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Dialect, Engine, LargeBinary, Table, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.entry import EntryDraft, encode_leaf
+from gateway.audit.gathering import LoopGroup, Outcome
 from gateway.audit.leaf import LeafEncodingError
 from gateway.audit.merkle import Frontier, NodeWrite, leaf_hash
 from gateway.audit.models import AuditCaseRef, AuditEntry, AuditNode, AuditRuleHit, AuditTreeHead
-from gateway.db import Base, create_db_engine
+from gateway.audit.rows import (
+    CASE_REF_COLUMNS,
+    ENTRY_COLUMNS,
+    HIT_COLUMNS,
+    NODE_COLUMNS,
+    entry_row,
+    insert_rows,
+)
+from gateway.db import create_db_engine
 
-__all__ = [
-    "CASE_REF_COLUMNS",
-    "ENTRY_COLUMNS",
-    "HIT_COLUMNS",
-    "NODE_COLUMNS",
-    "TREE_HEAD_ID",
-    "AuditUnavailable",
-    "AuditWriter",
-    "entry_row",
-    "insert_rows",
-]
+__all__ = ["TREE_HEAD_ID", "AuditUnavailable", "AuditWriter"]
 
 log = structlog.get_logger(__name__)
 
@@ -65,10 +67,38 @@ class AuditUnavailable(Exception):
 
 @dataclass
 class _Pending:
+    """One draft from a thread, settled through a concurrent future."""
+
     draft: EntryDraft
     future: concurrent.futures.Future[int]
 
+    @property
+    def drafts(self) -> Sequence[EntryDraft]:
+        return (self.draft,)
 
+    def settle(self, outcomes: Sequence[Outcome]) -> None:
+        (outcome,) = outcomes
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+@dataclass
+class _LoopBatch:
+    """Drafts gathered on an event loop, settled with one call back into that loop."""
+
+    group: LoopGroup[EntryDraft]
+    drafts: list[EntryDraft]
+    futures: list[asyncio.Future[int]]
+
+    def settle(self, outcomes: Sequence[Outcome]) -> None:
+        # A closed loop raises RuntimeError: nobody is waiting for these any more.
+        with contextlib.suppress(RuntimeError):
+            self.group.loop.call_soon_threadsafe(self.group.settle, self.futures, outcomes)
+
+
+_Job = _Pending | _LoopBatch
 _STOP = object()
 
 
@@ -95,9 +125,13 @@ class AuditWriter:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.append_timeout_s = append_timeout_s
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._carried: _Job | None = None  # taken from the queue, left for the next batch
+        self._groups: dict[asyncio.AbstractEventLoop, LoopGroup[EntryDraft]] = {}
         self._thread: threading.Thread | None = None
         self.committed_batches = 0
+        self.hand_offs = 0
+        """Batches handed from event loops to the writer thread (each one wake-up of it)."""
         self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -109,6 +143,14 @@ class AuditWriter:
 
     def stop(self) -> None:
         if self._thread is not None:
+            # What the calling loop has gathered goes before the stop (the thread drains the
+            # queue in order); another loop's drafts find the writer stopped and fail closed.
+            try:
+                group = self._groups.get(asyncio.get_running_loop())
+            except RuntimeError:
+                group = None
+            if group is not None:
+                group.flush(even_in_flight=True)
             self._queue.put(_STOP)
             self._thread.join(timeout=30)
             self._thread = None
@@ -139,6 +181,7 @@ class AuditWriter:
     # --- appending -----------------------------------------------------------------------------
 
     def submit(self, draft: EntryDraft) -> concurrent.futures.Future[int]:
+        """Queue ``draft`` from any thread; the future gives its index once durable."""
         if self._thread is None:
             raise AuditUnavailable("the audit writer is not running")
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -147,13 +190,24 @@ class AuditWriter:
 
     async def append(self, draft: EntryDraft) -> int:
         """Make ``draft`` durable and return its index, or raise :class:`AuditUnavailable`."""
-        future = self.submit(draft)
+        if self._thread is None:
+            raise AuditUnavailable("the audit writer is not running")
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(loop)
+        if group is None:
+            group = self._groups[loop] = LoopGroup(
+                loop,
+                max_batch=self.max_batch,
+                max_wait_s=self.max_wait_s,
+                hand_off=self._hand_off,
+                on_idle=self._forget,
+            )
+        future = group.add(draft)
         try:
-            # asyncio.timeout rather than wait_for: no second future and callback per entry.
-            # On expiry the task is cancelled, which cancels the wrapped future and so the
-            # draft, unless the writer has taken it already.
+            # On expiry the task is cancelled, which cancels the future and so the draft,
+            # unless it has been handed to the writer already.
             async with asyncio.timeout(self.append_timeout_s):
-                return await asyncio.wrap_future(future)
+                return await future
         except TimeoutError as exc:
             raise AuditUnavailable("the audit log did not confirm the entry in time") from exc
 
@@ -166,74 +220,111 @@ class AuditWriter:
             future.cancel()  # not committed unless the writer has already taken it
             raise AuditUnavailable("the audit log did not confirm the entry in time") from exc
 
+    def _hand_off(
+        self,
+        group: LoopGroup[EntryDraft],
+        drafts: list[EntryDraft],
+        futures: list[asyncio.Future[int]],
+    ) -> None:
+        if self._thread is None:
+            stopped = [AuditUnavailable("the audit writer is not running") for _ in futures]
+            group.settle(futures, stopped)
+            return
+        self.hand_offs += 1
+        self._queue.put(_LoopBatch(group, drafts, futures))
+
+    def _forget(self, group: LoopGroup[EntryDraft]) -> None:
+        if self._groups.get(group.loop) is group:
+            del self._groups[group.loop]
+
     # --- the writer thread ---------------------------------------------------------------------
 
-    def _gather(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        # A caller that gave up (timed out, cancelled) before its draft was taken is
-        # skipped: its entry is not written. Once taken, the future can no longer be
-        # cancelled, so settling it below never raises InvalidStateError.
-        batch = [first] if first.future.set_running_or_notify_cancel() else []
-        deadline = time.monotonic() + self.max_wait_s
-        stop = False
-        while len(batch) < self.max_batch:
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs: list[_Job] = []
+        count = 0
+
+        def take(job: _Job) -> bool:
+            """Add ``job`` to the batch unless it would overflow it (then it is carried)."""
+            nonlocal count
+            if isinstance(job, _Pending):
+                # A thread that gave up before its draft was taken is skipped. Once taken,
+                # the future can no longer be cancelled, so settling it never raises.
+                if not job.future.set_running_or_notify_cancel():
+                    return True
+            elif count and count + len(job.drafts) > self.max_batch:
+                self._carried = job
+                return False
+            jobs.append(job)
+            count += len(job.drafts)
+            return True
+
+        take(first)
+        # A batch gathered on an event loop has waited already: it goes with what is queued.
+        wait = 0.0 if isinstance(first, _LoopBatch) else self.max_wait_s
+        deadline = time.monotonic() + wait
+        while count < self.max_batch:
             timeout = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=max(timeout, 0))
-                    if timeout > 0
-                    else (self._queue.get_nowait())
-                )
+                item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
-                stop = True
+                return jobs, True
+            assert isinstance(item, _Pending | _LoopBatch)
+            if not take(item):
                 break
-            assert isinstance(item, _Pending)
-            if item.future.set_running_or_notify_cancel():
-                batch.append(item)
-        return batch, stop
+        return jobs, False
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item: _Job | object
+            if self._carried is not None:
+                item, self._carried = self._carried, None
+            else:
+                item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, _Pending)
-            batch, stop = self._gather(item)
-            if batch:
-                self._write(batch)
+            assert isinstance(item, _Pending | _LoopBatch)
+            jobs, stop = self._gather(item)
+            if jobs:
+                self._write(jobs)
             if stop:
                 return
 
-    def _write(self, batch: Sequence[_Pending]) -> None:
-        """Commit one batch and settle every future in it; never raises (the thread lives on)."""
+    def _write(self, jobs: Sequence[_Job]) -> None:
+        """Commit one batch and settle every draft in it; never raises (the thread lives on)."""
+        drafts = [draft for job in jobs for draft in job.drafts]
+        outcomes: list[Outcome]
         try:
-            committed, refused = self._commit(batch)
+            written = self._commit(drafts)
         except Exception as exc:  # any failure: fail closed for the whole batch, keep running
             self.last_error = f"{exc.__class__.__name__}: {exc}"
-            log.error("audit commit failed", error=self.last_error, entries=len(batch))
-            failure = AuditUnavailable("the audit log cannot be written")
-            for pending in batch:
-                pending.future.set_exception(failure)
+            log.error("audit commit failed", error=self.last_error, entries=len(drafts))
+            outcomes = [AuditUnavailable("the audit log cannot be written") for _ in drafts]
             # Drop pooled connections: one opened on a read-only or vanished file would
             # keep failing after the database is writable again.
             self.engine.dispose()
-            return
-        self.last_error = None
-        if committed:
-            self.committed_batches += 1
-        for pending, index in committed:
-            pending.future.set_result(index)
-        for pending, error in refused:
-            log.error("audit entry refused", error=str(error))
-            pending.future.set_exception(AuditUnavailable(f"the audit entry is malformed: {error}"))
+        else:
+            self.last_error = None
+            outcomes = []
+            for outcome in written:
+                if isinstance(outcome, LeafEncodingError):
+                    log.error("audit entry refused", error=str(outcome))
+                    outcomes.append(AuditUnavailable(f"the audit entry is malformed: {outcome}"))
+                else:
+                    outcomes.append(outcome)
+            if any(isinstance(outcome, int) for outcome in outcomes):
+                self.committed_batches += 1
+        position = 0
+        for job in jobs:
+            size = len(job.drafts)
+            job.settle(outcomes[position : position + size])
+            position += size
 
-    def _commit(
-        self, batch: Sequence[_Pending]
-    ) -> tuple[list[tuple[_Pending, int]], list[tuple[_Pending, Exception]]]:
-        """Write ``batch`` in one transaction; a draft that cannot be encoded is refused alone."""
-        committed: list[tuple[_Pending, int]] = []
-        refused: list[tuple[_Pending, Exception]] = []
+    def _commit(self, drafts: Sequence[EntryDraft]) -> list[int | LeafEncodingError]:
+        """Write ``drafts`` in one transaction: each one's index, or why it was refused alone
+        (a draft that cannot be encoded)."""
+        outcomes: list[int | LeafEncodingError] = []
         with self.engine.begin() as conn:
             # The tree head and the nodes go through the DB-API cursor: SQLAlchemy's
             # per-statement work (cache key, compiled-cache lookup, result processing)
@@ -252,15 +343,14 @@ class AuditWriter:
                 nodes: list[NodeWrite] = []
                 hits: list[tuple[Any, ...]] = []
                 refs: list[tuple[Any, ...]] = []
-                for pending in batch:
-                    draft = pending.draft
+                for draft in drafts:
                     index = frontier.size
                     try:
                         if draft.time.utcoffset() is None:
                             raise LeafEncodingError("time: a naive datetime is not a UTC instant")
                         _, leaf = encode_leaf(index, draft, self.criteria_key)
                     except LeafEncodingError as exc:
-                        refused.append((pending, exc))
+                        outcomes.append(exc)
                         continue
                     digest = leaf_hash(leaf)
                     # Level 0 (the leaf hash) is not stored twice: audit_entries holds it.
@@ -268,9 +358,9 @@ class AuditWriter:
                     entries.append(entry_row(index, draft, leaf, digest))
                     hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
                     refs.extend((number, index) for number in sorted(draft.case_refs()))
-                    committed.append((pending, index))
+                    outcomes.append(index)
                 if not entries:
-                    return committed, refused
+                    return outcomes
                 insert_rows(conn, AuditEntry, ENTRY_COLUMNS, entries)
                 insert_rows(conn, AuditRuleHit, HIT_COLUMNS, hits)
                 insert_rows(conn, AuditCaseRef, CASE_REF_COLUMNS, refs)
@@ -304,7 +394,7 @@ class AuditWriter:
                     )
             finally:
                 cursor.close()
-        return committed, refused
+        return outcomes
 
 
 @dataclass(frozen=True)
@@ -349,153 +439,3 @@ _POSTGRES_HEAD = _HeadStatements(
         WHERE id = %(id)s
     """,
 )
-
-
-ENTRY_COLUMNS = (
-    "idx",
-    "created_at",
-    "kind",
-    "request_id",
-    "requester_agency",
-    "client_id",
-    "operator_id",
-    "owner_agency",
-    "resource",
-    "purpose",
-    "case_number",
-    "decision",
-    "status",
-    "upstream_status",
-    "upstream_latency_us",
-    "policy_version",
-    "leaf",
-    "leaf_hash",
-)
-"""The ``audit_entries`` columns, in the order of :func:`entry_row`."""
-NODE_COLUMNS = ("level", "idx", "hash")
-HIT_COLUMNS = ("rule_id", "idx")
-CASE_REF_COLUMNS = ("case_number", "idx")
-
-
-def entry_row(index: int, draft: EntryDraft, leaf: bytes, digest: bytes) -> tuple[Any, ...]:
-    """The ``audit_entries`` row of ``draft`` (values in :data:`ENTRY_COLUMNS` order)."""
-    return (
-        index,
-        draft.time,
-        str(draft.kind),
-        draft.request_id,
-        draft.requester_agency,
-        draft.client_id,
-        draft.operator_id,
-        draft.owner_agency,
-        draft.resource,
-        draft.purpose,
-        draft.case_number,
-        str(draft.decision),
-        draft.status,
-        draft.upstream_status,
-        draft.upstream_latency_us,
-        draft.policy_version,
-        leaf,
-        digest,
-    )
-
-
-_Processors = tuple[tuple[int, Callable[[Any], Any]], ...]
-_statements: dict[tuple[str, type[Base], tuple[str, ...]], tuple[str, _Processors]] = {}
-
-
-def _statement(
-    dialect: Dialect, model: type[Base], columns: tuple[str, ...]
-) -> tuple[str, _Processors]:
-    """The bulk statement for ``columns`` of ``model``'s table, and their bind processing.
-
-    The processing is what SQLAlchemy applies on an ORM or Core insert (e.g. UTC
-    normalisation and SQLite's text form of a datetime), so rows stored here read back
-    exactly as rows stored through SQLAlchemy.
-    """
-    key = (dialect.name, model, columns)
-    cached = _statements.get(key)
-    if cached is None:
-        table = cast(Table, model.__table__)
-        quote = dialect.identifier_preparer.quote
-        names = ", ".join(quote(c) for c in columns)
-        target = dialect.identifier_preparer.format_table(table)
-        if dialect.name == "postgresql":
-            sql = f"COPY {target} ({names}) FROM STDIN"
-        else:
-            marks = ", ".join("?" * len(columns))
-            sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"  # noqa: S608 - quoted names
-        processors: list[tuple[int, Callable[[Any], Any]]] = []
-        for position, name in enumerate(columns):
-            column_type = table.c[name].type
-            if isinstance(column_type, LargeBinary):
-                continue  # SQLAlchemy only wraps bytes in the DB-API's Binary(): same BLOB
-            process = column_type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                processors.append((position, process))
-        cached = _statements[key] = (sql, tuple(processors))
-    return cached
-
-
-def _processed(row: tuple[Any, ...], processors: _Processors) -> tuple[Any, ...]:
-    values = list(row)
-    for position, process in processors:
-        values[position] = process(values[position])
-    return tuple(values)
-
-
-def insert_rows(
-    conn: Connection, model: type[Base], columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Append ``rows`` (tuples in ``columns`` order) to ``model``'s table in ``conn``'s transaction.
-
-    One statement for the whole batch, the cheapest plain bulk insert each backend has:
-    ``COPY … FROM STDIN`` on PostgreSQL (psycopg formats the rows in C; a multi-row
-    ``executemany`` there costs a parse/bind/execute per row), and a few multi-row
-    ``INSERT``s on SQLite (:func:`_insert_sqlite`). The audit writer and the plain-insert
-    baseline of ``bench/audit_appends.py`` both insert through this function.
-    """
-    if not rows:
-        return
-    sql, processors = _statement(conn.dialect, model, columns)
-    if processors:
-        rows = [_processed(row, processors) for row in rows]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    if conn.dialect.name == "postgresql":
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        cursor = driver.cursor()
-        try:
-            _insert_sqlite(cursor, sql, len(columns), rows)
-        finally:
-            cursor.close()
-
-
-#: Rows per multi-row INSERT on SQLite (chunks of powers of two up to this: few statements
-#: to prepare and cache; 64 rows of the widest table stay far below SQLite's variable limit).
-_SQLITE_CHUNK = 64
-_multi_row: dict[tuple[str, int], str] = {}
-
-
-def _insert_sqlite(cursor: Any, sql: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``rows`` in a few multi-row ``INSERT … VALUES (…), (…)``, not ``executemany``.
-
-    The sqlite3 module releases the GIL around every step of a statement, and ``executemany``
-    steps once per row: each release hands the GIL to the event loop, which holds it until
-    the switch interval forces it back. With ~5 rows per audit entry that convoy cost the
-    event loop's thread more CPU than the writer's own work (docs/performance.md §6).
-    """
-    start = 0
-    while start < len(rows):
-        size = min(_SQLITE_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
-        chunk = rows[start : start + size]
-        statement = _multi_row.get((sql, size))
-        if statement is None:
-            head, _, values = sql.partition(" VALUES ")
-            statement = _multi_row[(sql, size)] = head + " VALUES " + ", ".join([values] * size)
-        cursor.execute(statement, [value for row in chunk for value in row])
-        start += size

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.merkle import Frontier
 from gateway.audit.models import AuditEntry, AuditNode, AuditRuleHit
-from gateway.audit.writer import (
+from gateway.audit.rows import (
     ENTRY_COLUMNS,
     HIT_COLUMNS,
     NODE_COLUMNS,
-    AuditWriter,
     entry_row,
     insert_rows,
 )
+from gateway.audit.writer import AuditWriter
 from gateway.db import create_db_engine
 from tests.audit.conftest import AuditLog, exchange_draft, migrate
 
