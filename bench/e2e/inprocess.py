@@ -83,22 +83,27 @@ async def _drive(app: Any, token: str, example: dict[str, Any], args: argparse.N
     print(f"{args.requests / wall:,.0f} requests/s, {cpu / args.requests * 1e6:,.0f} µs CPU "
           f"per request (process, all threads)")  # fmt: skip
     after = _context_switches()
-    for name, (voluntary, forced) in sorted(after.items()):
-        v0, f0 = switches.get(name, (0, 0))
+    for name, (voluntary, forced, seconds) in sorted(after.items()):
+        v0, f0, s0 = switches.get(name, (0, 0, 0.0))
+        if (voluntary, forced, seconds) == (v0, f0, s0):
+            continue  # idle
         per_request = (voluntary - v0) / args.requests, (forced - f0) / args.requests
-        print(f"  thread {name}: {per_request[0]:.2f} voluntary, {per_request[1]:.2f} forced "
-              "context switches per request")  # fmt: skip
+        print(f"  thread {name}: {(seconds - s0) / args.requests * 1e6:,.0f} µs CPU, "
+              f"{per_request[0]:.2f} voluntary and {per_request[1]:.2f} forced context "
+              "switches per request")  # fmt: skip
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
-def _context_switches() -> dict[str, tuple[int, int]]:
-    """Each thread's (voluntary, forced) context switches so far, by thread name and id."""
+def _context_switches() -> dict[str, tuple[int, int, float]]:
+    """Each thread's (voluntary, forced) context switches and CPU seconds so far, by name."""
     names = {thread.native_id: thread.name for thread in threading.enumerate()}
-    counts: dict[str, tuple[int, int]] = {}
+    counts: dict[str, tuple[int, int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for task in Path("/proc/self/task").iterdir():
         try:
             status = (task / "status").read_text()
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the thread ended
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
@@ -106,6 +111,7 @@ def _context_switches() -> dict[str, tuple[int, int]]:
         counts[name] = (
             int(fields["voluntary_ctxt_switches"]),
             int(fields["nonvoluntary_ctxt_switches"]),
+            (int(stat[11]) + int(stat[12])) / tick,  # utime + stime (fields 14, 15)
         )
     return counts
 
