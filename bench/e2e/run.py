@@ -259,6 +259,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                measure, workdir)  # fmt: skip
             else:
                 log(f"the delivery path is sent by {DELIVERY_SENDER}: skipped for {agency}")
+
+            def bracket(key: str) -> PathResult:
+                """(c) again, maximum throughput only, in the minutes of a gateway path."""
+                port = free_port()
+                with _stopping(
+                    start_passthrough(
+                        "aiohttp",
+                        upstream_urls[fetch.agency],
+                        port,
+                        SERVER_CORES,
+                        workdir / f"{key}.log",
+                    )
+                ) as bare:
+                    path, _, when = key.removeprefix("c@").partition(":")
+                    bare.name = f"(c) again, just {when} {path}"
+                    plain = argparse.Namespace(**{**vars(args), "loads": ()})
+                    found = _measure(key, bare, _at(native, port, fetch.path), plain, tools,
+                                     workdir)  # fmt: skip
+                results[key] = found
+                return found
+
             for backend in args.backends:
                 for workers in (1, 2):
                     key = f"d-{backend}-{workers}w"
@@ -266,7 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     deliveries: dict[str, PathResult] = {}
                     results[key] = _gateway_path(
                         key, backend, workers, example, agency, secrets, upstream_urls, measure,
-                        workdir, profile, deliveries,
+                        workdir, profile, deliveries, bracket if workers == 1 else None,
                     )  # fmt: skip
                     results.update(deliveries)
             soak = None
@@ -333,8 +354,13 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
                   secrets: dict[str, str], upstream_urls: dict[str, str],
                   measure: Callable[[str, Server, Target], PathResult],
                   workdir: Path, profile: argparse.Namespace | None,
-                  deliveries: dict[str, PathResult]) -> PathResult:  # fmt: skip
-    """The gateway's read path; with one worker also its delivery path (into ``deliveries``)."""
+                  deliveries: dict[str, PathResult],
+                  bracket: Callable[[str], PathResult] | None = None) -> PathResult:  # fmt: skip
+    """The gateway's read path; with one worker also its delivery path (into ``deliveries``).
+
+    ``bracket`` measures (c) again just before and just after the read path (the gateway
+    started and idle): the machine's speed drifts by ±20 % within minutes here, and the
+    targets compare the gateway with (c) of the same minutes (report.targets)."""
     with _database(backend) as url:
         deployment = prepare_gateway(workdir / key, url, agency, secrets)
         port = free_port()
@@ -351,7 +377,11 @@ def _gateway_path(key: str, backend: str, workers: int, example: dict[str, Any],
             base = f"http://127.0.0.1:{port}"
             time.sleep(1.0 * workers)  # the other worker finishes its start-up
             target = Target(base + example["path"], _headers(deployment, base, example))
+            if bracket is not None:
+                bracket(f"c@{key}:before")
             result = measure(key, server, target)
+            if bracket is not None:
+                bracket(f"c@{key}:after")
             if profile is not None and workers == 1:
                 result.flame = _profile(server, target, profile, workdir / f"{key}.spy")
             if delivers:
