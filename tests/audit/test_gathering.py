@@ -197,12 +197,14 @@ async def test_a_caller_that_gives_up_before_the_hand_off_is_not_written(
 async def test_a_caller_that_times_out_after_the_hand_off_leaves_its_entry(
     gated: _GatedWriter,
 ) -> None:
-    gated.append_timeout_s = 0.1
+    gated.append_timeout_s = 0.5
     gated.start()
     try:
         gated.gate.clear()
+        waiting = asyncio.ensure_future(gated.append(exchange_draft(0)))
+        assert await asyncio.to_thread(gated.entered.wait, 30)  # handed off, being committed
         with pytest.raises(AuditUnavailable, match="in time"):
-            await gated.append(exchange_draft(0))
+            await waiting
         gated.gate.set()
         # The entry was in the writer's hands: it is written, and the next one follows it.
         assert await gated.append(exchange_draft(1)) == 1
