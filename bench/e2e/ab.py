@@ -38,11 +38,10 @@ from bench.e2e.run import (
     _measure,
     example_request,
     log,
-    record_upstream,
+    serve_recording,
 )
-from bench.e2e.servers import prepare_gateway, start_gateway, start_nginx, start_passthrough
+from bench.e2e.servers import prepare_gateway, start_gateway, start_passthrough
 from bench.e2e.system import ensure_tools, free_port
-from bench.e2e.upstream import nginx_upstream_conf
 
 __all__ = ["main"]
 
@@ -65,14 +64,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="e2e-ab-", dir=SCRATCH) as tmp:
         workdir = Path(tmp)
         example = example_request(args.example)
-        recording, secrets, agency = record_upstream(workdir, example)
-        ports = {name: free_port() for name in recording.agencies()}
-        fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
-        upstream = start_nginx("upstream", tools["nginx"],
-                               nginx_upstream_conf(recording, ports, workdir / "upstream"),
-                               workdir / "upstream", LOAD_CORES,
-                               f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        served = serve_recording(workdir, example, tools["nginx"], LOAD_CORES)
+        secrets, agency, fetch = served.secrets, served.agency, served.fetch
+        urls, upstream = served.urls, served.server
         try:
             for round_ in range(1, args.rounds + 1):
                 for name, checkout in _variants(args.checkout):

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import SCRATCH
-from bench.e2e.run import EXAMPLE, example_request, record_upstream
-from bench.e2e.servers import prepare_gateway, start_nginx
-from bench.e2e.system import ensure_tools, free_port
-from bench.e2e.upstream import nginx_upstream_conf
+from bench.e2e.run import EXAMPLE, example_request, serve_recording
+from bench.e2e.servers import prepare_gateway
+from bench.e2e.system import ensure_tools
 
 __all__ = ["main"]
 
@@ -154,26 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="e2e-inprocess-", dir=SCRATCH) as tmp:
         workdir = Path(tmp)
         example = example_request(args.example)
-        recording, secrets, agency = record_upstream(workdir, example)
-        ports = {name: free_port() for name in recording.agencies()}
-        fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
-        upstream = start_nginx("upstream", tools["nginx"],
-                               nginx_upstream_conf(recording, ports, workdir / "upstream"),
-                               workdir / "upstream", "1" if args.pin else None,
-                               f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
+        served = serve_recording(workdir, example, tools["nginx"], "1" if args.pin else None)
+        secrets, agency, fetch = served.secrets, served.agency, served.fetch
+        upstream = served.server
         if args.pin:
             os.sched_setaffinity(0, {0})  # this process (both threads) on core 0, nginx on 1
         try:
             import uvloop
 
             if args.passthrough:
-                os.environ["BENCH_UPSTREAM"] = f"http://127.0.0.1:{ports[fetch.agency]}"
+                os.environ["BENCH_UPSTREAM"] = served.urls[fetch.agency]
                 os.environ["BENCH_CLIENT"] = "aiohttp"
                 from bench.e2e.passthrough import app as bare
 
                 uvloop.run(_pass_through(bare, fetch.path, example, args))
                 return 0
-            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            urls = served.urls
             deployment = prepare_gateway(
                 workdir / "gateway", f"sqlite:///{workdir / 'gateway.db'}", agency, secrets
             )

@@ -67,6 +67,7 @@ from bench.e2e.system import (
     peak_rss_bytes,
 )
 from bench.e2e.upstream import (
+    Exchange,
     Recording,
     nginx_proxy_conf,
     nginx_upstream_conf,
@@ -167,6 +168,34 @@ def record_upstream(
     return recording, systems.secrets, agency
 
 
+@dataclass
+class RecordedUpstream:
+    """The sample systems' recorded answers, served by nginx (one port per agency)."""
+
+    recording: Recording
+    secrets: dict[str, str]
+    agency: str
+    """The agency of the example's client."""
+    fetch: Exchange
+    """The recorded fetch the bare pass-through (c) and nginx (b) ask for."""
+    ports: dict[str, int]
+    urls: dict[str, str]
+    server: Server
+
+
+def serve_recording(workdir: Path, example: dict[str, Any], nginx: str, cores: str | None,
+                    name: str = "upstream") -> RecordedUpstream:  # fmt: skip
+    """Record what the gateway asks for ``example`` (record_upstream), then serve it."""
+    recording, secrets, agency = record_upstream(workdir, example)
+    ports = {agency_name: free_port() for agency_name in recording.agencies()}
+    fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
+    server = start_nginx(name, nginx, nginx_upstream_conf(recording, ports, workdir / "upstream"),
+                         workdir / "upstream", cores,
+                         f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
+    urls = {agency_name: f"http://127.0.0.1:{port}" for agency_name, port in ports.items()}
+    return RecordedUpstream(recording, secrets, agency, fetch, ports, urls, server)
+
+
 def _headers(deployment: GatewayDeployment, base: str, example: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {deployment.token(base)}", **example["headers"]}
 
@@ -218,14 +247,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="e2e-", dir=SCRATCH))
     with _kept_on_failure(workdir, keep=args.keep):
         example = example_request(args.example)
-        recording, secrets, agency = record_upstream(workdir, example)
-        ports = {name: free_port() for name in recording.agencies()}
-        fetch = next(e for e in recording.exchanges if e.path.count("/") >= 2 and not e.query)
-        upstream = start_nginx("upstream (nginx, files)", tools["nginx"],
-                               nginx_upstream_conf(recording, ports, workdir / "upstream"),
-                               workdir / "upstream", LOAD_CORES,
-                               f"http://127.0.0.1:{ports[fetch.agency]}{fetch.path}")  # fmt: skip
-        upstream_urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        served = serve_recording(workdir, example, tools["nginx"], LOAD_CORES)
+        recording, secrets, agency, fetch = (
+            served.recording,
+            served.secrets,
+            served.agency,
+            served.fetch,
+        )
+        ports, upstream_urls, upstream = served.ports, served.urls, served.server
         native = Target(upstream_urls[fetch.agency] + fetch.path, dict(example["headers"]))
         try:
 

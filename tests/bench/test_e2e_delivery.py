@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
-import pytest
 
 from bench.e2e.deliveries import DELIVERY_SENDER, delivery_request
 from bench.e2e.load import wrk_script
@@ -66,7 +65,7 @@ def test_the_report_compares_cpu_per_delivery_with_the_post_floor() -> None:
 
 
 def test_only_the_gateway_that_takes_deliveries_runs_without_the_push(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_gateway_servers: Callable[[Callable[..., Any]], None]
 ) -> None:
     """Its outbox would POST to an upstream that cannot answer (the recording has no push)."""
     from bench.e2e import run
@@ -83,21 +82,13 @@ def test_only_the_gateway_that_takes_deliveries_runs_without_the_push(
         started[log.stem] = extra_env
         return FakeServer()
 
-    class Checked:
-        def as_json(self) -> dict[str, Any]:
-            return {}
-
     measured: list[str] = []
 
     def measure(key: str, server: Any, target: Any) -> Any:
         measured.append(key)
         return run.PathResult(key, server.name)
 
-    monkeypatch.setattr(run, "start_gateway", start)
-    monkeypatch.setattr(run, "prepare_gateway", lambda *a, **k: SimpleNamespace(data_dir=tmp_path))
-    monkeypatch.setattr(run, "_headers", lambda *a: {"Authorization": "Bearer t"})
-    monkeypatch.setattr(run, "check_audit", lambda *a: Checked())
-    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    fake_gateway_servers(start)
     example = {"path": "/v1/resources/person/P1"}
     for key, workers, agency in (("one", 1, DELIVERY_SENDER), ("two", 2, DELIVERY_SENDER),
                                  ("other", 1, "FY640104")):  # fmt: skip

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from bench.e2e import run
 
 
 def test_the_read_path_is_measured_between_two_runs_of_the_pass_through(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_gateway_servers: Callable[[Callable[..., Any]], None]
 ) -> None:
     events: list[str] = []
 
@@ -26,10 +24,6 @@ def test_the_read_path_is_measured_between_two_runs_of_the_pass_through(
         events.append("start")
         return FakeServer()
 
-    class Checked:
-        def as_json(self) -> dict[str, Any]:
-            return {}
-
     def measure(key: str, server: Any, target: Any) -> Any:
         events.append(f"measure {key}")
         return run.PathResult(key, server.name)
@@ -38,11 +32,7 @@ def test_the_read_path_is_measured_between_two_runs_of_the_pass_through(
         events.append(key)
         return run.PathResult(key, "(c)")
 
-    monkeypatch.setattr(run, "start_gateway", start)
-    monkeypatch.setattr(run, "prepare_gateway", lambda *a, **k: SimpleNamespace(data_dir=tmp_path))
-    monkeypatch.setattr(run, "_headers", lambda *a: {"Authorization": "Bearer t"})
-    monkeypatch.setattr(run, "check_audit", lambda *a: Checked())
-    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    fake_gateway_servers(start)
     example = {"path": "/v1/resources/person/P1"}
     run._gateway_path("d-sqlite-1w", "sqlite", 1, example, "FY640104", {}, {}, measure,
                       tmp_path, None, {}, bracket)  # fmt: skip
