@@ -6,12 +6,16 @@ Run: ``python -m bench.e2e.inprocess [--requests 2000] [--concurrency 64] [--pro
 this process, for the same upstream answer: the in-process floor the gateway is compared with.
 
 Records the sample systems' answers and serves them with nginx as ``python -m bench.e2e``
-does, builds the gateway app in this process (SQLite, the benchmark's request) and calls it
-as ASGI, ``--concurrency`` requests at a time, after 500 warm-up requests. Prints the
+does, builds the gateway app in this process as ``gateway serve`` does (SQLite, the
+benchmark's request, the heap settled after start-up: without that, the collector's walks of
+the start-up heap made up a third of the figure, a cost the served worker does not pay) and
+calls it as ASGI, ``--concurrency`` requests at a time, after 500 warm-up requests. Prints the
 process's CPU time per request (every thread: the event loop and the audit writer) and the
-rate. Far less noisy than the HTTP benchmark for a before/after of one change; the absolute
-figure leaves out uvicorn's HTTP parsing. ``--profile`` adds a cProfile of the event-loop
-thread's CPU time (``time.thread_time``), sorted by own time.
+rate. Far less noisy than the HTTP benchmark for a before/after of one change. It is not the
+HTTP ratio: the absolute figure leaves out uvicorn's HTTP work, and the in-process (c) runs in
+a process that has imported the benchmark and its heap (docs/performance.md §6, fifth pass).
+``--profile`` adds a cProfile of the event-loop thread's CPU time (``time.thread_time``),
+sorted by own time.
 """
 
 from __future__ import annotations
@@ -174,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             env = deployment.env(8000, urls, workers=1)
             os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
-            from gateway.app import create_app
+            from gateway.app import create_served_app
 
-            app = create_app()
+            # As `gateway serve` builds it: the heap settled once started (gateway/heap.py).
+            app = create_served_app()
             client = (deployment.client_id, deployment.client_secret)
             uvloop.run(_serve(app, client, example, args))
         finally:
