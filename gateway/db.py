@@ -101,6 +101,18 @@ def create_db_engine(url: str, *, pool_size: int = 5, sqlite_begin: str = "BEGIN
     return create_engine(url, pool_size=pool_size, pool_pre_ping=True)
 
 
+def create_command_engine(url: str) -> Engine:
+    """An engine for a CLI command that reads and then writes (is the name taken? which row to
+    change?) against a database a running gateway commits to all the time (its audit writer).
+
+    On SQLite a transaction that has read cannot then wait for the write lock: if another
+    connection committed in between, its first write fails at once ("database is locked").
+    So each transaction takes the lock first (``BEGIN IMMEDIATE``) and waits its turn within
+    the busy timeout. A command's transactions are short; PostgreSQL is unchanged.
+    """
+    return create_db_engine(url, sqlite_begin="BEGIN IMMEDIATE")
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

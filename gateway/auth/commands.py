@@ -26,7 +26,7 @@ from gateway.commands import (
     command_settings,
     database_error,
 )
-from gateway.db import create_db_engine, make_session_factory, session_scope
+from gateway.db import create_command_engine, make_session_factory, session_scope
 from gateway.settings import Settings
 
 __all__ = ["cmd_clients_add", "cmd_clients_disable", "cmd_clients_list"]
@@ -37,7 +37,7 @@ _T = TypeVar("_T")
 def _client_service_run(
     settings: Settings, action: Callable[[ClientService], _T], doing: str = "manage clients"
 ) -> _T:
-    engine = create_db_engine(settings.resolved_database_url)
+    engine = create_command_engine(settings.resolved_database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
             return action(ClientService(session))

@@ -31,7 +31,7 @@ from gateway.auth.scopes import Scope
 from gateway.auth.totp import provisioning_uri
 from gateway.auth.users import TOTP_ISSUER, USER_PREFIX, UserError, UserService, user_info
 from gateway.commands import EXIT_OK, EXIT_USAGE, CommandError, command_settings, database_error
-from gateway.db import create_db_engine, make_session_factory, session_scope, utcnow
+from gateway.db import create_command_engine, make_session_factory, session_scope, utcnow
 from gateway.settings import Settings
 
 __all__ = [
@@ -51,7 +51,7 @@ _T = TypeVar("_T")
 
 
 def _run(settings: Settings, action: Callable[[UserService], _T], *, url: str | None = None) -> _T:
-    engine = create_db_engine(url or settings.resolved_database_url)
+    engine = create_command_engine(url or settings.resolved_database_url)
     try:
         with session_scope(make_session_factory(engine)) as session:
             return action(UserService(session))

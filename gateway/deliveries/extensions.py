@@ -109,6 +109,8 @@ def extend_delivery(
         with session_scope(service.factory) as session:
             repo = DeliveryRepository(session)
             # Locked, and checked again: of two extensions at once, the second sees the first.
+            # (FOR UPDATE on PostgreSQL; on SQLite the write lock, taken before the read.)
+            repo.lock_for_writing()
             row = session.execute(
                 select(Delivery).where(Delivery.id == delivery_id).with_for_update()
             ).scalar_one()

@@ -291,6 +291,7 @@ class DeliveryRepository:
         return self.session.get(DeliveryOutbox, delivery_id)
 
     def push_done(self, delivery_id: str) -> None:
+        self.lock_for_writing()  # a read, then a write (see lock_for_writing)
         row = self.session.get(DeliveryOutbox, delivery_id)
         if row is not None:
             row.state, row.lease_until, row.last_error = "done", None, None
@@ -298,6 +299,7 @@ class DeliveryRepository:
 
     def push_failed(self, delivery_id: str, error: str, next_attempt_at: datetime | None) -> None:
         """Record a failed attempt: retry at ``next_attempt_at``, or give up (``dead``) if None."""
+        self.lock_for_writing()  # a read, then a write (see lock_for_writing)
         row = self.session.get(DeliveryOutbox, delivery_id)
         if row is None:
             return

@@ -527,6 +527,9 @@ class DeliveryService:
             at = self.clock()
             with session_scope(self.factory) as session:
                 repo = DeliveryRepository(session)
+                # SQLite: the write lock before the read, or a commit by another connection
+                # in between (the audit writer's, any time) fails the update at once.
+                repo.lock_for_writing()
                 row = repo.get(delivery_id)
                 assert row is not None
                 done = record_answer(
