@@ -66,31 +66,24 @@ def _created(gw: Gateway, dataset: Dataset) -> str:
     return delivery_id
 
 
-def test_an_answer_is_stored_although_another_connection_commits_meanwhile(
-    gw: Gateway, dataset: Dataset
+@pytest.mark.parametrize(
+    ("step", "body", "event"),
+    [
+        ("receipt", {"decision": "accepted"}, "answered"),
+        ("extensions", {"extension": "up_to_three_months", "reason": "案情复杂"}, "extended"),
+    ],
+    ids=["answer", "extension"],
+)
+def test_the_step_is_stored_although_another_connection_commits_meanwhile(
+    gw: Gateway, dataset: Dataset, step: str, body: dict[str, str], event: str
 ) -> None:
     delivery_id = _created(gw, dataset)
     with _commits_after_each_delivery_read(gw) as outcomes:
-        answered = gw.client.post(
-            f"/v1/deliveries/{delivery_id}/receipt",
-            json={"decision": "accepted"},
+        stored = gw.client.post(
+            f"/v1/deliveries/{delivery_id}/{step}",
+            json=body,
             headers=_headers(gw, "court", "TRIAL", None),
         )
-    assert answered.status_code == 200, answered.text
-    assert answered.json()["status"] == "accepted"
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["events"][-1]["type"] == event
     assert "committed" in outcomes  # the injection did run (the check's read is not locked)
-
-
-def test_an_extension_is_stored_although_another_connection_commits_meanwhile(
-    gw: Gateway, dataset: Dataset
-) -> None:
-    delivery_id = _created(gw, dataset)
-    with _commits_after_each_delivery_read(gw) as outcomes:
-        extended = gw.client.post(
-            f"/v1/deliveries/{delivery_id}/extensions",
-            json={"extension": "up_to_three_months", "reason": "案情复杂"},
-            headers=_headers(gw, "court", "TRIAL", None),
-        )
-    assert extended.status_code == 200, extended.text
-    assert extended.json()["events"][-1]["type"] == "extended"
-    assert "committed" in outcomes
