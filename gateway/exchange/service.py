@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -33,8 +32,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.base import AdapterError, MappingError
-from gateway.audit.entry import CONCEALED, AuditKind, Decision, EntryDraft, SearchCriteria
+from adapters.base import AdapterError
+from gateway.audit.entry import AuditKind, Decision, EntryDraft, SearchCriteria
 from gateway.audit.writer import AuditUnavailable, AuditWriter
 from gateway.auth.tokens import Principal
 from gateway.errors import (
@@ -44,15 +43,20 @@ from gateway.errors import (
     NotFound,
     ServiceUnavailable,
     UpstreamError,
-    UpstreamTimeout,
     error_response,
     problem_response,
 )
 from gateway.exchange.cursor import CursorSealer
-from gateway.exchange.paging import FilledPage, UpstreamPages, fill_page, first_ask
 from gateway.exchange.parties import CaseLocator, CaseParties
+from gateway.exchange.reads import (
+    RECORD_SPECIFIC,
+    Read,
+    ReadOutcome,
+    auditable,
+    note_upstream_failure,
+    upstream_problem,
+)
 from gateway.exchange.request import (
-    SearchQuery,
     check_record_id,
     parse_fetch_query,
     parse_headers,
@@ -68,9 +72,7 @@ from gateway.policy.decision import (
     Grant,
     Outcome,
     PolicyDecisionPoint,
-    RecordDecision,
     RequestDecision,
-    SubjectRecords,
 )
 from gateway.standard import ResourceType, Standard, record_validator
 
@@ -79,21 +81,6 @@ __all__ = ["AUDIT_INDEX_HEADER", "ExchangeService"]
 log = structlog.get_logger(__name__)
 
 AUDIT_INDEX_HEADER = "X-Audit-Index"
-# Agency answers that may be about the record itself (a refusal, a 4xx): for a record the
-# caller might not have been allowed to see, they answer like the concealed case.
-_RECORD_SPECIFIC = frozenset({"upstream_4xx", "upstream_refused"})
-_NO_MATCH = RecordDecision(False, {}, frozenset(), frozenset(), (), "not a match", True)
-
-
-@dataclass
-class _Outcome:
-    status: int
-    body: dict[str, Any] | None = None
-    error: GatewayError | None = None
-    released: set[str] = field(default_factory=set)
-    withheld: set[str] = field(default_factory=set)
-    masked: set[str] = field(default_factory=set)
-    rule_ids: set[str] = field(default_factory=set)
 
 
 def _case_context(record: Mapping[str, Any]) -> CaseContext:
@@ -106,54 +93,6 @@ def _case_context(record: Mapping[str, Any]) -> CaseContext:
         secrecy_mark=record.get("secrecy_mark"),
         record=record,
     )
-
-
-def _auditable(text: str) -> str:
-    """Caller-chosen text as the audit log can hold it: 64 characters at most, and no NUL.
-
-    PostgreSQL text refuses NUL, and the writer commits entries in batches: one such entry
-    would fail its whole batch (503 for every request in it).
-    """
-    return text[:64].replace("\x00", "\N{REPLACEMENT CHARACTER}")
-
-
-def _not_found(resource: str, record_id: str) -> NotFound:
-    # One wording for "really absent" and "concealed": neither confirm nor deny.
-    return NotFound(f"no {resource} record {record_id!r} is available to you")
-
-
-def _upstream_problem(exc: AdapterError) -> GatewayError:
-    """The caller's problem for an agency failure: a fixed text, never the agency's own."""
-    if exc.category == "upstream_timeout":
-        return UpstreamTimeout(exc.agency, "the agency system did not answer in time")
-    extra: dict[str, Any] = {"category": exc.category}
-    if isinstance(exc, MappingError) and exc.field_name:
-        extra["field"] = exc.field_name
-    what = {
-        "upstream_unavailable": "the agency system cannot be reached",
-        "upstream_circuit_open": "the agency system cannot be reached (circuit open after "
-        "repeated failures: it is tried again shortly)",
-        "upstream_invalid": "the agency system's answer could not be used",
-    }.get(exc.category, "the agency system answered with an error")
-    return UpstreamError(exc.agency, what + "; nothing was released", **extra)
-
-
-def _note_upstream_failure(draft: EntryDraft, exc: AdapterError, latency_us: int | None) -> None:
-    """The entry records the category and status; the operator's log has the agency's text."""
-    draft.upstream_status, draft.upstream_latency_us = exc.upstream_status, latency_us
-    draft.detail = exc.category
-    log.warning(
-        "agency system error",
-        agency=exc.agency,
-        category=exc.category,
-        upstream_status=exc.upstream_status,
-        message=exc.message[:500],
-    )
-
-
-def _matches(record: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
-    """The record really has the filtered values (an upstream may match loosely)."""
-    return all(str(record.get(name)) == value for name, value in filters.items())
 
 
 class LiveGrants(Protocol):
@@ -180,10 +119,10 @@ class ExchangeService:
     ) -> None:
         self.standard = standard
         self.policy = policy
-        self._adapters = adapters
+        self.adapters = adapters
         self.audit = audit
-        self._cursors = cursors
-        self._search_upstream_calls = search_upstream_calls
+        self.cursors = cursors
+        self.search_upstream_calls = search_upstream_calls
         self.subjects = subjects or SubjectResolver(adapters, standard)
         ttl = self.subjects.ttl_seconds
         self.parties = CaseParties(adapters, standard, ttl_seconds=ttl)
@@ -202,15 +141,15 @@ class ExchangeService:
         draft = EntryDraft(
             kind=AuditKind.EXCHANGE,
             request_id=current_request_id(),
-            resource=_auditable(resource_name),
-            record_ids=[_auditable(record_id)] if record_id else [],
+            resource=auditable(resource_name),
+            record_ids=[auditable(record_id)] if record_id else [],
         )
         pdp = self.policy.current
         draft.policy_version = pdp.version
         try:
             outcome = await self._serve(request, caller, resource_name, record_id, draft, pdp)
         except GatewayError as exc:
-            outcome = _Outcome(status=exc.status, error=exc)
+            outcome = ReadOutcome(status=exc.status, error=exc)
             if draft.decision is Decision.ERROR and exc.status < 500:
                 draft.decision = Decision.INVALID
             if draft.detail is None:
@@ -258,7 +197,7 @@ class ExchangeService:
         record_id: str | None,
         draft: EntryDraft,
         pdp: PolicyDecisionPoint,
-    ) -> _Outcome:
+    ) -> ReadOutcome:
         if isinstance(caller, GatewayError):
             # Refused after authentication (scope, rate limit): still tie it to the caller.
             draft.client_id = getattr(request.state, "client_id", None)
@@ -285,7 +224,7 @@ class ExchangeService:
                 self.standard,
                 resource,
                 request.query_params,
-                cursors=self._cursors,
+                cursors=self.cursors,
                 client_id=caller.client_id,
                 agency=caller.agency,
             )
@@ -339,7 +278,7 @@ class ExchangeService:
             decision, resource, search.filters if search else {}, case.record if case else None
         )
         clearance = Clearance.for_decision(decision)
-        read = _Read(self, access, decision, clearance, resource, subjects, draft, pdp)
+        read = Read(self, access, decision, clearance, resource, subjects, draft, pdp)
         if record_id is not None:
             outcome = await read.fetch(record_id)
         else:
@@ -350,7 +289,7 @@ class ExchangeService:
         return outcome
 
     def _check_grants(
-        self, grant_ids: tuple[str, ...], draft: EntryDraft, outcome: _Outcome
+        self, grant_ids: tuple[str, ...], draft: EntryDraft, outcome: ReadOutcome
     ) -> None:
         """The response and its entry name the grants it used; a grant revoked (or expired)
         while the request was served releases nothing."""
@@ -377,7 +316,7 @@ class ExchangeService:
 
     def forget_case(self, case_number: str) -> None:
         """The case moved (a delivery answered): read it again next time (see upstream)."""
-        self._adapters.forget_case(case_number)
+        self.adapters.forget_case(case_number)
 
     async def fetch_for_delivery(
         self, resource: ResourceType, record_id: str, decision: RequestDecision, draft: EntryDraft
@@ -392,14 +331,14 @@ class ExchangeService:
         clearance = Clearance.for_decision(decision)
         call = UpstreamCall()
         try:
-            record = await self._adapters.fetch(
+            record = await self.adapters.fetch(
                 clearance, resource.owner, resource.name, record_id, call
             )
         except AdapterError as exc:
-            _note_upstream_failure(draft, exc, call.latency_us)
-            if exc.category in _RECORD_SPECIFIC:
+            note_upstream_failure(draft, exc, call.latency_us)
+            if exc.category in RECORD_SPECIFIC:
                 return None
-            raise _upstream_problem(exc) from exc
+            raise upstream_problem(exc) from exc
         draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
         if record is not None:
             self.validate(resource, [record])
@@ -415,7 +354,7 @@ class ExchangeService:
         try:
             # The policy trusts handling_agencies: only a valid case record may decide.
             # It is validated once, when fetched, not again on every cached use.
-            case_record = await self._adapters.resolve_case(
+            case_record = await self.adapters.resolve_case(
                 case_number, call, lambda record: self.validate(case_type, [record])
             )
             if case_record is None and not case_number.startswith("A"):
@@ -427,12 +366,12 @@ class ExchangeService:
                 # Parties the case's owner cannot know (the prison, the 司法局 …).
                 return await self.parties.complete(_case_context(case_record), agency, purpose)
         except AdapterError as exc:
-            _note_upstream_failure(draft, exc, call.latency_us)
-            if exc.category in _RECORD_SPECIFIC:
+            note_upstream_failure(draft, exc, call.latency_us)
+            if exc.category in RECORD_SPECIFIC:
                 # The case system refused this case: it reads like a case that is not there
                 # (the policy then answers as for any case the caller does not handle).
                 return None
-            raise _upstream_problem(exc) from exc
+            raise upstream_problem(exc) from exc
         # The entry's upstream status is the data call's; the case lookup is the policy's input.
         return None
 
@@ -449,181 +388,3 @@ class ExchangeService:
                     field=first.field,
                     violations=[{"field": v.field, "reason": v.reason} for v in violations[:20]],
                 )
-
-
-@dataclass
-class _Read:
-    """One allowed (or concealed) read: a fetch by id or a search page."""
-
-    service: ExchangeService
-    access: AccessRequest
-    decision: RequestDecision
-    clearance: Clearance
-    resource: ResourceType
-    subjects: SubjectRecords
-    draft: EntryDraft
-    pdp: PolicyDecisionPoint
-
-    @property
-    def concealed(self) -> bool:
-        return self.decision.outcome is Outcome.NOT_FOUND
-
-    def _conceal(self, rule_ids: Sequence[str] = ()) -> None:
-        self.draft.decision = Decision.DENY
-        self.draft.detail = (
-            CONCEALED if self.draft.detail is None else f"{CONCEALED} ({self.draft.detail})"
-        )
-        if rule_ids:
-            self.draft.rule_ids = sorted({*self.draft.rule_ids, *rule_ids})
-
-    def _lists(self, outcome: _Outcome) -> dict[str, list[str]]:
-        # The body's lists come from the request-level decision only: identical whatever
-        # records the page holds (or conceals). The audit entry keeps the per-record truth.
-        outcome.withheld |= self.decision.withheld_fields
-        return {
-            "withheld": sorted(self.decision.withheld_fields),
-            "masked": sorted(self.decision.masked_fields),
-        }
-
-    def _examine(self, record: Mapping[str, Any]) -> RecordDecision:
-        verdict = self.pdp.filter_record(self.decision, self.access, record, self.subjects)
-        if verdict.released:
-            self.service.validate(self.resource, [record])
-        return verdict
-
-    async def fetch(self, record_id: str) -> _Outcome:
-        resource, draft = self.resource, self.draft
-        call = UpstreamCall()
-        try:
-            record = await self.service._adapters.fetch(
-                self.clearance, resource.owner, resource.name, record_id, call
-            )
-        except AdapterError as exc:
-            _note_upstream_failure(draft, exc, call.latency_us)
-            if self.concealed or exc.category in _RECORD_SPECIFIC:
-                self._conceal()
-                raise _not_found(resource.name, record_id) from exc
-            raise _upstream_problem(exc) from exc
-        draft.upstream_status, draft.upstream_latency_us = call.status, call.latency_us
-        if self.concealed:
-            # Concealed before the call; the call still ran so timing matches a real miss.
-            self._conceal()
-            raise _not_found(resource.name, record_id)
-        if record is None:
-            draft.decision = Decision.ALLOW
-            raise _not_found(resource.name, record_id)
-        await self.service.subjects.complete(self.subjects, self.decision, resource, [record])
-        verdict = self._examine(record)
-        outcome = _Outcome(status=200, rule_ids=set(self.decision.rule_ids))
-        _account(outcome, verdict)
-        if not verdict.released:
-            draft.decision = Decision.DENY
-            draft.rule_ids = sorted(outcome.rule_ids)
-            if verdict.conceal:
-                self._conceal()
-                raise _not_found(resource.name, record_id)
-            raise Forbidden(
-                f"denied: {verdict.reason or 'the record is withheld'}",
-                extra={"rule_ids": list(verdict.rule_ids)},
-            )
-        draft.decision = Decision.ALLOW
-        outcome.body = {
-            "resource": resource.name,
-            "id": record_id,
-            "record": dict(verdict.record),
-            **self._lists(outcome),
-            "policy_version": self.decision.policy_version,
-        }
-        return outcome
-
-    def _upstream_filters(self, search: SearchQuery) -> dict[str, str]:
-        """The caller's filters, plus the bound case where the agency's search takes it."""
-        filters = dict(search.filters)
-        bound = self.decision.bound_case_id
-        resource = self.resource
-        if (
-            self.decision.records_bound
-            and bound is not None
-            and "case_id" in resource.filterable_fields
-            and self.service._adapters.can_filter(resource.owner, resource.name, "case_id")
-        ):
-            # No record of another case is even fetched. A caller's own case_id filter for
-            # another case still gets nothing: the records come back and do not match it.
-            filters["case_id"] = bound
-        return filters
-
-    async def search(self, search: SearchQuery) -> _Outcome:
-        resource, draft, decision = self.resource, self.draft, self.decision
-        service = self.service
-
-        def examine(record: Mapping[str, Any]) -> RecordDecision:
-            if not _matches(record, search.filters):
-                return _NO_MATCH
-            return self._examine(record)
-
-        async def before(records: Sequence[Mapping[str, Any]]) -> None:
-            await service.subjects.complete(self.subjects, decision, resource, records)
-
-        outcome = _Outcome(status=200, rule_ids=set(decision.rule_ids))
-        fetch = UpstreamPages(
-            service._adapters, self.clearance, resource, self._upstream_filters(search)
-        )
-        refused_upstream = False
-        try:
-            if self.concealed:
-                # The whole request is concealed: an empty page, like a search that found
-                # nothing (the first upstream call of any search still runs: same timing).
-                page = await fetch(search.after, first_ask(search.limit))
-                draft.record_ids.extend(str(r.get(resource.id_field)) for r in page.records)
-                filled = FilledPage()
-            else:
-                filled = await fill_page(
-                    fetch,
-                    examine,
-                    limit=search.limit,
-                    after=search.after,
-                    id_field=resource.id_field,
-                    max_calls=service._search_upstream_calls,
-                    seen=draft.record_ids,
-                    before=before,
-                )
-        except AdapterError as exc:
-            _note_upstream_failure(draft, exc, fetch.latency_us)
-            if not (self.concealed or exc.category in _RECORD_SPECIFIC):
-                raise _upstream_problem(exc) from exc
-            # An agency refusing this search answers like one that found nothing.
-            filled, refused_upstream = FilledPage(), True
-        else:
-            draft.upstream_status, draft.upstream_latency_us = fetch.status, fetch.latency_us
-        finally:
-            # Ids come from the agency system, not all of them validated: keep the log writable.
-            draft.record_ids[:] = [_auditable(record_id) for record_id in draft.record_ids]
-        if self.concealed or refused_upstream:
-            self._conceal()
-        else:
-            for verdict in (*filled.refused, *filled.released):
-                _account(outcome, verdict)
-            draft.decision = Decision.ALLOW
-            if filled.truncated:
-                # The caller sees a last page; the regulator sees where and why it ended.
-                draft.detail = (
-                    f"page fill stopped at its bound of {filled.calls} upstream calls: no cursor"
-                )
-                log.warning("search page fill reached its bound", request_id=draft.request_id)
-        after = filled.next_after
-        outcome.body = {
-            "resource": resource.name,
-            "records": [verdict.record for verdict in filled.released],
-            **self._lists(outcome),
-            "next_cursor": None if after is None else service._cursors.seal(after, search.binding),
-            "policy_version": decision.policy_version,
-        }
-        return outcome
-
-
-def _account(outcome: _Outcome, verdict: RecordDecision) -> None:
-    outcome.rule_ids.update(verdict.rule_ids)
-    if verdict.released:
-        outcome.released.update(verdict.record.keys())
-        outcome.withheld.update(verdict.withheld_fields)
-        outcome.masked.update(verdict.masked_fields)

@@ -200,7 +200,7 @@ class SharingService:
     async def _case(self, caller: Principal, headers: ExchangeHeaders) -> CaseContext:
         assert headers.case_number is not None
         draft = EntryDraft(kind=AuditKind.SHARING)
-        case = await self.exchange._resolve_case(
+        case = await self.exchange.case_context(
             headers.case_number, draft, caller.agency, headers.purpose
         )
         if case is None:

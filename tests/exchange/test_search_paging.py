@@ -182,7 +182,7 @@ def _conceal(monkeypatch: pytest.MonkeyPatch, gw: Gateway, hidden: set[str]) -> 
         return verdict
 
     monkeypatch.setattr(pdp, "filter_record", filter_record)
-    adapters = runtime.exchange._adapters
+    adapters = runtime.exchange.adapters
     search = adapters.search
     asks: list[int] = []
 

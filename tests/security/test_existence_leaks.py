@@ -290,7 +290,7 @@ def test_e03_sealed_and_missing_take_the_same_time(
 
     # The mutant: concealment that skips the upstream call for the sealed id. Status and
     # body stay identical; only the clock can tell - and the detector must.
-    adapters = gw.client.app.state.runtime.exchange._adapters  # type: ignore[attr-defined]
+    adapters = gw.client.app.state.runtime.exchange.adapters  # type: ignore[attr-defined]
     original = adapters.fetch
 
     async def skipping_fetch(

@@ -232,7 +232,7 @@ def test_revocation_while_requests_are_in_flight(gw: Gateway, dataset: Dataset) 
     runtime = gw.client.app.state.runtime  # type: ignore[attr-defined]
     headers = exchange_headers(gw, "procuratorate", case_number(dataset))
     fetch = f"/v1/resources/judgment/{JUDGMENT}?fields=summary"
-    adapters = runtime.exchange._adapters
+    adapters = runtime.exchange.adapters
     original = adapters.fetch
     entered, release = threading.Event(), threading.Event()
 
