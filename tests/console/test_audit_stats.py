@@ -110,7 +110,7 @@ def test_stats_count_and_chart_concealments(console: Console) -> None:
     """Concealed requests (denials answered "not found") have their own figure and chart: two
     concealed and one plain denial of the police are 3 denials, 2 of them concealed."""
     from gateway.audit.entry import CONCEALED
-    from gateway.exchange import service as exchange
+    from gateway.exchange import reads as exchange
 
     assert exchange.CONCEALED == CONCEALED  # what the exchange writes is what is counted
     for status, detail in ((404, CONCEALED), (404, f"{CONCEALED} (upstream)"), (403, "denied")):
