@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.entry import EntryDraft, encode_leaf
@@ -98,6 +98,10 @@ class _LoopBatch:
             self.group.loop.call_soon_threadsafe(self.group.settle, self.futures, outcomes)
 
 
+def _not_confirmed() -> AuditUnavailable:
+    return AuditUnavailable("the audit log did not confirm the entry in time")
+
+
 _Job = _Pending | _LoopBatch
 _STOP = object()
 
@@ -129,6 +133,7 @@ class AuditWriter:
         self._carried: _Job | None = None  # taken from the queue, left for the next batch
         self._groups: dict[asyncio.AbstractEventLoop, LoopGroup[EntryDraft]] = {}
         self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None  # the writer thread's (see _connection)
         self.committed_batches = 0
         self.hand_offs = 0
         """Batches handed from event loops to the writer thread (each one wake-up of it)."""
@@ -201,15 +206,12 @@ class AuditWriter:
                 max_wait_s=self.max_wait_s,
                 hand_off=self._hand_off,
                 on_idle=self._forget,
+                timeout_s=self.append_timeout_s,
+                expired=_not_confirmed,
             )
-        future = group.add(draft)
-        try:
-            # On expiry the task is cancelled, which cancels the future and so the draft,
-            # unless it has been handed to the writer already.
-            async with asyncio.timeout(self.append_timeout_s):
-                return await future
-        except TimeoutError as exc:
-            raise AuditUnavailable("the audit log did not confirm the entry in time") from exc
+        # Past append_timeout_s the group fails the future: the draft is skipped unless it has
+        # been handed to the writer already (then it is written, and nothing was released).
+        return await group.add(draft)
 
     def append_blocking(self, draft: EntryDraft) -> int:
         """The same as :meth:`append`, for code running in a worker thread."""
@@ -276,20 +278,26 @@ class AuditWriter:
         return jobs, False
 
     def _run(self) -> None:
-        while True:
-            item: _Job | object
-            if self._carried is not None:
-                item, self._carried = self._carried, None
-            else:
-                item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, _Pending | _LoopBatch)
-            jobs, stop = self._gather(item)
-            if jobs:
-                self._write(jobs)
-            if stop:
-                return
+        try:
+            while True:
+                item: _Job | object
+                if self._carried is not None:
+                    item, self._carried = self._carried, None
+                else:
+                    item = self._queue.get()
+                if item is _STOP:
+                    return
+                assert isinstance(item, _Pending | _LoopBatch)
+                jobs, stop = self._gather(item)
+                if jobs:
+                    self._write(jobs)
+                if stop:
+                    return
+        finally:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def _write(self, jobs: Sequence[_Job]) -> None:
         """Commit one batch and settle every draft in it; never raises (the thread lives on)."""
@@ -301,8 +309,9 @@ class AuditWriter:
             self.last_error = f"{exc.__class__.__name__}: {exc}"
             log.error("audit commit failed", error=self.last_error, entries=len(drafts))
             outcomes = [AuditUnavailable("the audit log cannot be written") for _ in drafts]
-            # Drop pooled connections: one opened on a read-only or vanished file would
-            # keep failing after the database is writable again.
+            # Drop the connection and the pooled ones: one opened on a read-only or vanished
+            # file would keep failing after the database is writable again.
+            self._discard()
             self.engine.dispose()
         else:
             self.last_error = None
@@ -321,79 +330,114 @@ class AuditWriter:
             job.settle(outcomes[position : position + size])
             position += size
 
+    def _connection(self) -> Connection:
+        """The writer thread's own connection, held from batch to batch.
+
+        A pool checkout per batch cost more than a small batch's SQL: SQLAlchemy's
+        transaction and event machinery, the reset on return, and on PostgreSQL the pre-ping
+        (one more round trip). A connection that failed a batch is dropped (:meth:`_discard`).
+        """
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+
     def _commit(self, drafts: Sequence[EntryDraft]) -> list[int | LeafEncodingError]:
         """Write ``drafts`` in one transaction: each one's index, or why it was refused alone
         (a draft that cannot be encoded)."""
+        conn = self._connection()
+        # The transaction and every statement go through the DB-API connection: SQLAlchemy's
+        # per-statement work (cache key, compiled-cache lookup, result processing) and its
+        # per-transaction events cost more than the statements themselves here.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        head = _HeadStatements.for_dialect(conn.dialect.name)
+        cursor = driver.cursor()
+        try:
+            if head.begin is not None:
+                cursor.execute(head.begin)  # SQLite: BEGIN IMMEDIATE takes the write lock
+            outcomes = self._append(conn, cursor, head, drafts)
+            if any(isinstance(outcome, int) for outcome in outcomes):
+                driver.commit()
+            else:
+                driver.rollback()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                driver.rollback()
+            raise
+        finally:
+            cursor.close()
+        return outcomes
+
+    def _append(
+        self, conn: Connection, cursor: Any, head: _HeadStatements, drafts: Sequence[EntryDraft]
+    ) -> list[int | LeafEncodingError]:
+        """The batch's rows and the new tree head, in the transaction ``cursor`` is in."""
         outcomes: list[int | LeafEncodingError] = []
-        with self.engine.begin() as conn:
-            # The tree head and the nodes go through the DB-API cursor: SQLAlchemy's
-            # per-statement work (cache key, compiled-cache lookup, result processing)
-            # cost more than the statements themselves here.
-            head = _HeadStatements.for_dialect(conn.dialect.name)
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            cursor = driver.cursor()
+        cursor.execute(head.read, (TREE_HEAD_ID,))
+        size, stored_frontier = cursor.fetchone()
+        frontier = Frontier.from_bytes(bytes(stored_frontier))
+        if frontier.size != size:
+            raise SQLAlchemyError("tree head size and frontier disagree")
+        entries: list[tuple[Any, ...]] = []
+        nodes: list[NodeWrite] = []
+        hits: list[tuple[Any, ...]] = []
+        refs: list[tuple[Any, ...]] = []
+        for draft in drafts:
+            index = frontier.size
             try:
-                cursor.execute(head.read, (TREE_HEAD_ID,))
-                size, stored_frontier = cursor.fetchone()
-                frontier = Frontier.from_bytes(bytes(stored_frontier))
-                if frontier.size != size:
-                    raise SQLAlchemyError("tree head size and frontier disagree")
-                entries: list[tuple[Any, ...]] = []
-                nodes: list[NodeWrite] = []
-                hits: list[tuple[Any, ...]] = []
-                refs: list[tuple[Any, ...]] = []
-                for draft in drafts:
-                    index = frontier.size
-                    try:
-                        if draft.time.utcoffset() is None:
-                            raise LeafEncodingError("time: a naive datetime is not a UTC instant")
-                        _, leaf = encode_leaf(index, draft, self.criteria_key)
-                    except LeafEncodingError as exc:
-                        outcomes.append(exc)
-                        continue
-                    digest = leaf_hash(leaf)
-                    # Level 0 (the leaf hash) is not stored twice: audit_entries holds it.
-                    nodes.extend(w for w in frontier.append(digest) if w.level)
-                    entries.append(entry_row(index, draft, leaf, digest))
-                    hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
-                    refs.extend((number, index) for number in sorted(draft.case_refs()))
-                    outcomes.append(index)
-                if not entries:
-                    return outcomes
-                insert_rows(conn, AuditEntry, ENTRY_COLUMNS, entries)
-                insert_rows(conn, AuditRuleHit, HIT_COLUMNS, hits)
-                insert_rows(conn, AuditCaseRef, CASE_REF_COLUMNS, refs)
-                if head.nodes_and_head is not None:
-                    # PostgreSQL: the nodes and the new head in one statement, one round trip.
-                    hashes = b"".join(node.hash for node in nodes)
-                    if len(hashes) != 32 * len(nodes):
-                        raise ValueError("a Merkle node hash is not 32 bytes")
-                    cursor.execute(
-                        head.nodes_and_head,
-                        {
-                            "levels": ",".join([str(node.level) for node in nodes]),
-                            "indices": ",".join([str(node.index) for node in nodes]),
-                            "hashes": hashes,
-                            "size": frontier.size,
-                            "frontier": frontier.to_bytes(),
-                            "root": frontier.root(),
-                            "id": TREE_HEAD_ID,
-                        },
-                    )
-                else:
-                    insert_rows(
-                        conn,
-                        AuditNode,
-                        NODE_COLUMNS,
-                        [(node.level, node.index, node.hash) for node in nodes],
-                    )
-                    cursor.execute(
-                        head.write,
-                        (frontier.size, frontier.to_bytes(), frontier.root(), TREE_HEAD_ID),
-                    )
-            finally:
-                cursor.close()
+                if draft.time.utcoffset() is None:
+                    raise LeafEncodingError("time: a naive datetime is not a UTC instant")
+                _, leaf = encode_leaf(index, draft, self.criteria_key)
+            except LeafEncodingError as exc:
+                outcomes.append(exc)
+                continue
+            digest = leaf_hash(leaf)
+            # Level 0 (the leaf hash) is not stored twice: audit_entries holds it.
+            nodes.extend(w for w in frontier.append(digest) if w.level)
+            entries.append(entry_row(index, draft, leaf, digest))
+            hits.extend((r, index) for r in sorted(set(draft.rule_ids)))
+            refs.extend((number, index) for number in sorted(draft.case_refs()))
+            outcomes.append(index)
+        if not entries:
+            return outcomes
+        insert_rows(conn, AuditEntry, ENTRY_COLUMNS, entries)
+        insert_rows(conn, AuditRuleHit, HIT_COLUMNS, hits)
+        insert_rows(conn, AuditCaseRef, CASE_REF_COLUMNS, refs)
+        if head.nodes_and_head is not None:
+            # PostgreSQL: the nodes and the new head in one statement, one round trip.
+            hashes = b"".join(node.hash for node in nodes)
+            if len(hashes) != 32 * len(nodes):
+                raise ValueError("a Merkle node hash is not 32 bytes")
+            cursor.execute(
+                head.nodes_and_head,
+                {
+                    "levels": ",".join([str(node.level) for node in nodes]),
+                    "indices": ",".join([str(node.index) for node in nodes]),
+                    "hashes": hashes,
+                    "size": frontier.size,
+                    "frontier": frontier.to_bytes(),
+                    "root": frontier.root(),
+                    "id": TREE_HEAD_ID,
+                },
+            )
+        else:
+            insert_rows(
+                conn,
+                AuditNode,
+                NODE_COLUMNS,
+                [(node.level, node.index, node.hash) for node in nodes],
+            )
+            cursor.execute(
+                head.write,
+                (frontier.size, frontier.to_bytes(), frontier.root(), TREE_HEAD_ID),
+            )
         return outcomes
 
 
@@ -407,6 +451,8 @@ class _HeadStatements:
     """Store the new size and frontier."""
     nodes_and_head: str | None = None
     """PostgreSQL: insert the batch's nodes and store the new head in one statement."""
+    begin: str | None = None
+    """The statement that opens the batch's transaction (None: the driver opens it)."""
 
     @staticmethod
     def for_dialect(name: str) -> _HeadStatements:
@@ -417,6 +463,9 @@ _SQLITE_HEAD = _HeadStatements(
     # No FOR UPDATE on SQLite: the writer's BEGIN IMMEDIATE already holds the write lock.
     read="SELECT size, frontier FROM audit_tree_head WHERE id = ?",
     write="UPDATE audit_tree_head SET size = ?, frontier = ?, root = ? WHERE id = ?",
+    # The engine's connections run in autocommit mode (gateway.db): the writer opens its
+    # transactions itself, taking the write lock up front as every other writer waits for it.
+    begin="BEGIN IMMEDIATE",
 )
 _POSTGRES_HEAD = _HeadStatements(
     read="SELECT size, frontier FROM audit_tree_head WHERE id = %s FOR UPDATE",

@@ -138,6 +138,82 @@ def gated(tmp_path: Path, database_url: str) -> _GatedWriter:
     return _GatedWriter(database_url, max_batch=8, max_wait_s=0.01)
 
 
+class _Expired(Exception):
+    pass
+
+
+def _timed_group(handed: list[list[int]], *, timeout_s: float, max_wait_s: float) -> LoopGroup[int]:
+    def hand_off(
+        group: LoopGroup[int], drafts: list[int], futures: list[asyncio.Future[int]]
+    ) -> None:
+        handed.append(drafts)  # never settled: the writer is stuck
+
+    return LoopGroup(
+        asyncio.get_running_loop(),
+        max_batch=64,
+        max_wait_s=max_wait_s,
+        hand_off=hand_off,
+        on_idle=lambda group: None,
+        timeout_s=timeout_s,
+        expired=_Expired,
+    )
+
+
+async def test_each_caller_waits_at_most_the_timeout_from_its_own_add() -> None:
+    handed: list[list[int]] = []
+    group = _timed_group(handed, timeout_s=0.2, max_wait_s=10.0)  # no hand-off in time
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = group.add(0)
+    await asyncio.sleep(0.1)
+    second = group.add(1)
+    with pytest.raises(_Expired):
+        await first
+    assert 0.2 <= loop.time() - started < 0.29
+    assert not second.done()  # its own deadline is later, not the first one's
+    with pytest.raises(_Expired):
+        await second
+    assert loop.time() - started >= 0.3
+    group.flush()
+    assert handed == []  # both gave up before the hand-off: neither draft goes
+
+
+async def test_a_timed_out_draft_already_handed_off_stays_handed_off() -> None:
+    handed: list[list[int]] = []
+    group = _timed_group(handed, timeout_s=0.1, max_wait_s=0.0)
+    future = group.add(7)
+    await asyncio.sleep(0.01)
+    assert handed == [[7]]  # with the writer (which then writes it)
+    with pytest.raises(_Expired):
+        await future
+    group.settle([future], [3])  # the late outcome changes nothing for the caller
+    assert isinstance(future.exception(), _Expired)
+
+
+async def test_a_group_that_went_idle_leaves_no_timer_behind() -> None:
+    settled: list[int] = []
+
+    def hand_off(
+        group: LoopGroup[int], drafts: list[int], futures: list[asyncio.Future[int]]
+    ) -> None:
+        asyncio.get_running_loop().call_soon(group.settle, futures, [d * 2 for d in drafts])
+
+    group: LoopGroup[int] = LoopGroup(
+        asyncio.get_running_loop(),
+        max_batch=4,
+        max_wait_s=0.0,
+        hand_off=hand_off,
+        on_idle=lambda group: settled.append(1),
+        timeout_s=0.05,
+        expired=_Expired,
+    )
+    assert await group.add(5) == 10
+    assert settled  # idle
+    assert group._deadline_timer is None
+    assert not group._deadlines
+    await asyncio.sleep(0.08)  # past the deadline: nothing fires, nothing fails
+
+
 async def test_a_burst_reaches_the_writer_thread_a_batch_at_a_time(audit_log: AuditLog) -> None:
     writer = audit_log.writer
     before = writer.hand_offs
