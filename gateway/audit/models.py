@@ -49,7 +49,6 @@ class AuditEntry(Base):
         Index("ix_audit_entries_created_at", "created_at"),
         Index("ix_audit_entries_requester_agency", "requester_agency", "idx"),
         Index("ix_audit_entries_owner_agency", "owner_agency", "idx"),
-        Index("ix_audit_entries_case_number", "case_number", "idx"),
         Index("ix_audit_entries_operator_id", "operator_id", "idx"),
         Index("ix_audit_entries_client_id", "client_id", "idx"),
         Index("ix_audit_entries_resource", "resource", "idx"),
