@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -259,3 +260,18 @@ def test_header_block_limits(observed: Gateway, headers: dict[str, str], status:
         assert "32768 bytes" in problem["detail"]
         assert "a" * 100 not in response.text
         assert response.headers["x-request-id"]
+
+
+def test_log_lines_are_json_whatever_the_values(capsys: pytest.CaptureFixture[str]) -> None:
+    """orjson renders the lines; what it cannot write (non-string keys, an int beyond 64 bits,
+    an object) still gives one JSON line, never an error on the request path."""
+    with logging_restored("INFO"):
+        configure_logging("INFO", json=True)
+        log = structlog.get_logger("test.render")
+        log.info("statuses", counts={200: 3, 404: 1}, agency="宁夏公安")
+        log.info("big", value=2**70, thing=object())
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["counts"] == {"200": 3, "404": 1}
+    assert lines[0]["agency"] == "宁夏公安"
+    assert lines[1]["value"] == 2**70
+    assert lines[1]["thing"].startswith("<object object")
