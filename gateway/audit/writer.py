@@ -38,6 +38,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import Pool
 
 from gateway.audit.entry import EntryDraft, encode_leaf
 from gateway.audit.gathering import LoopGroup, Outcome
@@ -59,6 +60,9 @@ __all__ = ["TREE_HEAD_ID", "AuditUnavailable", "AuditWriter"]
 log = structlog.get_logger(__name__)
 
 TREE_HEAD_ID = 1
+# The writer keeps its connection between batches that come closer than this (under load);
+# after a longer pause it checks it out of the pool again (see AuditWriter._connection).
+_HOLD_IDLE_S = 1.0
 
 
 class AuditUnavailable(Exception):
@@ -134,6 +138,8 @@ class AuditWriter:
         self._groups: dict[asyncio.AbstractEventLoop, LoopGroup[EntryDraft]] = {}
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None  # the writer thread's (see _connection)
+        self._conn_pool: Pool | None = None  # the engine's pool when it was opened
+        self._conn_used = 0.0  # time.monotonic() of its last batch
         self.committed_batches = 0
         self.hand_offs = 0
         """Batches handed from event loops to the writer thread (each one wake-up of it)."""
@@ -335,10 +341,23 @@ class AuditWriter:
 
         A pool checkout per batch cost more than a small batch's SQL: SQLAlchemy's
         transaction and event machinery, the reset on return, and on PostgreSQL the pre-ping
-        (one more round trip). A connection that failed a batch is dropped (:meth:`_discard`).
+        (one more round trip). A connection that failed a batch is dropped (:meth:`_discard`),
+        and so is one the engine has disposed of since (``engine.dispose()`` means: connect
+        afresh), as a pooled connection would be.
         """
+        pool = self.engine.pool
+        now = time.monotonic()
+        if self._conn is not None and self._conn_pool is not pool:
+            self._discard()
+        elif self._conn is not None and now - self._conn_used > _HOLD_IDLE_S:
+            # Idle a while: back to the pool and out again, through its pre-ping on PostgreSQL,
+            # so a connection the server or the network dropped meanwhile fails no batch.
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
             self._conn = self.engine.connect()
+            self._conn_pool = pool
+        self._conn_used = now
         return self._conn
 
     def _discard(self) -> None:

@@ -25,6 +25,7 @@ from gateway.audit.leaf import LeafEncodingError, leaf_bytes
 from gateway.audit.merkle import Frontier, leaf_hash
 from gateway.audit.repository import EntryFilter
 from gateway.audit.writer import AuditUnavailable, AuditWriter
+from gateway.db import create_db_engine
 from tests.audit.conftest import AuditLog, exchange_draft, migrate
 
 
@@ -392,3 +393,28 @@ def test_both_case_numbers_are_indexed_and_verified(audit_log: AuditLog) -> None
     report = audit_log.verify()
     assert not report.ok
     assert f"entry {index}: case references disagree with the leaf" in report.problems
+
+
+@pytest.mark.postgres
+async def test_a_connection_dropped_while_idle_fails_no_append(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The writer keeps its connection between batches; after a pause it takes it through the
+    pool again (its pre-ping), so a session the server ended meanwhile costs no caller a 503."""
+    migrate(tmp_path, postgres_url)
+    writer = AuditWriter(postgres_url)
+    writer.start()
+    admin = create_db_engine(postgres_url)
+    try:
+        assert await writer.append(exchange_draft(0)) == 0
+        held = writer._conn  # the writer thread's connection, idle between batches
+        assert held is not None
+        pid = held.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        with admin.begin() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        await asyncio.sleep(1.2)  # longer than the writer holds an idle connection
+        assert await writer.append(exchange_draft(1)) == 1
+        assert writer.last_error is None
+    finally:
+        writer.stop()
+        admin.dispose()
