@@ -61,6 +61,8 @@ class AuditRuleHit(Base):
     """Which rules decided which entry: an index for the regulators' rule-id filter."""
 
     __tablename__ = "audit_rule_hits"
+    # SQLite: the primary key is the table (migration 0014), not a second B-tree beside it.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -71,6 +73,7 @@ class AuditCaseRef(Base):
     case record has them, both its police and its court case number."""
 
     __tablename__ = "audit_case_refs"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     case_number: Mapped[str] = mapped_column(String(128), primary_key=True)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -78,6 +81,7 @@ class AuditCaseRef(Base):
 
 class AuditNode(Base):
     __tablename__ = "audit_nodes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
