@@ -39,6 +39,7 @@ import orjson
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -87,12 +88,20 @@ _KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 @dataclass
 class Answer:
-    """What a request answers once its entry is written; ``commit`` runs after the entry."""
+    """What a request answers once its entry is written.
+
+    ``commit`` stores the step after the entry, in a worker thread: its transaction may wait
+    for the database's write lock (up to the busy timeout on SQLite), which on the event loop
+    would hold every other request of the worker. So it touches the database only; ``after``
+    then runs on the loop with what ``commit`` returned (waking the outbox, dropping a cached
+    case: loop-side state).
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     commit: Callable[[int], Any] | None = None
+    after: Callable[[Any], None] | None = None
 
 
 def _utcnow() -> datetime:
@@ -169,7 +178,9 @@ class DeliveryService:
         audit_headers = {AUDIT_INDEX_HEADER: str(index)}
         if error is None and answer is not None and answer.commit is not None:
             try:
-                answer.body = answer.commit(index)
+                answer.body = await run_in_threadpool(answer.commit, index)
+                if answer.after is not None:
+                    answer.after(answer.body)
             except GatewayError as exc:
                 error = exc
             except SQLAlchemyError:
@@ -310,11 +321,12 @@ class DeliveryService:
             enforce_per_case_limit(session, kind, new.case_number, case)
 
         def commit(index: int) -> dict[str, Any]:
-            stored = self._store(new, copies, key, parsed.request_sha256, index, hold)
-            self.on_created()
-            return stored
+            return self._store(new, copies, key, parsed.request_sha256, index, hold)
 
-        return Answer(201, None, {"Location": f"/v1/deliveries/{new.id}"}, commit)
+        def after(_: dict[str, Any]) -> None:
+            self.on_created()
+
+        return Answer(201, None, {"Location": f"/v1/deliveries/{new.id}"}, commit, after)
 
     def _replay(self, client_id: str, key: str, sha: str) -> dict[str, Any] | None:
         with session_scope(self.factory) as session:
@@ -543,8 +555,9 @@ class DeliveryService:
                 )
                 if not done:
                     raise Conflict(f"the delivery was answered meanwhile ({row.status})")
-                document = render(repo, row)
-            self.exchange.forget_case(document["case_number"])  # the step may have moved it
-            return document
+                return render(repo, row)
 
-        return Answer(200, None, {}, commit)
+        def after(document: dict[str, Any]) -> None:
+            self.exchange.forget_case(document["case_number"])  # the step may have moved it
+
+        return Answer(200, None, {}, commit, after)

@@ -12,6 +12,7 @@ served, which is what the audit writer may do at any moment.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,3 +88,45 @@ def test_the_step_is_stored_although_another_connection_commits_meanwhile(
     assert stored.status_code == 200, stored.text
     assert stored.json()["events"][-1]["type"] == event
     assert "committed" in outcomes  # the injection did run (the check's read is not locked)
+
+
+@contextmanager
+def _writes_to_deliveries(gw: Gateway) -> Iterator[list[bool]]:
+    """While open: for each write to ``deliveries``, whether it ran on an event loop's thread."""
+    engine = gw.client.app.state.runtime.engine  # type: ignore[attr-defined]
+    on_loop: list[bool] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        head = statement.lstrip().upper()
+        if head.startswith(("INSERT INTO DELIVERIES", "UPDATE DELIVERIES")):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                on_loop.append(False)
+            else:
+                on_loop.append(True)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield on_loop
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def test_a_step_is_stored_off_the_event_loop(gw: Gateway, dataset: Dataset) -> None:
+    """Storing a delivery, its answer or its extension may wait for the write lock (up to the
+    busy timeout): in a worker thread, so the worker's other requests go on meanwhile."""
+    with _writes_to_deliveries(gw) as on_loop:
+        delivery_id = _created(gw, dataset)
+        for step, body in (
+            ("extensions", {"extension": "up_to_three_months", "reason": "案情复杂"}),
+            ("receipt", {"decision": "accepted"}),
+        ):
+            stored = gw.client.post(
+                f"/v1/deliveries/{delivery_id}/{step}",
+                json=body,
+                headers=_headers(gw, "court", "TRIAL", None),
+            )
+            assert stored.status_code == 200, stored.text
+    assert len(on_loop) >= 3  # the insert, the extension's and the answer's updates
+    assert not any(on_loop)
