@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observability.logging import configure_logging, redact
+from gateway.observability.logging import configure_logging, enabled_for, redact
 from gateway.observability.metrics import GatewayMetrics
 from tests.auth.fixtures import started_gateway
 from tests.auth.helpers import logging_restored
@@ -275,3 +276,23 @@ def test_log_lines_are_json_whatever_the_values(capsys: pytest.CaptureFixture[st
     assert lines[0]["agency"] == "宁夏公安"
     assert lines[1]["value"] == 2**70
     assert lines[1]["thing"].startswith("<object object")
+
+
+@pytest.mark.parametrize(("level", "written"), [("INFO", True), ("WARNING", False)])
+def test_access_lines_follow_the_configured_level(
+    observed: Gateway,
+    restore_logging: None,
+    capfd: pytest.CaptureFixture[str],
+    level: str,
+    written: bool,
+) -> None:
+    """The middleware skips the access line's call when its level is off (every request paid
+    structlog's proxy for a line it dropped), and writes it when on."""
+    configure_logging(level, json=True)
+    assert enabled_for(logging.INFO) is written
+    assert enabled_for(logging.ERROR)
+    response = observed.client.get("/v1/me", headers={"X-Request-Id": f"level-check-{level}"})
+    assert response.status_code == 401
+    events = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.strip()]
+    access = [e for e in events if e.get("event") == "request"]
+    assert [e["request_id"] for e in access] == ([f"level-check-{level}"] if written else [])

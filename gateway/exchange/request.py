@@ -51,6 +51,7 @@ __all__ = [
     "parse_fields",
     "parse_headers",
     "parse_search_query",
+    "query_params",
 ]
 
 DEFAULT_LIMIT = 20
@@ -299,6 +300,15 @@ def check_record_id(record_id: str) -> None:
             "malformed record id",
             [{"field": "record_id", "reason": "1-64 of [0-9A-Za-z._:-], starting alphanumeric"}],
         )
+
+
+_NO_PARAMS = QueryParams()
+
+
+def query_params(scope_query: bytes) -> QueryParams:
+    """The request's query parameters; one shared empty set for the usual empty query string
+    (parsing an empty one still costs Starlette a parser and a multi-dict per request)."""
+    return QueryParams(scope_query) if scope_query else _NO_PARAMS
 
 
 def parse_fetch_query(resource: ResourceType, params: QueryParams) -> frozenset[str] | None:

@@ -61,6 +61,7 @@ from gateway.exchange.request import (
     parse_fetch_query,
     parse_headers,
     parse_search_query,
+    query_params,
 )
 from gateway.exchange.subjects import SubjectResolver
 from gateway.exchange.upstream import AgencyAdapters, Clearance, UpstreamCall
@@ -217,7 +218,8 @@ class ExchangeService:
         draft.owner_agency = resource.owner
         if record_id is not None:
             check_record_id(record_id)
-            fields = parse_fetch_query(resource, request.query_params)
+            query = query_params(request.scope.get("query_string", b""))
+            fields = parse_fetch_query(resource, query)
             search = None
         else:
             search = parse_search_query(

@@ -7,6 +7,7 @@ per request and breaks streaming. Work done here is a few dict operations.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import INTERNAL_ERROR_DETAIL, problem_response
 from gateway.observability.context import accept_or_new_request_id, request_id_var
+from gateway.observability.logging import enabled_for
 from gateway.observability.metrics import GatewayMetrics
 
 __all__ = ["GatewayMiddleware"]
@@ -116,14 +118,15 @@ class GatewayMiddleware:
             state: dict[str, Any] = scope["state"]
             agency = str(state.get("agency", ""))
             self.metrics.observe(route_path, scope["method"], status_holder[0], agency, elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                route=route_path,
-                status=status_holder[0],
-                ms=round(elapsed * 1000, 2),
-                client_id=state.get("client_id"),
-            )
+            if enabled_for(logging.INFO):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route_path,
+                    status=status_holder[0],
+                    ms=round(elapsed * 1000, 2),
+                    client_id=state.get("client_id"),
+                )
             request_id_var.reset(token)
 
     async def _reject(self, scope: Scope, send: Send, status: int, slug: str) -> None:
