@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters import mapping
 from adapters.base import MappingError
 from adapters.config import (
     AgencyConfig,
@@ -155,6 +156,81 @@ def test_integers() -> None:
 def test_string_type() -> None:
     assert convert({"type": "string"}, 42) == "42"
     assert convert({"type": "string"}, True) is True
+
+
+def _reference_convert(spec: FieldMapConfig, value: Any) -> Any:
+    """The conversion as first written, step by step, each per-item step applied over a list
+    on its own: the oracle for the fused pipeline."""
+
+    def each(step: Any) -> Any:
+        return lambda v: [step(x) for x in v] if isinstance(v, list) else step(v)
+
+    steps: list[Any] = []
+    if spec.strip:
+        steps.append(each(mapping._strip))
+    if spec.split is not None:
+        sep = spec.split
+        steps.append(
+            lambda v: [p.strip() for p in v.split(sep) if p.strip()] if isinstance(v, str) else v
+        )
+    if spec.codes is not None:
+        codes = dict(spec.codes)
+        steps.append(each(lambda v: codes.get(str(v), v)))
+    if spec.date_format is not None:
+        steps.append(each(mapping._date_parser(spec.date_format)))
+    if spec.true_values is not None or spec.false_values is not None:
+        truthy, falsy = set(spec.true_values or []), set(spec.false_values or [])
+
+        def to_bool(v: Any) -> Any:
+            text = str(v).strip()
+            return True if text in truthy else False if text in falsy else v
+
+        steps.append(to_bool)
+    if spec.type == "integer":
+        steps.append(each(mapping._to_int))
+    elif spec.type == "string":
+        steps.append(each(mapping._to_str))
+    elif spec.type == "list":
+        steps.append(mapping._to_list)
+    for step in steps:
+        value = step(value)
+    return value
+
+
+_scalars = st.one_of(
+    # values the rules act on (codes, dates, booleans, padding), then anything
+    st.sampled_from([" 1", "1 ", " 2", "0", "20240105", " 20240105 ", "2024-01-05", "true"]),
+    st.text(alphabet=" 0123456789-X,ab审", max_size=8),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, width=32),
+    st.booleans(),
+    st.none(),
+)
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+_specs = st.builds(
+    dict,
+    strip=st.booleans(),
+    split=st.sampled_from([None, ",", "-"]),
+    codes=st.sampled_from([None, {"1": "ONE", " 2": "TWO", "0": "ZERO"}]),
+    date_format=st.sampled_from([None, "%Y%m%d", "iso"]),
+    true_values=st.sampled_from([None, ["1", "true"]]),
+    false_values=st.sampled_from([None, ["0"]]),
+    type=st.sampled_from([None, "string", "integer", "list"]),
+)
+
+
+@given(spec=_specs, value=_values)
+def test_the_fused_conversion_is_the_step_by_step_one(spec: dict[str, Any], value: Any) -> None:
+    config = FieldMapConfig.model_validate({"from": "X", **spec})
+    try:
+        expected: Any = ("value", _reference_convert(config, value))
+    except (ValueError, TypeError) as exc:
+        expected = ("error", type(exc))
+    try:
+        got: Any = ("value", mapping._compile_field("f", config).convert(value))
+    except (ValueError, TypeError) as exc:
+        got = ("error", type(exc))
+    assert got == expected
 
 
 def test_null_empty_and_missing_fields_are_absent() -> None:
