@@ -70,11 +70,24 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_db_engine(url: str, *, pool_size: int = 5, sqlite_begin: str = "BEGIN") -> Engine:
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    sqlite_begin: str = "BEGIN",
+    sqlite_temp_in_memory: bool = False,
+) -> Engine:
     """An engine with the gateway's connection settings.
 
     ``sqlite_begin`` lets a writer that must serialise with other processes take the
     write lock up front (``BEGIN IMMEDIATE``) instead of on its first write.
+
+    ``sqlite_temp_in_memory`` keeps SQLite's temporary files in memory. An INSERT of several
+    rows inside a transaction keeps a statement journal (the pages it changed, to undo it
+    alone if it fails partway), spilled to a file in /var/tmp past 64 KiB: the audit writer's
+    batches opened, wrote (~40 pages) and deleted one per batch. Only for connections whose
+    statements are bounded (the writer's batches); a regulator's large sort would then be held
+    in memory whole, so the default engine keeps the default.
     """
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -89,6 +102,8 @@ def create_db_engine(url: str, *, pool_size: int = 5, sqlite_begin: str = "BEGIN
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            if sqlite_temp_in_memory:
+                cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()
 
         @event.listens_for(engine, "begin")

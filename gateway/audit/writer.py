@@ -121,7 +121,9 @@ class AuditWriter:
         engine: Engine | None = None,
         criteria_key: bytes | None = None,
     ) -> None:
-        self.engine = engine or create_db_engine(database_url, sqlite_begin="BEGIN IMMEDIATE")
+        self.engine = engine or create_db_engine(
+            database_url, sqlite_begin="BEGIN IMMEDIATE", sqlite_temp_in_memory=True
+        )
         self._is_postgres = self.engine.dialect.name == "postgresql"
         if self._is_postgres and self.engine.dialect.driver != "psycopg":
             # insert_rows and the tree-head statements use psycopg 3's COPY and paramstyle.

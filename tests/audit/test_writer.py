@@ -165,6 +165,28 @@ def test_durability_settings(audit_log: AuditLog) -> None:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
+def test_only_the_writer_keeps_sqlite_temporary_files_in_memory(tmp_path: Path) -> None:
+    """The writer's batches keep their statement journal in memory (a file opened, written and
+    deleted per batch otherwise); the gateway's other connections keep the default, so that a
+    regulator's large sort may spill to disk rather than grow in memory."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(tmp_path, url)
+    writer, engine = AuditWriter(url, max_wait_s=0.05), create_db_engine(url)
+    try:
+        with writer.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 0  # the default
+        writer.start()
+        # A burst commits in batches of many rows, each one statement per table.
+        futures = [writer.submit(exchange_draft(i)) for i in range(200)]
+        assert [future.result(timeout=30) for future in futures] == list(range(200))
+        assert writer.committed_batches < 50
+    finally:
+        writer.stop()
+        engine.dispose()
+
+
 async def test_append_when_not_running_is_refused(audit_log: AuditLog) -> None:
     idle = AuditWriter(audit_log.url)
     with pytest.raises(AuditUnavailable):
