@@ -10,6 +10,7 @@ second tenth of the run to the last tenth.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import threading
@@ -28,6 +29,18 @@ CONNECTIONS = 32
 RSS_GROWTH_LIMIT = 0.10
 
 
+def pacing_for(rate: float, latency_ms: float) -> tuple[int, float]:
+    """(connections, delay in ms after each response) for ``rate`` requests/s in total, when a
+    response takes ``latency_ms``: each connection sends one request per latency + delay.
+
+    At least :data:`CONNECTIONS`, and enough that each still waits as long again as its
+    response takes: with too few, no delay is left and the soak runs at the maximum instead
+    of ``rate`` (a slow phase of the machine did that: 32 connections, 67 ms responses).
+    """
+    connections = max(CONNECTIONS, math.ceil(2 * rate * latency_ms / 1000))
+    return connections, connections * 1000 / rate - latency_ms
+
+
 def run_soak(args: argparse.Namespace, tools: dict[str, str], example: dict[str, Any],
              agency: str, secrets: dict[str, str], upstream_urls: dict[str, str],
              rate: float, workdir: Path, *, server_cores: str, load_cores: str,
@@ -44,13 +57,13 @@ def run_soak(args: argparse.Namespace, tools: dict[str, str], example: dict[str,
     outcome: list[ClosedLoop | BaseException] = []
     # Each connection waits between a response and its next request, so that with the
     # response time measured at this load the connections together send ``rate``.
-    pacing = max(0.0, CONNECTIONS * 1000 / rate - latency_ms)
+    connections, pacing = pacing_for(rate, latency_ms)
 
     def load() -> None:
         try:
             outcome.append(
                 closed_loop(tools["wrk"], base + example["path"], headers,
-                            connections=CONNECTIONS, seconds=args.soak_seconds, cores=load_cores,
+                            connections=connections, seconds=args.soak_seconds, cores=load_cores,
                             workdir=workdir, receipts=receipts,
                             delay_ms=pacing)
             )  # fmt: skip
