@@ -248,7 +248,8 @@ def _pipeline(steps: list[tuple[Converter, bool]]) -> Converter:
     Consecutive per-item steps become one pass with their functions composed: no per-item
     step turns a single value into a list (each returns a string, a number, a boolean or its
     input), so ``_each(a)`` then ``_each(b)`` is ``_each(b ∘ a)``. A record's ~20 fields each
-    took 3-4 Python calls this way instead of a loop over wrappers (mapping 15 → 8 µs).
+    take one or two Python calls instead of a loop over wrappers (the police ``person`` map:
+    ~15 → ~13 µs).
     """
     stages: list[Converter] = []
     run: Converter | None = None

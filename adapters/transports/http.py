@@ -219,7 +219,7 @@ class UpstreamHttp:
             content_type = headers.get("Content-Type", "")
             if (
                 declared is not None
-                and declared.isdigit()
+                and declared.isdecimal()
                 and int(declared) <= self.connection.max_body_bytes
                 and "Content-Encoding" not in headers
                 and "Transfer-Encoding" not in headers
@@ -248,7 +248,7 @@ class UpstreamHttp:
         the bytes are counted as they arrive. Both clients decompress (gzip/deflate), so the
         cap bounds what we hold in memory, not what crossed the wire."""
         limit = self.connection.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isdecimal() and int(declared) > limit:
             raise self._too_large(status, declared)
         body: list[bytes] = []
         size = 0
